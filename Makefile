@@ -1,0 +1,50 @@
+# One-command set-up, demo and tests. Everything the project needs is installed from here.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
+OUT ?= runs/quick
+
+.PHONY: setup data demo test bench clean help
+
+help:
+	@echo "make demo   - set up if needed, then the quick pipeline (Fashion-MNIST, Random vs BPC-fKL, ipc 10)"
+	@echo "make test   - set up if needed, then the test suite"
+	@echo "make bench  - time/memory benchmarks (benchmarks/results/)"
+
+# The virtualenv sees system site-packages, so a user's own (e.g. CUDA) torch is kept; without any torch,
+# torch==2.13.0 is installed first (the CPU build on this machine's disk), before the project.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@! $(PY) -m pip show torchvision >/dev/null 2>&1 || echo "warning: torchvision is installed in $(VENV); pseudocoresets does not need it"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+data:
+	@if [ -e $(FMNIST_DIR)/train-images-idx3-ubyte.gz ] || [ -e $(FMNIST_DIR)/train-images-idx3-ubyte ]; then \
+		true; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		echo "installing Fashion-MNIST (Debian package dataset-fashion-mnist)"; \
+		(apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)) || \
+		{ echo "could not install dataset-fashion-mnist; run: apt-get install dataset-fashion-mnist"; exit 1; }; \
+	else \
+		echo "Fashion-MNIST is missing; run: sudo apt-get install dataset-fashion-mnist"; exit 1; \
+	fi
+
+demo: setup data
+	$(VENV)/bin/bpc run --preset quick --out $(OUT)
+
+test: setup data
+	$(PY) -m pytest tests
+
+bench: setup data
+	$(PY) benchmarks/bench_distill.py
+	$(PY) benchmarks/bench_hmc.py
+
+clean:
+	rm -rf $(VENV) runs

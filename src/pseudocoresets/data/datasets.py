@@ -1,0 +1,128 @@
+"""Dataset selection, the in-memory representation, and per-channel normalisation."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .cifar import find_cifar_root, load_cifar10
+from .idx import load_idx_split
+from .imagefolder import load_imagefolder
+
+DATASETS = ("fashion-mnist", "cifar10", "imagefolder")
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("BPC_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "pseudocoresets"))
+
+
+@dataclass
+class DataConfig:
+    """Which dataset to read and from where. Nothing is ever downloaded."""
+
+    name: str = field(default="fashion-mnist", metadata={"help": f"dataset, one of {DATASETS}"})
+    root: str = field(
+        default="",
+        metadata={
+            "help": "where the data is: IDX directory (fashion-mnist; default the Debian location), "
+            "cifar-10-batches-py/ or an image-folder tree/.tar.gz (cifar10), tree or archive (imagefolder)"
+        },
+    )
+    cache_dir: str = field(
+        default="", metadata={"help": "cache for decoded image folders (default $BPC_CACHE or ~/.cache/pseudocoresets)"}
+    )
+
+    def validate(self) -> None:
+        if self.name not in DATASETS:
+            raise UserError(f"unknown dataset {self.name!r}; choose one of {', '.join(DATASETS)}")
+        if self.name in ("cifar10", "imagefolder") and not self.root:
+            raise UserError(f"--data.root is required for {self.name} (a cifar-10-batches-py/ dir, tree or .tar.gz)")
+
+
+@dataclass
+class ImageData:
+    """A train/test split of uint8 images [N, C, H, W] with int64 labels."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[2])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+class Normalizer:
+    """Per-channel standardisation with mean/std computed on the train split, applied alike to every split."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        self.mean = mean.reshape(1, -1, 1, 1).float()
+        self.std = std.reshape(1, -1, 1, 1).float()
+
+    @classmethod
+    def fit(cls, train_x_uint8: torch.Tensor) -> "Normalizer":
+        x = train_x_uint8.float() / 255.0
+        return cls(x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-6))
+
+    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        mean, std = self.mean.to(x_uint8.device), self.std.to(x_uint8.device)
+        return (x_uint8.float() / 255.0 - mean) / std
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """Back to [0, 1] pixel intensities (for pictures)."""
+        return x * self.std.to(x.device) + self.mean.to(x.device)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"norm_mean": self.mean.flatten(), "norm_std": self.std.flatten()}
+
+
+def _check(name: str, arrays, classes: list[str]) -> ImageData:
+    train_x, train_y, test_x, test_y = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+    k = len(classes)
+    for split, y in (("train", train_y), ("test", test_y)):
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise UserError(f"{name}: {split} labels outside 0..{k - 1}; the label files are garbled")
+    if train_x.shape[1:] != test_x.shape[1:]:
+        raise UserError(f"{name}: train images {tuple(train_x.shape[1:])} and test {tuple(test_x.shape[1:])} differ")
+    if train_x.shape[2] != train_x.shape[3]:
+        raise UserError(f"{name}: images must be square, got {tuple(train_x.shape[2:])}")
+    return ImageData(name, train_x, train_y, test_x, test_y, list(classes))
+
+
+def load_dataset(config: DataConfig) -> ImageData:
+    """Read the dataset named by ``config`` from local files (see :class:`DataConfig`)."""
+    config.validate()
+    root = Path(config.root or DEFAULT_ROOTS.get(config.name, ""))
+    cache = Path(config.cache_dir or default_cache_dir())
+    if config.name == "fashion-mnist":
+        return _check(config.name, load_idx_split(root), FASHION_MNIST_CLASSES)
+    if config.name == "cifar10" and root.is_dir() and find_cifar_root(root) is not None:
+        *arrays, classes = load_cifar10(root)
+        return _check(config.name, arrays, classes)
+    if config.name == "cifar10" and not root.exists():
+        raise UserError(
+            f"no CIFAR-10 at {root}: pass --data.root pointing to cifar-10-batches-py/ (extracted "
+            "cifar-10-python.tar.gz) or to an image-folder tree/.tar.gz"
+        )
+    *arrays, classes = load_imagefolder(root, cache)
+    return _check(config.name, arrays, classes)

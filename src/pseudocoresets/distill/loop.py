@@ -1,0 +1,115 @@
+"""The outer distillation loop: SGD with momentum on the pixels of the coreset.
+
+It knows nothing of the divergence: each iteration it asks the objective for the gradient estimate
+(``objective.step``), takes one optimiser step, and lets the objective react (``after_update``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..errors import UserError
+from ..objectives import OBJECTIVES, DistillContext, build_objective
+from ..utils import progress
+
+METHODS = ("random", *OBJECTIVES)
+
+
+@dataclass
+class DistillConfig:
+    """Pseudocoreset learning (defaults: the official ipc-10 values of the paper's code)."""
+
+    method: str = field(default="fkl", metadata={"help": "objective: random or one of the registered divergences"})
+    ipc: int = field(default=10, metadata={"help": "images per class"})
+    iterations: int = field(default=5000, metadata={"help": "outer iterations K"})
+    lr_images: float = field(default=1000.0, metadata={"help": "SGD learning rate on the pixels"})
+    momentum_images: float = field(default=0.5, metadata={"help": "SGD momentum on the pixels"})
+    lr_student: float = field(default=0.03, metadata={"help": "student SGD step size (lr_init)"})
+    student_steps: int = field(default=30, metadata={"help": "L_u: student SGD steps on the coreset"})
+    expert_epochs: int = field(default=1, metadata={"help": "L_x: target = expert snapshot r + L_x"})
+    max_start_epoch: int = field(default=20, metadata={"help": "T+: start epoch r ~ U{0..T+}"})
+    num_samples: int = field(default=30, metadata={"help": "S: Gaussian samples per iteration"})
+    noise_u: float = field(default=0.01, metadata={"help": "std of Sigma_u (isotropic) around theta_u"})
+    noise_x: float = field(default=0.01, metadata={"help": "std of Sigma_x (isotropic) around theta_x"})
+    batch_syn: int = field(default=0, metadata={"help": "student mini-batch size (0 = whole coreset)"})
+    augment: bool = field(default=False, metadata={"help": "apply DSA to the coreset inside the objective"})
+    seed: int = field(default=0, metadata={"help": "seed for initialisation and all sampling"})
+
+    def validate(self, expert_epochs_available: int | None = None) -> None:
+        if self.method not in METHODS:
+            raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.ipc < 1:
+            raise UserError(f"--distill.ipc must be >= 1 (got {self.ipc})")
+        if self.iterations < 0 or self.student_steps < 0 or self.num_samples < 1:
+            raise UserError("--distill.iterations/student_steps must be >= 0 and num_samples >= 1")
+        if self.lr_images <= 0 or self.lr_student <= 0:
+            raise UserError("--distill.lr_images and --distill.lr_student must be > 0")
+        if self.noise_u < 0 or self.noise_x < 0:
+            raise UserError("--distill.noise_u and noise_x must be >= 0")
+        if expert_epochs_available is not None and self.max_start_epoch + self.expert_epochs > expert_epochs_available:
+            raise UserError(
+                f"max_start_epoch ({self.max_start_epoch}) + expert_epochs ({self.expert_epochs}) exceeds the "
+                f"experts' {expert_epochs_available} epochs; lower them or train longer experts"
+            )
+
+
+def random_real_subset(y: torch.Tensor, num_classes: int, ipc: int, g: torch.Generator) -> torch.Tensor:
+    """Indices of ``ipc`` random real images of every class (class-major order)."""
+    picks = []
+    for c in range(num_classes):
+        idx = torch.nonzero(y == c).flatten()
+        if len(idx) < ipc:
+            raise UserError(f"class {c} has {len(idx)} training images, fewer than ipc={ipc}")
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:ipc]])
+    return torch.cat(picks)
+
+
+def distill(
+    config: DistillConfig,
+    context: DistillContext,
+    init_images: torch.Tensor,
+    labels: torch.Tensor,
+    quiet: bool = False,
+    on_iteration: Callable[[int, dict], None] | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """Run ``config.iterations`` outer steps of the chosen objective from ``init_images``.
+
+    Returns the learnt images (normalised space) and a summary (timings, last metrics, learnt extras).
+    """
+    g = torch.Generator(device=context.device)
+    g.manual_seed(config.seed + 1)
+    images = init_images.detach().clone().to(context.device).requires_grad_(True)
+    labels = labels.to(context.device)
+    if config.method == "random" or config.iterations == 0:
+        return images.detach(), {"iterations": 0, "seconds_per_iteration": None}
+    objective = build_objective(config.method, config, context)
+    optimiser = torch.optim.SGD(
+        [{"params": [images], "lr": config.lr_images, "momentum": config.momentum_images}, *objective.param_groups()]
+    )
+    metrics: dict = {}
+    start = time.perf_counter()
+    for k in progress(range(config.iterations), config.iterations, f"distill {config.method}", quiet):
+        optimiser.zero_grad(set_to_none=True)
+        metrics = objective.step(images, labels, g)
+        if images.grad is None or not torch.isfinite(images.grad).all():
+            raise UserError(
+                f"{config.method}: non-finite gradient at iteration {k}; lower --distill.lr_images or lr_student"
+            )
+        optimiser.step()
+        objective.after_update(images, labels)
+        if on_iteration is not None:
+            on_iteration(k, metrics)
+    elapsed = time.perf_counter() - start
+    summary = {
+        "iterations": config.iterations,
+        "seconds_per_iteration": elapsed / config.iterations,
+        "last_metrics": metrics,
+    }
+    extras = getattr(objective, "summary", None)
+    if callable(extras):
+        summary.update(extras())
+    return images.detach(), summary

@@ -1,0 +1,8 @@
+"""One exception type for problems the user can fix; the CLI prints its message as one line."""
+
+
+class UserError(Exception):
+    """Bad input: missing or garbled data, impossible options, corrupt artifacts.
+
+    The message says what is wrong and how to fix it.
+    """

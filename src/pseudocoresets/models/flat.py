@@ -1,0 +1,60 @@
+"""A network evaluated on one flat parameter vector.
+
+Experts, students and samplers all hold parameters as a single 1-D tensor ``theta`` of length P;
+:class:`FlatModel` maps it to the module's named parameters with ``torch.func.functional_call``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+
+class FlatModel:
+    """Functional view of ``module``: ``model(theta, x)`` returns logits for parameters ``theta``."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.names = [n for n, _ in module.named_parameters()]
+        self.shapes = [p.shape for _, p in module.named_parameters()]
+        self.numels = [p.numel() for _, p in module.named_parameters()]
+        self.num_params = sum(self.numels)
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+    def to(self, device: torch.device) -> "FlatModel":
+        self.module.to(device)
+        return self
+
+    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        chunks = torch.split(theta, self.numels)
+        return {n: c.view(s) for n, c, s in zip(self.names, chunks, self.shapes)}
+
+    def flatten(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([params[n].reshape(-1) for n in self.names])
+
+    def __call__(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.module, self.unflatten(theta), (x,))
+
+    def batched(self, thetas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a stack of parameter vectors ``thetas`` [K, P] on one input batch: [K, B, classes]."""
+        return vmap(lambda t: self(t, x))(thetas)
+
+    def init(self, seed: int) -> torch.Tensor:
+        """PyTorch's default initialisation of every layer, drawn reproducibly from ``seed``."""
+        device = next(self.module.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            for m in self.module.modules():
+                if m is not self.module and hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+        return torch.cat([p.detach().reshape(-1).clone() for p in self.module.parameters()])
+
+    def param_slices(self) -> list[tuple[str, slice, torch.Size]]:
+        """(name, slice into theta, shape) per parameter tensor, for layer-wise objectives."""
+        out, start = [], 0
+        for n, k, s in zip(self.names, self.numels, self.shapes):
+            out.append((n, slice(start, start + k), s))
+            start += k
+        return out

@@ -1,0 +1,85 @@
+"""BPC-fKL: forward KL divergence D_KL[pi_x || pi_u] (Section 3.3, Algorithm 1 of the paper).
+
+With Gaussian approximations q_u = N(theta_u^(L_u), Sigma_u) and q_x = N(theta_x^(L_x), Sigma_x)
+(Eq. 18) and a stop-gradient through the student trajectory, the gradient of the forward KL is the
+gradient of the surrogate (Eq. 20)
+
+    J(u) = 1/S sum_s [ 1^T f(u, sg(theta_u + Sigma_u^1/2 eps_u^s)) - 1^T f(u, theta_x + Sigma_x^1/2 eps_x^s) ],
+
+where f(u_m, theta) = log p(y_m | u_m, theta). Minimising J raises the coreset likelihood under full-data
+posterior samples and lowers it under coreset posterior samples (contrastive divergence, Eq. 22).
+We use the mean over coreset points instead of the sum (as the official code), which rescales the
+learning rate only. With Sigma = s^2 I, Sigma^1/2 eps = s * eps.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .base import DistillContext, maybe_augment, student_sgd
+
+
+def fkl_surrogate(
+    log_lik: Callable[[torch.Tensor, int], torch.Tensor],
+    thetas_u: torch.Tensor,
+    thetas_x: torch.Tensor,
+    backward: bool = True,
+) -> torch.Tensor:
+    """Eq. 20 for samples ``thetas_u``, ``thetas_x`` [S, P] (treated as constants).
+
+    ``log_lik(theta, s)`` is the coreset log-likelihood 1^T f(u, theta) for sample ``s`` (differentiable in
+    u). With ``backward`` the per-sample terms are back-propagated one at a time (memory of one sample)
+    and the returned value is detached.
+    """
+    num = len(thetas_u)
+    total = torch.zeros(())
+    for s in range(num):
+        term = (log_lik(thetas_u[s].detach(), s) - log_lik(thetas_x[s].detach(), s)) / num
+        if backward:
+            term.backward()
+            term = term.detach()
+        total = total + term
+    return total
+
+
+class ForwardKL:
+    name = "fkl"
+
+    def __init__(self, config, context: DistillContext):
+        self.c = config
+        self.ctx = context
+
+    def param_groups(self) -> list[dict]:
+        return []
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
+        c, ctx = self.c, self.ctx
+        theta0, theta_x, info = ctx.experts.sample_segment(c.max_start_epoch, c.expert_epochs, g)
+        batch = c.batch_syn if c.batch_syn > 0 else len(images)
+        theta_u = student_sgd(ctx.model, theta0, images, labels, c.student_steps, c.lr_student, batch, ctx.augment, g)
+        S, P = c.num_samples, theta_u.numel()
+        eps_u = torch.randn(S, P, generator=g, device=theta_u.device)
+        eps_x = torch.randn(S, P, generator=g, device=theta_u.device)
+        thetas_u = theta_u + c.noise_u * eps_u
+        thetas_x = theta_x + c.noise_x * eps_x
+        augmented: dict[int, torch.Tensor] = {}
+
+        def log_lik(theta: torch.Tensor, s: int) -> torch.Tensor:
+            # One augmentation draw per sample s, shared by its u- and x-terms.
+            if s not in augmented:
+                augmented.clear()
+                augmented[s] = maybe_augment(images, ctx.augment, g)
+            return -F.cross_entropy(ctx.model(theta, augmented[s]), labels)
+
+        value = fkl_surrogate(log_lik, thetas_u, thetas_x)
+        return {"surrogate": float(value), **info}
+
+    def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        pass
+
+
+def build(config, context: DistillContext) -> ForwardKL:
+    return ForwardKL(config, context)

@@ -1,0 +1,1 @@
+"""Stages (experts -> coreset -> evaluation -> report) talking through artifact directories."""

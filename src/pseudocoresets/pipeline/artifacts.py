@@ -1,0 +1,91 @@
+"""Self-describing artifact directories.
+
+Each stage writes into its own directory: ``config.json`` (the resolved configuration that produced it),
+its tensors (safetensors) or results (JSON), and last ``manifest.json`` (package versions, seed, device,
+timings, status). A directory whose manifest says ``complete`` for the same config is finished work and
+is skipped; the same directory with a *different* config is refused rather than overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .io import atomic_write_json, read_json
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import safetensors
+    import torch
+
+    from .. import __version__
+
+    return {
+        "pseudocoresets": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "safetensors": safetensors.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)
+
+
+class ArtifactDir:
+    """One stage's output directory, bound to the config that defines it."""
+
+    def __init__(self, path: Path, kind: str, config: dict[str, Any]):
+        self.path = Path(path)
+        self.kind = kind
+        self.config = config
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    def claim(self) -> None:
+        """Create the directory for this config, or check that an existing one was made with it."""
+        cfg_path = self.path / "config.json"
+        if cfg_path.exists():
+            saved = read_json(cfg_path)
+            if _canonical(saved.get("config")) != _canonical(self.config) or saved.get("kind") != self.kind:
+                raise UserError(
+                    f"{self.path} holds a {saved.get('kind')} made with a different configuration; "
+                    "choose another --out or delete that directory"
+                )
+        else:
+            atomic_write_json(cfg_path, {"kind": self.kind, "config": self.config})
+
+    def is_complete(self) -> bool:
+        if not self.manifest_path.exists() or not (self.path / "config.json").exists():
+            return False
+        saved = read_json(self.path / "config.json")
+        if _canonical(saved.get("config")) != _canonical(self.config):
+            return False
+        return read_json(self.manifest_path).get("status") == "complete"
+
+    def finish(self, seed: int | None, timings: dict[str, float], extra: dict[str, Any] | None = None) -> None:
+        atomic_write_json(
+            self.manifest_path,
+            {
+                "kind": self.kind,
+                "status": "complete",
+                "seed": seed,
+                "versions": versions(),
+                "timings_seconds": timings,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **(extra or {}),
+            },
+        )
+
+    def manifest(self) -> dict[str, Any]:
+        return read_json(self.manifest_path)

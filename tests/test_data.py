@@ -1,0 +1,194 @@
+"""Loaders on small files in the real formats, and on broken ones."""
+
+import gzip
+import io
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pseudocoresets.data import DataConfig, Normalizer, load_dataset
+from pseudocoresets.data import imagefolder
+from pseudocoresets.data.idx import read_idx
+from pseudocoresets.errors import UserError
+
+
+def write_idx(path, array, compress=True):
+    codes = {np.uint8: 0x08}
+    header = bytes([0, 0, codes[array.dtype.type], array.ndim])
+    header += b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    raw = header + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+
+
+def make_fashion_dir(root, n_train=40, n_test=20, seed=0):
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+    return root
+
+
+def test_idx_roundtrip_plain_and_gzip(tmp_path):
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.gz", a)
+    write_idx(tmp_path / "a", a, compress=False)
+    assert np.array_equal(read_idx(tmp_path / "a.gz"), a)
+    assert np.array_equal(read_idx(tmp_path / "a"), a)
+
+
+def test_fashion_mnist_layout(tmp_path):
+    root = make_fashion_dir(tmp_path / "fm")
+    data = load_dataset(DataConfig(name="fashion-mnist", root=str(root)))
+    assert data.train_x.shape == (40, 1, 28, 28) and data.train_x.dtype == torch.uint8
+    assert data.test_y.tolist() == [i % 10 for i in range(20)]
+    assert data.num_classes == 10
+
+
+@pytest.mark.parametrize("damage", ["truncate", "magic", "missing", "labels"])
+def test_fashion_mnist_broken(tmp_path, damage):
+    root = make_fashion_dir(tmp_path / "fm")
+    target = root / "train-images-idx3-ubyte.gz"
+    if damage == "truncate":
+        target.write_bytes(gzip.compress(gzip.decompress(target.read_bytes())[:-100]))
+    elif damage == "magic":
+        target.write_bytes(gzip.compress(b"\x01\x02\x03\x04" + gzip.decompress(target.read_bytes())[4:]))
+    elif damage == "missing":
+        target.unlink()
+    else:
+        write_idx(root / "train-labels-idx1-ubyte.gz", np.full(40, 200, dtype=np.uint8))
+    with pytest.raises(UserError) as exc:
+        load_dataset(DataConfig(name="fashion-mnist", root=str(root)))
+    assert "\n" not in str(exc.value)
+
+
+def make_cifar_dir(root, per_batch=6, seed=0):
+    rng = np.random.default_rng(seed)
+    base = root / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 b"labels": list(range(per_batch)), b"batch_label": name.encode()}
+        with (base / name).open("wb") as fh:
+            pickle.dump(batch, fh, protocol=2)
+    with (base / "batches.meta").open("wb") as fh:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, fh)
+    return root
+
+
+def test_cifar10_python_layout(tmp_path):
+    root = make_cifar_dir(tmp_path)
+    data = load_dataset(DataConfig(name="cifar10", root=str(root)))
+    assert data.train_x.shape == (30, 3, 32, 32) and data.test_x.shape == (6, 3, 32, 32)
+    assert data.classes[3] == "c3"
+    # The channel-major 3072 layout: first 1024 bytes are the red plane of image 0.
+    with (root / "cifar-10-batches-py" / "data_batch_1").open("rb") as fh:
+        raw = pickle.load(fh, encoding="bytes")[b"data"]
+    assert np.array_equal(data.train_x[0, 0].numpy().ravel(), raw[0, :1024])
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_cifar10_refuses_code_in_pickles(tmp_path):
+    root = make_cifar_dir(tmp_path)
+    with (root / "cifar-10-batches-py" / "data_batch_2").open("wb") as fh:
+        pickle.dump({b"data": _Evil(), b"labels": []}, fh)
+    with pytest.raises(UserError, match="refusing"):
+        load_dataset(DataConfig(name="cifar10", root=str(root)))
+
+
+def test_cifar10_garbled_and_missing(tmp_path):
+    root = make_cifar_dir(tmp_path)
+    (root / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(UserError, match="test_batch"):
+        load_dataset(DataConfig(name="cifar10", root=str(root)))
+    with pytest.raises(UserError, match="no CIFAR-10"):
+        load_dataset(DataConfig(name="cifar10", root=str(tmp_path / "nowhere")))
+
+
+def _png(arr):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_tree(root, seed=0):
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", 3), ("test", 2)):
+        for cls in ("cat", "dog"):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                (d / f"{i}.png").write_bytes(_png(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)))
+    return root
+
+
+def test_imagefolder_tree_and_tar_agree(tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    tar_path = tmp_path / "data.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tar:
+        tar.add(tree, arcname="imgs")
+    cfg_tree = DataConfig(name="imagefolder", root=str(tree), cache_dir=str(tmp_path / "cache"))
+    cfg_tar = DataConfig(name="imagefolder", root=str(tar_path), cache_dir=str(tmp_path / "cache"))
+    a, b = load_dataset(cfg_tree), load_dataset(cfg_tar)
+    assert a.classes == b.classes == ["cat", "dog"]
+    assert a.train_x.shape == (6, 3, 8, 8)
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    # the image bytes survive decoding exactly (PNG is lossless)
+    first = np.asarray(Image.open(tree / "train" / "cat" / "0.png"))
+    assert np.array_equal(a.train_x[0].permute(1, 2, 0).numpy(), first)
+
+
+def test_imagefolder_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
+    tree = make_tree(tmp_path / "tree")
+    tar_path = tmp_path / "d.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(tree, arcname=".")
+    cfg = DataConfig(name="imagefolder", root=str(tar_path), cache_dir=str(tmp_path / "cache"))
+    first = load_dataset(cfg)
+    calls = []
+    real = imagefolder.decode_imagefolder
+    monkeypatch.setattr(imagefolder, "decode_imagefolder", lambda s: calls.append(s) or real(s))
+    assert torch.equal(load_dataset(cfg).train_x, first.train_x)
+    assert calls == []  # served from the cache
+    with tarfile.open(tar_path, "w") as tar:  # a changed source is decoded again
+        tar.add(tree / "train", arcname="train")
+        tar.add(tree / "test", arcname="test")
+    import os, time
+    os.utime(tar_path, (time.time() + 5, time.time() + 5))
+    load_dataset(cfg)
+    assert len(calls) == 1
+
+
+def test_imagefolder_broken(tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    (tree / "train" / "cat" / "0.png").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="cannot decode"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tree), cache_dir=str(tmp_path / "c")))
+    bad_tar = tmp_path / "bad.tar.gz"
+    bad_tar.write_bytes(b"\x1f\x8b" + b"\x00" * 50)
+    with pytest.raises(UserError):
+        load_dataset(DataConfig(name="imagefolder", root=str(bad_tar), cache_dir=str(tmp_path / "c")))
+    empty = tmp_path / "empty"
+    (empty / "train" / "a").mkdir(parents=True)
+    with pytest.raises(UserError, match="no train images"):
+        load_dataset(DataConfig(name="imagefolder", root=str(empty), cache_dir=str(tmp_path / "c")))
+
+
+def test_normalizer_uses_train_statistics_for_test():
+    train = torch.randint(0, 128, (50, 3, 4, 4), dtype=torch.uint8)
+    test = torch.randint(128, 256, (20, 3, 4, 4), dtype=torch.uint8)
+    norm = Normalizer.fit(train)
+    z = norm(train)
+    assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(z.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-4)
+    assert (norm(test).mean() > 1.0)  # the test split is shifted by the *train* statistics, not re-centred
+    assert torch.allclose(norm.inverse(norm(test)), test.float() / 255, atol=1e-5)

@@ -1,0 +1,132 @@
+"""A tiny end-to-end run through the ``bpc`` command: artifacts, resume, refusals, clear errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_data import write_idx
+
+TINY = [
+    "--model.width", "4", "--experts.num_experts", "2", "--experts.epochs", "3", "--experts.batch_size", "64",
+    "--distill.iterations", "3", "--distill.max_start_epoch", "1", "--distill.student_steps", "2",
+    "--distill.num_samples", "2", "--distill.lr_images", "10", "--ipcs", "2", "--evaluate.chains", "2",
+    "--evaluate.iterations", "4", "--evaluate.burn_in", "2", "--evaluate.thin", "1", "--evaluate.repeats", "2",
+    "--quiet",
+]
+
+
+def bpc(*args, check=True):
+    exe = Path(sys.executable).parent / "bpc"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pseudocoresets.cli"]
+    env = {**os.environ, "BPC_QUIET": "1"}
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Class-dependent blobs so that a network can learn something."""
+    root = tmp_path_factory.mktemp("fm")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 300), ("t10k", 100)):
+        y = np.arange(n) % 10
+        x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            x[i, 2 * c : 2 * c + 6, 4:24] = 220
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", x)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", y.astype(np.uint8))
+    return root
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    proc = bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY)
+    return out, proc
+
+
+def test_run_writes_self_describing_artifacts(finished_run):
+    out, proc = finished_run
+    assert "| fashion-mnist | 2 | fkl | hmc |" in proc.stdout
+    assert "| fashion-mnist | 2 | random | hmc |" in proc.stdout
+    for d in ["experts", "coresets/fkl-ipc2", "coresets/random-ipc2", "evals/fkl-ipc2-hmc"]:
+        manifest = json.loads((out / d / "manifest.json").read_text())
+        assert manifest["status"] == "complete" and "torch" in manifest["versions"]
+        assert json.loads((out / d / "config.json").read_text())["config"]["model"]["width"] == 4
+    results = json.loads((out / "evals/fkl-ipc2-hmc/results.json").read_text())
+    assert len(results["repeats"]) == 2
+    for key in ("accuracy", "nll", "ece", "brier", "acceptance_rate"):
+        assert np.isfinite(results["summary"][key]["mean"])
+    assert (out / "report.md").exists() and json.loads((out / "report.json").read_text())["rows"]
+    from safetensors.torch import load_file
+
+    core = load_file(str(out / "coresets/fkl-ipc2/coreset.safetensors"))
+    assert core["images"].shape == (20, 1, 28, 28) and sorted(core["labels"].tolist()) == sorted(list(range(10)) * 2)
+    assert not np.allclose(core["images"].numpy(), core["init_images"].numpy())  # fKL moved the pixels
+    rand = load_file(str(out / "coresets/random-ipc2/coreset.safetensors"))
+    assert np.array_equal(rand["images"].numpy(), rand["init_images"].numpy())
+    traj = load_file(str(out / "experts/expert_000.safetensors"))["trajectory"]
+    assert traj.shape[0] == 4 and all(not np.array_equal(traj[i].numpy(), traj[i + 1].numpy()) for i in range(3))
+
+
+def test_rerun_skips_finished_work(finished_run, tiny_data):
+    out, _ = finished_run
+    files = [out / "experts/expert_001.safetensors", out / "coresets/fkl-ipc2/coreset.safetensors",
+             out / "evals/fkl-ipc2-hmc/results.json"]
+    before = [f.stat().st_mtime_ns for f in files]
+    proc = bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY)
+    assert [f.stat().st_mtime_ns for f in files] == before
+    assert "| fashion-mnist | 2 | fkl | hmc |" in proc.stdout
+
+
+def test_other_config_in_same_dir_is_refused(finished_run, tiny_data):
+    out, _ = finished_run
+    args = [a if a != "4" else "8" for a in TINY]  # width 8 instead of 4
+    proc = bpc("experts", "--out", str(out), "--data.root", str(tiny_data), *args, check=False)
+    assert proc.returncode == 2
+    assert "different configuration" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_corrupt_coreset_is_reported(finished_run, tiny_data, tmp_path):
+    out, _ = finished_run
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "coresets/fkl-ipc2/coreset.safetensors").write_bytes(b"garbage")
+    shutil.rmtree(copy / "evals")
+    proc = bpc("evaluate", "--out", str(copy), "--data.root", str(tiny_data), *TINY, check=False)
+    assert proc.returncode == 2 and "not a valid safetensors file" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--distill.ipc", "x"], "expects a int"),
+        (["--methods", "nope"], "unknown method"),
+        (["--evaluate.burn_in", "10", "--evaluate.iterations", "5"], "burn_in"),
+        (["--distill.max_start_epoch", "9"], "exceeds the experts"),
+    ],
+)
+def test_impossible_options_give_one_clear_line(tiny_data, tmp_path, args, needle):
+    proc = bpc("run", "--out", str(tmp_path / "o"), "--data.root", str(tiny_data), *TINY, *args, check=False)
+    assert proc.returncode == 2 and needle in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_missing_dataset_message(tmp_path):
+    proc = bpc("experts", "--out", str(tmp_path / "o"), "--data.root", str(tmp_path / "none"), check=False)
+    assert proc.returncode == 2 and "apt-get install dataset-fashion-mnist" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_explains_every_option():
+    out = bpc("run", "--help").stdout
+    assert "--distill.noise_u" in out and "Sigma_u" in out and "--evaluate.temperature" in out
