@@ -47,7 +47,7 @@ class RunConfig:
         """The distillation config of one table cell: preset per-ipc values, then the user's explicit options."""
         cfg = copy.deepcopy(self.distill)
         cfg.method, cfg.ipc = method, ipc
-        for key, value in per_ipc_overrides(self.preset, method, ipc).items():
+        for key, value in cell_overrides(self.preset, method, ipc).items():
             if f"distill.{key}" not in self.explicit:
                 setattr(cfg, key, value)
         return cfg
@@ -63,17 +63,30 @@ def eval_for(config: "RunConfig", ipc: int) -> EvalConfig:
     return cfg
 
 
-def per_ipc_overrides(preset: str, method: str, ipc: int) -> dict[str, Any]:
-    """Official per-ipc hyperparameters (prior-art.md) for the ``paper`` preset."""
+def cell_overrides(preset: str, method: str, ipc: int) -> dict[str, Any]:
+    """Official per-method and per-ipc hyperparameters (prior-art.md) for one (method, ipc) cell.
+
+    Dataset Condensation's own values (image lr 0.1; outer/inner loops (1, 1) at ipc 1, (10, 50) at ipc 10,
+    (50, 10) at ipc 50) hold in every preset; the paper code's per-ipc values only in the ``paper`` preset.
+    """
+    out: dict[str, Any] = {}
+    if method == "dc":
+        loops = {1: (1, 1), 10: (10, 50), 50: (50, 10)}.get(ipc, (10, 50))
+        out.update(lr_images=0.1, dc_outer_loop=loops[0], dc_inner_loop=loops[1])
     if preset != "paper":
-        return {}
+        return out
+    w2 = 2 if method == "wasserstein" else 1
     table = {
-        1: {"lr_student": 0.01, "student_steps": 50, "max_start_epoch": 2, "expert_epochs": 2 if method == "wasserstein" else 1},
-        10: {"lr_student": 0.03, "student_steps": 30, "max_start_epoch": 20, "expert_epochs": 1},
-        20: {"lr_student": 0.03, "student_steps": 30, "max_start_epoch": 30, "expert_epochs": 2 if method == "wasserstein" else 1},
-        50: {"lr_student": 0.03, "student_steps": 30, "max_start_epoch": 40, "expert_epochs": 2},
+        1: {"lr_student": 0.01, "student_steps": 50, "max_start_epoch": 2, "expert_epochs": w2, "lr_lr": 1e-7,
+            "num_samples": 10 if method == "rkl" else 30},
+        10: {"lr_student": 0.03, "student_steps": 30, "max_start_epoch": 20, "expert_epochs": 1, "lr_lr": 1e-5},
+        20: {"lr_student": 0.03, "student_steps": 30, "max_start_epoch": 30, "expert_epochs": w2, "lr_lr": 1e-5,
+             "num_samples": 10 if method == "rkl" else 30},
+        # ipc 50 is not in the paper; MTT's CIFAR-10 ipc-50 schedule is the closest official setting
+        50: {"lr_student": 0.01, "student_steps": 30, "max_start_epoch": 40, "expert_epochs": 2, "lr_lr": 1e-5},
     }
-    return dict(table.get(ipc, table[10]))
+    out.update(table.get(ipc, table[10]))
+    return out
 
 
 def preset(name: str) -> RunConfig:

@@ -37,6 +37,15 @@ class DistillConfig:
     noise_x: float = field(default=0.01, metadata={"help": "std of Sigma_x (isotropic) around theta_x"})
     batch_syn: int = field(default=0, metadata={"help": "student mini-batch size (0 = whole coreset)"})
     augment: bool = field(default=False, metadata={"help": "apply DSA to the coreset inside the objective"})
+    lr_lr: float = field(default=1e-5, metadata={"help": "wasserstein: learning rate of the learnable student step size"})
+    checkpoint_every: int = field(
+        default=0, metadata={"help": "wasserstein: keep theta every k unrolled steps and recompute (0 = full graph)"}
+    )
+    real_batch: int = field(default=1000, metadata={"help": "rkl: real images per iteration"})
+    dc_outer_loop: int = field(default=10, metadata={"help": "dc: image updates per random network"})
+    dc_inner_loop: int = field(default=50, metadata={"help": "dc: network SGD steps on the coreset between updates"})
+    dc_real_batch: int = field(default=256, metadata={"help": "dc: real images per class per update"})
+    dc_lr_net: float = field(default=0.01, metadata={"help": "dc: network learning rate of the inner loop"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and all sampling"})
 
     def validate(self, expert_epochs_available: int | None = None) -> None:
@@ -48,6 +57,8 @@ class DistillConfig:
             raise UserError("--distill.iterations/student_steps must be >= 0 and num_samples >= 1")
         if self.lr_images <= 0 or self.lr_student <= 0:
             raise UserError("--distill.lr_images and --distill.lr_student must be > 0")
+        if self.checkpoint_every < 0 or self.real_batch < 1 or self.dc_outer_loop < 1 or self.dc_real_batch < 1:
+            raise UserError("--distill.checkpoint_every must be >= 0; real_batch, dc_outer_loop, dc_real_batch >= 1")
         if self.noise_u < 0 or self.noise_x < 0:
             raise UserError("--distill.noise_u and noise_x must be >= 0")
         if expert_epochs_available is not None and self.max_start_epoch + self.expert_epochs > expert_epochs_available:

@@ -16,6 +16,9 @@ from .base import DistillContext, Objective
 
 OBJECTIVES = {
     "fkl": "pseudocoresets.objectives.fkl",
+    "wasserstein": "pseudocoresets.objectives.wasserstein",
+    "rkl": "pseudocoresets.objectives.rkl",
+    "dc": "pseudocoresets.objectives.dc",
 }
 
 

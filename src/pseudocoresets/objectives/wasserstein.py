@@ -1,0 +1,123 @@
+"""BPC-W: Wasserstein distance between Gaussian approximations = MTT trajectory matching (Section 3.2).
+
+With q_u = N(theta_u^(L_u), Sigma) and q_x = N(theta_x^(L_x), Sigma) sharing one covariance, Eq. 15 reduces
+to W_2^2 = ||theta_u^(L_u) - theta_x^(L_x)||^2. As in MTT (Eq. 8) we minimise the normalised distance
+
+    D(u) = ||theta_u^(L_u)(u, eta) - theta_*^(r + L_x)||^2 / ||theta_*^(r) - theta_*^(r + L_x)||^2,
+
+where theta_u^(t) = theta_u^(t-1) - eta grad CE(A(u), theta_u^(t-1)) (Eq. 10) starts at the expert snapshot
+theta_*^(r), and the gradient flows through all L_u steps to the pixels u and to the learnable step size eta.
+
+Memory: back-propagating through the unroll keeps L_u steps of graph. With ``checkpoint_every = k > 0`` only
+theta at every k-th step is stored; in the backward pass each segment is recomputed (with the same
+augmentation and mini-batch draws, replayed from saved generator states) and its vector-Jacobian product
+taken. The gradient is the same; the peak memory is that of k steps instead of L_u.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .base import DistillContext, maybe_augment
+
+Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def unroll(step: Step, theta0: torch.Tensor, images: torch.Tensor, eta: torch.Tensor, steps: int,
+           g: torch.Generator) -> torch.Tensor:
+    """theta^(L) with the full graph kept (memory grows with ``steps``)."""
+    theta = theta0
+    for _ in range(steps):
+        theta = step(theta, images, eta, g)
+    return theta
+
+
+def matching_gradient_checkpointed(
+    step: Step,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    theta0: torch.Tensor,
+    images: torch.Tensor,
+    eta: torch.Tensor,
+    steps: int,
+    every: int,
+    g: torch.Generator,
+) -> torch.Tensor:
+    """Accumulate d loss_fn(theta^(L)) / d(images, eta) into ``.grad`` by segment-wise recomputation."""
+    boundaries, states = [], []
+    theta = theta0.detach()
+    for t in range(steps):
+        if t % every == 0:
+            boundaries.append(theta.detach())
+            states.append(g.get_state())
+        with torch.enable_grad():
+            theta = step(theta.detach().requires_grad_(True), images.detach(), eta.detach(), g).detach()
+    final = theta.detach().requires_grad_(True)
+    loss = loss_fn(final)
+    (adjoint,) = torch.autograd.grad(loss, final)
+    replay = torch.Generator(device=g.device)
+    for k in reversed(range(len(boundaries))):
+        replay.set_state(states[k])
+        start = boundaries[k].requires_grad_(True)
+        theta = start
+        for _ in range(min(every, steps - k * every)):
+            theta = step(theta, images, eta, replay)
+        inputs = [start] + [t for t in (images, eta) if t.requires_grad]
+        grads = torch.autograd.grad(theta, inputs, grad_outputs=adjoint)
+        adjoint = grads[0]
+        for tensor, grad in zip(inputs[1:], grads[1:]):
+            tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+    return loss.detach()
+
+
+class Wasserstein:
+    name = "wasserstein"
+
+    def __init__(self, config, context: DistillContext):
+        self.c = config
+        self.ctx = context
+        self.eta = torch.tensor(float(config.lr_student), device=context.device, requires_grad=True)
+
+    def param_groups(self) -> list[dict]:
+        return [{"params": [self.eta], "lr": self.c.lr_lr, "momentum": 0.5}]
+
+    def _step(self, theta, images, eta, g):
+        c = self.c
+        n = len(images)
+        batch = c.batch_syn if c.batch_syn > 0 else n
+        labels = self._labels
+        idx = torch.randperm(n, generator=g, device=images.device)[:batch] if batch < n else slice(None)
+        loss = F.cross_entropy(self.ctx.model(theta, maybe_augment(images[idx], self.ctx.augment, g)), labels[idx])
+        (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
+        return theta - eta * grad
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
+        c, ctx = self.c, self.ctx
+        theta0, target, info = ctx.experts.sample_segment(c.max_start_epoch, c.expert_epochs, g)
+        self._labels = labels
+        scale = ((theta0 - target) ** 2).sum().clamp_min(1e-12)
+
+        def loss_fn(theta_end):
+            return ((theta_end - target) ** 2).sum() / scale
+
+        if c.checkpoint_every > 0:
+            loss = matching_gradient_checkpointed(self._step, loss_fn, theta0, images, self.eta,
+                                                  c.student_steps, c.checkpoint_every, g)
+        else:
+            theta0 = theta0.requires_grad_(True)
+            loss = loss_fn(unroll(self._step, theta0, images, self.eta, c.student_steps, g))
+            loss.backward()
+        return {"matching_loss": float(loss), "student_lr": float(self.eta), **info}
+
+    def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.eta.clamp_(min=1e-6)  # a step size must stay positive
+
+    def summary(self) -> dict:
+        return {"learnt_student_lr": float(self.eta)}
+
+
+def build(config, context: DistillContext) -> Wasserstein:
+    return Wasserstein(config, context)
