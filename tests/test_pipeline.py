@@ -130,3 +130,21 @@ def test_missing_dataset_message(tmp_path):
 def test_help_explains_every_option():
     out = bpc("run", "--help").stdout
     assert "--distill.noise_u" in out and "Sigma_u" in out and "--evaluate.temperature" in out
+
+
+def test_augmented_zca_asghmc_and_corruptions(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    proc = bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--methods", "random,fkl+aug",
+               "--protocols", "hmc,asghmc", "--data.zca", "--data.cache_dir", str(tmp_path / "cache"),
+               "--evaluate.corruptions", "gaussian_noise,fog", "--evaluate.severities", "1,5")
+    assert "| fashion-mnist | 2 | fkl+aug | asghmc |" in proc.stdout
+    res = json.loads((out / "evals/fkl+aug-ipc2-asghmc/results.json").read_text())
+    assert set(res["sets"]) == {"gaussian_noise/1", "gaussian_noise/5", "fog/1", "fog/5"}
+    assert set(res["severity_mean"]) == {"1", "5"} and np.isfinite(res["corrupted_mean"]["nll"]["mean"])
+    cfg = json.loads((out / "coresets/fkl+aug-ipc2/config.json").read_text())["config"]
+    assert cfg["distill"]["augment"] is True and cfg["distill"]["method"] == "fkl"
+    from safetensors.torch import load_file
+
+    core = load_file(str(out / "coresets/random-ipc2/coreset.safetensors"))
+    assert "zca_eigenvectors" in core  # saved so pictures can invert the whitening
+    assert len(list((tmp_path / "cache" / "corruptions").glob("*.safetensors"))) == 4

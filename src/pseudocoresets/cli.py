@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import SECTIONS, apply_overrides, load_config_file, preset
+from .config import SECTIONS, apply_overrides, eval_for, load_config_file, preset
 from .errors import UserError
 
 # Every stage accepts every section, so one config file or command line serves all stages of a run.
@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--methods", default=argparse.SUPPRESS,
                        help="comma-separated methods, e.g. random,fkl (default: the preset's)")
         p.add_argument("--ipcs", default=argparse.SUPPRESS, help="comma-separated images per class, e.g. 1,10,20")
+        p.add_argument("--protocols", default=argparse.SUPPRESS,
+                       help="comma-separated evaluation protocols: hmc, asghmc (default: the preset's)")
         for section in SECTIONS:
             _add_section(p, section)
     p = sub.add_parser("report", help=DESCRIPTIONS["report"], description=DESCRIPTIONS["report"])
@@ -83,7 +85,7 @@ def _config_from_args(args: argparse.Namespace):
     cfg = preset(args.preset)
     if args.config:
         apply_overrides(cfg, load_config_file(args.config))
-    overrides = {k: v for k, v in vars(args).items() if "." in k or k in ("methods", "ipcs")}
+    overrides = {k: v for k, v in vars(args).items() if "." in k or k in ("methods", "ipcs", "protocols")}
     apply_overrides(cfg, overrides)
     for section in ("data", "model", "experts", "evaluate"):
         getattr(cfg, section).validate()
@@ -91,6 +93,8 @@ def _config_from_args(args: argparse.Namespace):
         raise UserError("--methods and --ipcs must each name at least one value")
     for m in cfg.methods:
         cfg.distill_for(m, cfg.ipcs[0]).validate()
+    for protocol in cfg.protocols:
+        eval_for(cfg, cfg.ipcs[0], protocol).validate()
     return cfg
 
 
@@ -118,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate":
             for ipc in cfg.ipcs:
                 for method in cfg.methods:
-                    path = stages.run_evaluate(ws, method, ipc)
-                    s = json.loads((path / "results.json").read_text())["summary"]
-                    print(f"{method} ipc {ipc}: accuracy {s['accuracy']['mean']:.4f}, nll {s['nll']['mean']:.4f} ({path})")
+                    for protocol in cfg.protocols:
+                        path = stages.run_evaluate(ws, method, ipc, protocol)
+                        s = json.loads((path / "results.json").read_text())["summary"]
+                        print(f"{method} ipc {ipc} {protocol}: accuracy {s['accuracy']['mean']:.4f}, "
+                              f"nll {s['nll']['mean']:.4f} ({path})")
         elif args.command == "run":
             report = stages.run_all(ws)
             print(report["markdown"], end="")

@@ -37,6 +37,7 @@ class RunConfig:
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     methods: list[str] = field(default_factory=lambda: ["random", "fkl"])
     ipcs: list[int] = field(default_factory=lambda: [10])
+    protocols: list[str] = field(default_factory=lambda: ["hmc"])
     preset: str = "none"
     explicit: list[str] = field(default_factory=list)
 
@@ -46,20 +47,31 @@ class RunConfig:
     def distill_for(self, method: str, ipc: int) -> DistillConfig:
         """The distillation config of one table cell: preset per-ipc values, then the user's explicit options."""
         cfg = copy.deepcopy(self.distill)
-        cfg.method, cfg.ipc = method, ipc
-        for key, value in cell_overrides(self.preset, method, ipc).items():
+        base, _, suffix = method.partition("+")
+        if suffix not in ("", "aug"):
+            raise UserError(f"unknown method suffix in {method!r}; the only suffix is +aug (train with DSA)")
+        cfg.method, cfg.ipc = base, ipc
+        if suffix == "aug":
+            cfg.augment = True
+        for key, value in cell_overrides(self.preset, base, ipc).items():
             if f"distill.{key}" not in self.explicit:
                 setattr(cfg, key, value)
         return cfg
 
 
-def eval_for(config: "RunConfig", ipc: int) -> EvalConfig:
-    """Evaluation config of one cell: the official ipc-1 HMC schedule under the paper preset."""
+def eval_for(config: "RunConfig", ipc: int, protocol: str) -> EvalConfig:
+    """Evaluation config of one cell: official A-SGHMC values for ``asghmc`` (friction 0.1, temperature 0.01,
+    one sample per 5 steps), and the official ipc-1 HMC schedule under the paper preset."""
     cfg = copy.deepcopy(config.evaluate)
-    if config.preset == "paper" and ipc == 1:
-        for key, value in {"iterations": 20, "burn_in": 10, "leapfrog_steps": 20, "step_size": 0.05}.items():
-            if f"evaluate.{key}" not in config.explicit:
-                setattr(cfg, key, value)
+    cfg.protocol = protocol
+    overrides: dict[str, Any] = {}
+    if protocol == "asghmc":
+        overrides.update(temperature=0.01, friction=0.1, thin=5)
+    if config.preset == "paper" and ipc == 1 and protocol == "hmc":
+        overrides.update(iterations=20, burn_in=10, leapfrog_steps=20, step_size=0.05)
+    for key, value in overrides.items():
+        if f"evaluate.{key}" not in config.explicit:
+            setattr(cfg, key, value)
     return cfg
 
 
@@ -149,7 +161,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], mark_explicit:
                 raise UserError(f"unknown option {key!r}; see 'bpc run --help'")
             target = getattr(config, section)
         else:
-            if key not in ("methods", "ipcs"):
+            if key not in ("methods", "ipcs", "protocols"):
                 raise UserError(f"unknown option {key!r}; see 'bpc run --help'")
             target, name = config, key
         setattr(target, name, _coerce(value, getattr(target, name), key))

@@ -38,7 +38,9 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 class ZCA:
     """A fitted regularised ZCA whitening; build with :meth:`fit` or :meth:`from_state`."""
 
-    def __init__(self, mean: torch.Tensor, eigenvalues: torch.Tensor, eigenvectors: torch.Tensor, regularization: float):
+    def __init__(
+        self, mean: torch.Tensor, eigenvalues: torch.Tensor, eigenvectors: torch.Tensor, regularization: float
+    ):
         d = mean.numel()
         if eigenvalues.shape != (d,) or eigenvectors.shape != (d, d):
             raise UserError(
@@ -86,8 +88,14 @@ class ZCA:
         # The covariance is positive semi-definite; round-off can leave tiny negative eigenvalues.
         return cls(mean, eigenvalues.clamp_min(0.0), eigenvectors.contiguous(), regularization)
 
-    def _apply(self, x: torch.Tensor, matrix: torch.Tensor, before: torch.Tensor | None, after: torch.Tensor | None,
-               chunk_size: int) -> torch.Tensor:
+    def _apply(
+        self,
+        x: torch.Tensor,
+        matrix: torch.Tensor,
+        before: torch.Tensor | None,
+        after: torch.Tensor | None,
+        chunk_size: int,
+    ) -> torch.Tensor:
         flat = _flat(x)
         if flat.shape[1] != self.num_features:
             raise ValueError(f"ZCA was fitted on {self.num_features} features, got {flat.shape[1]}")
@@ -136,4 +144,5 @@ class ZCA:
         missing = [k for k in _STATE_KEYS if k not in state]
         if missing:
             raise UserError(f"ZCA state is missing {', '.join(missing)}; was it saved by ZCA.state()?")
-        return cls(state["mean"], state["eigenvalues"], state["eigenvectors"], float(state["regularization"].reshape(-1)[0]))
+        reg = float(state["regularization"].reshape(-1)[0])
+        return cls(state["mean"], state["eigenvalues"], state["eigenvectors"], reg)

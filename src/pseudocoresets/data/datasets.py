@@ -37,6 +37,8 @@ class DataConfig:
             "cifar-10-batches-py/ or an image-folder tree/.tar.gz (cifar10), tree or archive (imagefolder)"
         },
     )
+    zca: bool = field(default=False, metadata={"help": "ZCA-whiten images (fitted on the train split)"})
+    zca_reg: float = field(default=0.1, metadata={"help": "ZCA regularisation eps (kornia convention)"})
     cache_dir: str = field(
         default="", metadata={"help": "cache for decoded image folders (default $BPC_CACHE or ~/.cache/pseudocoresets)"}
     )

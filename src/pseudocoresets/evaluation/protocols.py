@@ -1,4 +1,4 @@
-"""Evaluation protocols. ``hmc``: full-batch HMC on the coreset.
+"""Evaluation protocols: ``hmc`` (full-batch HMC on the coreset) and ``asghmc`` (A-SGHMC).
 
 Posterior on the coreset (u, y_u), at temperature T:
 
@@ -8,12 +8,17 @@ i.e. potential U(theta) = (1/T) [ CE_sum(u; theta) + ||theta||^2 / (2 sigma^2) ]
 theta ~ N(0, init_std^2 I); after ``burn_in`` iterations every ``thin``-th state is kept. The predictive
 averages the softmax over all kept samples of all chains; metrics are computed on it (metrics.py).
 A protocol is repeated with independent seeds and reported as mean and std.
+
+``asghmc`` (the paper's A-SGHMC): SGHMC (samplers/sghmc.py) on the same potential, where every gradient is
+taken on a fresh DSA augmentation of the fixed coreset; friction 0.1, temperature 0.01 and one kept sample
+per block of 5 steps are the official values (applied by the config unless set explicitly).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +30,7 @@ from ..samplers.hmc import StepSizeAdapter
 from ..utils import progress
 from .metrics import classification_metrics
 
-PROTOCOLS = ("hmc",)
+PROTOCOLS = ("hmc", "asghmc")
 
 
 @dataclass
@@ -44,8 +49,15 @@ class EvalConfig:
     prior_std: float = field(default=1.0, metadata={"help": "sigma of the Gaussian prior N(0, sigma^2 I)"})
     init_std: float = field(default=0.1, metadata={"help": "chains start at theta ~ N(0, init_std^2 I)"})
     temperature: float = field(default=1.0, metadata={"help": "posterior temperature T (1 = Bayes posterior)"})
+    friction: float = field(default=0.1, metadata={"help": "asghmc: friction alpha"})
+    sghmc_step_size: float = field(default=1e-4, metadata={"help": "asghmc: step size eta"})
     repeats: int = field(default=10, metadata={"help": "independent repeats (seeds) for mean +/- std"})
     test_batch: int = field(default=256, metadata={"help": "test images per forward pass"})
+    corruptions: list[str] = field(
+        default_factory=list,
+        metadata={"help": "corrupted test sets (CIFAR-10-C protocol): names, 'standard' (15) or 'all' (19)"},
+    )
+    severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5], metadata={"help": "corruption severities"})
     ece_bins: int = field(default=15, metadata={"help": "bins of the expected calibration error"})
     seed: int = field(default=0, metadata={"help": "base seed; repeat r uses seed + r"})
 
@@ -58,6 +70,8 @@ class EvalConfig:
             raise UserError(
                 f"--evaluate.burn_in ({self.burn_in}) must be >= 0 and below iterations ({self.iterations})"
             )
+        if not 0 < self.friction <= 1 or self.sghmc_step_size <= 0:
+            raise UserError("--evaluate.friction must be in (0, 1] and sghmc_step_size > 0")
         if self.step_size <= 0 or self.prior_std <= 0 or self.temperature <= 0 or self.init_std < 0:
             raise UserError("--evaluate.step_size, prior_std and temperature must be > 0, init_std >= 0")
 
@@ -75,12 +89,61 @@ def coreset_potential(model: FlatModel, x: torch.Tensor, y: torch.Tensor, prior_
     return potential_and_grad
 
 
+Prepare = Callable[[torch.Tensor], torch.Tensor]
+
+
 @torch.no_grad()
-def predictive_probs(model: FlatModel, theta: torch.Tensor, x: torch.Tensor, batch: int) -> torch.Tensor:
-    return torch.cat([F.softmax(model(theta, x[i : i + batch]), dim=1) for i in range(0, len(x), batch)])
+def predictive_probs(model: FlatModel, theta: torch.Tensor, x: torch.Tensor, batch: int,
+                     prepare: Prepare | None = None) -> torch.Tensor:
+    """softmax(f(x; theta)) in batches; ``prepare`` maps stored (e.g. uint8) images to network inputs."""
+    prep = prepare or (lambda t: t)
+    return torch.cat([F.softmax(model(theta, prep(x[i : i + batch])), dim=1) for i in range(0, len(x), batch)])
 
 
-def hmc_predictive(
+def hmc_chain(model: FlatModel, x: torch.Tensor, y: torch.Tensor, config: EvalConfig, g: torch.Generator, stats: dict):
+    """Yield the kept states of one HMC chain (burn-in with optional step-size adaptation, then thinning)."""
+    kernel = build_hmc(coreset_potential(model, x, y, config.prior_std, config.temperature), config.leapfrog_steps)
+    state = kernel.init(config.init_std * torch.randn(model.num_params, generator=g, device=x.device))
+    adapter = StepSizeAdapter(config.step_size, config.target_accept)
+    for it in range(config.iterations):
+        state, info = kernel.step(state, g, adapter.step_size)
+        if it < config.burn_in:
+            if config.adapt_step_size:
+                adapter.update(info["accept_prob"])
+            continue
+        stats["accept_sum"] = stats.get("accept_sum", 0.0) + info["accept_prob"]
+        stats["accept_n"] = stats.get("accept_n", 0) + 1
+        if (it - config.burn_in) % config.thin == 0:
+            yield state.position
+    stats.setdefault("step_sizes", []).append(adapter.step_size)
+
+
+def asghmc_chain(model: FlatModel, x: torch.Tensor, y: torch.Tensor, config: EvalConfig, g: torch.Generator,
+                 stats: dict):
+    """Yield the kept states of one A-SGHMC chain: a fresh DSA draw of the coreset at every step."""
+    from ..augment import DSA
+    from ..samplers.sghmc import build_sghmc
+
+    dsa = DSA()
+
+    def grad_fn(theta: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        theta = theta.detach().requires_grad_(True)
+        nll_sum = F.cross_entropy(model(theta, dsa(x, gen)), y, reduction="sum")
+        (grad,) = torch.autograd.grad(nll_sum + 0.5 * (theta * theta).sum() / config.prior_std**2, theta)
+        return grad
+
+    kernel = build_sghmc(grad_fn, config.sghmc_step_size, config.friction, config.temperature)
+    state = kernel.init(config.init_std * torch.randn(model.num_params, generator=g, device=x.device))
+    for it in range(config.iterations):
+        state = kernel.step(state, g)
+        if it >= config.burn_in and (it - config.burn_in) % config.thin == config.thin - 1:
+            yield state.position
+
+
+CHAINS = {"hmc": hmc_chain, "asghmc": asghmc_chain}
+
+
+def posterior_predictive(
     model: FlatModel,
     coreset_x: torch.Tensor,
     coreset_y: torch.Tensor,
@@ -88,47 +151,36 @@ def hmc_predictive(
     config: EvalConfig,
     seed: int,
     quiet: bool = True,
+    prepare: Prepare | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Run ``config.chains`` HMC chains; return averaged predictive probabilities per test set and stats."""
-    device = coreset_x.device
-    g = torch.Generator(device=device)
+    """Run ``config.chains`` chains of the protocol's sampler; average the softmax of every kept sample."""
+    g = torch.Generator(device=coreset_x.device)
     g.manual_seed(seed)
-    kernel = build_hmc(coreset_potential(model, coreset_x, coreset_y, config.prior_std, config.temperature),
-                       config.leapfrog_steps)
-    sums = {k: None for k in test_sets}
-    kept, accept_after, steps_after, step_sizes = 0, 0.0, 0, []
+    sums: dict[str, torch.Tensor | None] = {k: None for k in test_sets}
+    stats: dict = {}
+    kept, predict_time = 0, 0.0
     start = time.perf_counter()
-    sample_time = 0.0
-    for chain in progress(range(config.chains), config.chains, "hmc chains", quiet):
-        theta0 = config.init_std * torch.randn(model.num_params, generator=g, device=device)
-        state = kernel.init(theta0)
-        adapter = StepSizeAdapter(config.step_size, config.target_accept)
-        for it in range(config.iterations):
-            state, info = kernel.step(state, g, adapter.step_size)
-            if it < config.burn_in:
-                if config.adapt_step_size:
-                    adapter.update(info["accept_prob"])
-                continue
-            accept_after += info["accept_prob"]
-            steps_after += 1
-            if (it - config.burn_in) % config.thin == 0:
-                t0 = time.perf_counter()
-                for name, x in test_sets.items():
-                    p = predictive_probs(model, state.position, x, config.test_batch)
-                    sums[name] = p if sums[name] is None else sums[name] + p
-                sample_time += time.perf_counter() - t0
-                kept += 1
-        step_sizes.append(adapter.step_size)
-    elapsed = time.perf_counter() - start
-    probs = {k: v / kept for k, v in sums.items()}
-    stats = {
-        "acceptance_rate": accept_after / max(steps_after, 1),
+    for _ in progress(range(config.chains), config.chains, f"{config.protocol} chains", quiet):
+        for theta in CHAINS[config.protocol](model, coreset_x, coreset_y, config, g, stats):
+            if not torch.isfinite(theta).all():
+                raise UserError(f"{config.protocol}: the chain diverged (non-finite weights); lower the step size")
+            t0 = time.perf_counter()
+            for name, x in test_sets.items():
+                p = predictive_probs(model, theta, x, config.test_batch, prepare)
+                sums[name] = p if sums[name] is None else sums[name] + p
+            predict_time += time.perf_counter() - t0
+            kept += 1
+    if kept == 0:
+        raise UserError("no posterior samples kept; raise --evaluate.iterations above burn_in")
+    steps = stats.get("step_sizes", [config.sghmc_step_size])
+    out = {
+        "acceptance_rate": stats["accept_sum"] / stats["accept_n"] if stats.get("accept_n") else float("nan"),
         "samples": kept,
-        "final_step_size_mean": sum(step_sizes) / len(step_sizes),
-        "sampling_seconds": elapsed - sample_time,
-        "prediction_seconds": sample_time,
+        "final_step_size_mean": sum(steps) / len(steps),
+        "sampling_seconds": time.perf_counter() - start - predict_time,
+        "prediction_seconds": predict_time,
     }
-    return probs, stats
+    return {k: v / kept for k, v in sums.items()}, out
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -140,19 +192,42 @@ def evaluate_coreset(
     model: FlatModel,
     coreset_x: torch.Tensor,
     coreset_y: torch.Tensor,
-    test_x: torch.Tensor,
+    test_sets: dict[str, torch.Tensor],
     test_y: torch.Tensor,
     config: EvalConfig,
     quiet: bool = False,
+    prepare: Prepare | None = None,
 ) -> dict:
-    """All repeats of the protocol: per-repeat metrics and their mean/std."""
+    """All repeats of the protocol on every test set (``test`` plus e.g. ``fog/3``); mean/std over repeats.
+
+    Results: ``summary`` (the clean ``test`` set), ``sets[name]`` per test set, and for corrupted sets the
+    averages over all of them (``corrupted_mean``) and per severity (``severity_mean[s]``).
+    """
     config.validate()
     runs = []
+    per_set: dict[str, list[dict]] = {k: [] for k in test_sets}
     for r in progress(range(config.repeats), config.repeats, f"evaluate {config.protocol}", quiet):
-        probs, stats = hmc_predictive(model, coreset_x, coreset_y, {"test": test_x}, config, config.seed + r)
-        runs.append({**classification_metrics(probs["test"], test_y, config.ece_bins), **stats, "seed": config.seed + r})
-    summary = {}
-    for key in ("accuracy", "nll", "ece", "brier", "acceptance_rate"):
-        mean, std = _mean_std([run[key] for run in runs])
-        summary[key] = {"mean": mean, "std": std}
-    return {"protocol": config.protocol, "summary": summary, "repeats": runs}
+        probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
+                                            prepare=prepare)
+        for name in test_sets:
+            per_set[name].append(classification_metrics(probs[name], test_y, config.ece_bins))
+        runs.append({**per_set["test"][-1], **stats, "seed": config.seed + r})
+
+    def summarise(rows: list[dict], keys=("accuracy", "nll", "ece", "brier")) -> dict:
+        return {k: dict(zip(("mean", "std"), _mean_std([row[k] for row in rows]))) for k in keys}
+
+    summary = summarise(runs, ("accuracy", "nll", "ece", "brier", "acceptance_rate"))
+    result = {"protocol": config.protocol, "summary": summary, "repeats": runs}
+    corrupted = [k for k in test_sets if k != "test"]
+    if corrupted:
+        result["sets"] = {k: summarise(per_set[k]) for k in corrupted}
+        # average over corrupted sets within each repeat, then mean/std over repeats
+        def averaged(names):
+            rows = [{m: sum(per_set[n][r][m] for n in names) / len(names) for m in ("accuracy", "nll", "ece", "brier")}
+                    for r in range(config.repeats)]
+            return summarise(rows)
+
+        result["corrupted_mean"] = averaged(corrupted)
+        severities = sorted({k.rsplit("/", 1)[1] for k in corrupted})
+        result["severity_mean"] = {s: averaged([k for k in corrupted if k.endswith(f"/{s}")]) for s in severities}
+    return result

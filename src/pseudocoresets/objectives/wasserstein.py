@@ -109,14 +109,14 @@ class Wasserstein:
             theta0 = theta0.requires_grad_(True)
             loss = loss_fn(unroll(self._step, theta0, images, self.eta, c.student_steps, g))
             loss.backward()
-        return {"matching_loss": float(loss), "student_lr": float(self.eta), **info}
+        return {"matching_loss": float(loss.detach()), "student_lr": float(self.eta.detach()), **info}
 
     def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         with torch.no_grad():
             self.eta.clamp_(min=1e-6)  # a step size must stay positive
 
     def summary(self) -> dict:
-        return {"learnt_student_lr": float(self.eta)}
+        return {"learnt_student_lr": float(self.eta.detach())}
 
 
 def build(config, context: DistillContext) -> Wasserstein:

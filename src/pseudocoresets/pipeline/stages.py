@@ -45,6 +45,7 @@ class Workspace:
         self._data: ImageData | None = None
         self._norm: Normalizer | None = None
         self._train_x: torch.Tensor | None = None
+        self._zca = None
 
     @property
     def data(self) -> ImageData:
@@ -59,13 +60,31 @@ class Workspace:
         assert self._norm is not None
         return self._norm
 
+    @property
+    def zca(self):
+        """ZCA fitted on the normalised train split (when ``data.zca``), else None."""
+        if self.config.data.zca and self._zca is None:
+            from ..augment import ZCA
+
+            self._zca = ZCA.fit(self.normalizer(self.data.train_x), self.config.data.zca_reg).to(self.device)
+        return self._zca
+
+    def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """Stored uint8 images -> network inputs: train-split normalisation, then the train-split ZCA."""
+        x = self.normalizer(x_uint8.to(self.device))
+        return self.zca.transform(x) if self.zca is not None else x
+
     def train_x(self) -> torch.Tensor:
         if self._train_x is None:
-            self._train_x = self.normalizer(self.data.train_x.to(self.device))
+            self._train_x = self.prepare(self.data.train_x)
         return self._train_x
 
-    def test_x(self) -> torch.Tensor:
-        return self.normalizer(self.data.test_x.to(self.device))
+    def preprocessing_state(self) -> dict[str, torch.Tensor]:
+        """What is needed to turn coreset tensors back into pictures (normalisation and ZCA)."""
+        state = self.normalizer.state()
+        if self.zca is not None:
+            state.update({f"zca_{k}": v for k, v in self.zca.state().items()})
+        return state
 
     def model(self) -> FlatModel:
         d = self.data
@@ -80,10 +99,18 @@ class Workspace:
         cfg = {**self.experts_dir().config, "distill": _asdict(self.config.distill_for(method, ipc))}
         return ArtifactDir(self.out / "coresets" / f"{method}-ipc{ipc}", "coreset", cfg)
 
-    def eval_dir(self, method: str, ipc: int) -> ArtifactDir:
-        ev = eval_for(self.config, ipc)
+    def eval_dir(self, method: str, ipc: int, protocol: str) -> ArtifactDir:
+        ev = eval_for(self.config, ipc, protocol)
         cfg = {**self.coreset_dir(method, ipc).config, "evaluate": _asdict(ev)}
-        return ArtifactDir(self.out / "evals" / f"{method}-ipc{ipc}-{ev.protocol}", "evaluation", cfg)
+        return ArtifactDir(self.out / "evals" / f"{method}-ipc{ipc}-{protocol}", "evaluation", cfg)
+
+    def augment(self, enabled: bool):
+        """DSA (the paper's strategy) when ``enabled``, else None."""
+        if not enabled:
+            return None
+        from ..augment import DSA
+
+        return DSA()
 
 
 def run_experts(ws: Workspace) -> Path:
@@ -108,7 +135,8 @@ def run_experts(ws: Workspace) -> Path:
         t0 = time.perf_counter()
         seed = cfg.seed + e
         log = []
-        traj = sgd_trajectory(model, model.init(seed), x, y, cfg, seed, on_epoch=lambda ep, loss: log.append(loss))
+        traj = sgd_trajectory(model, model.init(seed), x, y, cfg, seed, augment=ws.augment(cfg.augment),
+                              on_epoch=lambda ep, loss: log.append(loss))
         save_tensors(path, {"trajectory": traj}, metadata={"seed": str(seed), "train_loss": ",".join(f"{v:.4f}" for v in log)})
         timings[f"expert_{e:03d}"] = time.perf_counter() - t0
         if not ws.quiet:
@@ -136,17 +164,17 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     g = torch.Generator()
     g.manual_seed(cfg.seed)
     idx = random_real_subset(data.train_y, data.num_classes, ipc, g)
-    init = ws.normalizer(data.train_x[idx].to(ws.device))
+    init = ws.prepare(data.train_x[idx])
     labels = data.train_y[idx].to(ws.device)
     experts = None if method == "random" else ExpertPool(expert_paths(ws), ws.device)
     context = DistillContext(ws.model(), experts, ws.train_x(), data.train_y.to(ws.device), data.num_classes,
-                             None, ws.device)
+                             ws.augment(cfg.augment), ws.device)
     t0 = time.perf_counter()
     images, summary = distill(cfg, context, init, labels, quiet=ws.quiet)
     elapsed = time.perf_counter() - t0
     save_tensors(art.path / "coreset.safetensors",
                  {"images": images, "labels": labels, "init_images": init, "init_indices": idx,
-                  **ws.normalizer.state()},
+                  **ws.preprocessing_state()},
                  metadata={"method": method, "ipc": str(ipc)})
     atomic_write_json(art.path / "summary.json", summary)
     art.finish(cfg.seed, {"distill": elapsed}, {"method": method, "ipc": ipc, "classes": data.classes})
@@ -160,11 +188,11 @@ def load_coreset(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.
     return t["images"].float(), t["labels"].long()
 
 
-def run_evaluate(ws: Workspace, method: str, ipc: int) -> Path:
-    """Stage 3: Bayesian evaluation of one coreset on the test split."""
-    ev = eval_for(ws.config, ipc)
+def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
+    """Stage 3: Bayesian evaluation of one coreset on the test split with one protocol."""
+    ev = eval_for(ws.config, ipc, protocol)
     ev.validate()
-    art = ws.eval_dir(method, ipc)
+    art = ws.eval_dir(method, ipc, protocol)
     if art.is_complete():
         return art.path
     core = ws.coreset_dir(method, ipc)
@@ -173,12 +201,37 @@ def run_evaluate(ws: Workspace, method: str, ipc: int) -> Path:
     _ = ws.data
     art.claim()
     x, y = load_coreset(core.path, ws.device)
+    test_sets = {"test": ws.data.test_x.to(ws.device)}
+    test_sets.update(corrupted_sets(ws, ev))
     t0 = time.perf_counter()
-    results = evaluate_coreset(ws.model(), x, y, ws.test_x(), ws.data.test_y.to(ws.device), ev, quiet=ws.quiet)
+    results = evaluate_coreset(ws.model(), x, y, test_sets, ws.data.test_y.to(ws.device), ev, quiet=ws.quiet,
+                               prepare=ws.prepare)
     results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
     atomic_write_json(art.path / "results.json", results)
     art.finish(ev.seed, {"evaluate": time.perf_counter() - t0}, {"method": method, "ipc": ipc})
     return art.path
+
+
+def corruption_names(requested: list[str]) -> list[str]:
+    from ..corruptions import CORRUPTIONS, STANDARD
+
+    names: list[str] = []
+    for item in requested:
+        names += list(CORRUPTIONS if item == "all" else STANDARD if item == "standard" else [item])
+    return list(dict.fromkeys(names))
+
+
+def corrupted_sets(ws: Workspace, ev) -> dict[str, torch.Tensor]:
+    """uint8 corrupted copies of the test split, generated once and cached next to the decoded data."""
+    if not ev.corruptions:
+        return {}
+    from ..corruptions import corrupted_test_sets
+    from ..data.datasets import default_cache_dir
+
+    cache = Path(ws.config.data.cache_dir or default_cache_dir()) / "corruptions"
+    sets = corrupted_test_sets(ws.data.test_x.numpy(), corruption_names(ev.corruptions), ev.severities,
+                               seed=ev.seed, cache_dir=cache)
+    return {f"{name}/{sev}": torch.from_numpy(arr).to(ws.device) for (name, sev), arr in sets}
 
 
 def run_all(ws: Workspace) -> dict:
@@ -189,7 +242,8 @@ def run_all(ws: Workspace) -> dict:
     for ipc in ws.config.ipcs:
         for method in ws.config.methods:
             run_distill(ws, method, ipc)
-            run_evaluate(ws, method, ipc)
+            for protocol in ws.config.protocols:
+                run_evaluate(ws, method, ipc, protocol)
     report = write_report(ws.out)
     report["wall_seconds"] = time.perf_counter() - t0
     return report
