@@ -2,6 +2,9 @@
 
     python benchmarks/bench_distill.py [--models quick,paper] [--methods fkl,wasserstein,rkl,dc] [--ipcs 1,10,20]
 
+``wasserstein@ckpt5`` is BPC-W with the unroll checkpointed every 5 steps (same gradient, less memory).
+Each cell's address space is capped at 20 GB so that an over-budget cell fails alone (reported as an error).
+
 Each cell runs in its own process: ``warmup`` iterations, then ``iterations`` timed ones (the paper
 reports the slowest of three 100-iteration means; on this CPU we time fewer and say so). Memory is the
 growth of peak resident memory (CPU) or the peak CUDA allocation during the iterations (warm-up
@@ -23,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import machine, peak_rss_mb, run_cell, write_results  # noqa: E402
 
+MEMORY_CAP_GB = 20.0
 MODELS = {"quick": dict(channels=1, size=28, width=32), "paper": dict(channels=3, size=32, width=128)}
 
 
@@ -36,8 +40,14 @@ def cell(model_name: str, method: str, ipc: int, iterations: int, warmup: int, t
     from pseudocoresets.pipeline.io import save_tensors
     import tempfile
 
+    import resource
+
+    # A cell may not take the machine down: cap its address space (an over-budget cell reports an error row).
+    cap = int(MEMORY_CAP_GB * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     if threads:
         torch.set_num_threads(threads)
+    method, _, ckpt = method.partition("@ckpt")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     spec = MODELS[model_name]
     model = FlatModel(build_convnet(ModelConfig(width=spec["width"]), spec["channels"], spec["size"], 10)).to(device)
@@ -50,7 +60,7 @@ def cell(model_name: str, method: str, ipc: int, iterations: int, warmup: int, t
     save_tensors(tmp / "expert_000.safetensors", {"trajectory": traj})
     ctx = DistillContext(model, ExpertPool([tmp / "expert_000.safetensors"], device), real_x, real_y, 10, None, device)
     cfg = DistillConfig(method=method, ipc=ipc, iterations=warmup, max_start_epoch=2, expert_epochs=1,
-                        lr_images=1e-3 if method != "dc" else 0.1)
+                        lr_images=1e-3 if method != "dc" else 0.1, checkpoint_every=int(ckpt or 0))
     init = real_x[: 10 * ipc].clone()
     labels = real_y[: 10 * ipc].clone()
     # initialise the libraries' one-off buffers with a trivial iteration, so they are not counted

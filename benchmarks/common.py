@@ -47,7 +47,10 @@ def run_cell(script: str, args: list[str], timeout: float = 3600) -> dict:
     """Run one measurement in a fresh process (so peak memory is its own) and parse its JSON line."""
     proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit code {proc.returncode}"
+        if "MemoryError" in proc.stderr or "can't allocate memory" in proc.stderr or "DefaultCPUAllocator" in proc.stderr:
+            last = "out of memory under the cap"
+        return {"error": last[:200]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

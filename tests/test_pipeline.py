@@ -148,3 +148,33 @@ def test_augmented_zca_asghmc_and_corruptions(tiny_data, tmp_path):
     core = load_file(str(out / "coresets/random-ipc2/coreset.safetensors"))
     assert "zca_eigenvectors" in core  # saved so pictures can invert the whitening
     assert len(list((tmp_path / "cache" / "corruptions").glob("*.safetensors"))) == 4
+
+
+def test_table_resumes_without_recomputing_and_report_renders(finished_run, tiny_data):
+    out, _ = finished_run
+    results = out / "evals/fkl-ipc2-hmc/results.json"
+    before = results.stat().st_mtime_ns
+    proc = bpc("table", "--out", str(out), "--data.root", str(tiny_data), *TINY)
+    assert results.stat().st_mtime_ns == before  # finished cells are reused
+    table = (out / "table.md").read_text()
+    assert "| 2 | random |" in table and "| 2 | fkl |" in table and "hmc Acc" in table
+    assert (out / "table.csv").read_text().count("\n") == 3  # header + 2 rows
+    proc = bpc("report", "--out", str(out))
+    page = (out / "report.html").read_text()
+    assert "<table>" in page and "<svg" in page and "fig1_fkl-ipc2" in page
+    for name in ("fig1_fkl-ipc2.png", "fig1_random-ipc2.svg", "fig2_fourier_ipc2.png"):
+        assert (out / "figures" / name).stat().st_size > 1000
+
+
+def test_interrupted_table_resumes(tiny_data, tmp_path, finished_run):
+    """A table whose evaluation of one cell was lost is completed by re-running only that cell."""
+    import shutil
+
+    src, _ = finished_run
+    out = tmp_path / "t"
+    shutil.copytree(src, out)
+    shutil.rmtree(out / "evals/random-ipc2-hmc")
+    kept = (out / "evals/fkl-ipc2-hmc/results.json").stat().st_mtime_ns
+    bpc("table", "--out", str(out), "--data.root", str(tiny_data), *TINY)
+    assert (out / "evals/random-ipc2-hmc/results.json").exists()
+    assert (out / "evals/fkl-ipc2-hmc/results.json").stat().st_mtime_ns == kept

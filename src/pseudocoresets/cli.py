@@ -16,13 +16,15 @@ from .config import SECTIONS, apply_overrides, eval_for, load_config_file, prese
 from .errors import UserError
 
 # Every stage accepts every section, so one config file or command line serves all stages of a run.
-STAGES = ("experts", "distill", "evaluate", "run")
+STAGES = ("experts", "distill", "evaluate", "run", "table")
 DESCRIPTIONS = {
     "experts": "Train expert SGD trajectories on the full data (snapshot after every epoch).",
     "distill": "Learn pseudocoresets (or draw random ones) for every method x ipc of the config.",
     "evaluate": "Bayesian evaluation (HMC on the coreset) of every method x ipc of the config.",
     "run": "All stages from one config: experts -> coresets -> evaluation -> report.",
-    "report": "Markdown and JSON table (method x ipc x metric) over the finished evaluations of a run.",
+    "table": "The paper's Table 1 for methods x ipcs x protocols: runs what is missing, reuses finished cells "
+    "(an interrupted table resumes), writes table.md and table.csv.",
+    "report": "Markdown/JSON results, Table 1, Figures 1-4 (PNG+SVG) and one self-contained report.html of a run.",
 }
 
 
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
             _add_section(p, section)
     p = sub.add_parser("report", help=DESCRIPTIONS["report"], description=DESCRIPTIONS["report"])
     p.add_argument("--out", default="runs/quick", help="run directory to summarise")
+    p.add_argument("--bench", default="", help="benchmark JSON (benchmarks/results/distill*.json) for Figure 3")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
     return parser
 
 
@@ -107,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             report = stages.write_report(Path(args.out))
             print(report["markdown"], end="")
+            if not args.no_figures:
+                from .report.page import write_page
+
+                print(f"report page: {write_page(Path(args.out), Path(args.bench) if args.bench else None)}")
             return 0
         from .utils import choose_device, configure_threads
 
@@ -127,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                         s = json.loads((path / "results.json").read_text())["summary"]
                         print(f"{method} ipc {ipc} {protocol}: accuracy {s['accuracy']['mean']:.4f}, "
                               f"nll {s['nll']['mean']:.4f} ({path})")
+        elif args.command == "table":
+            from .report.table import write_table
+
+            stages.run_all(ws)
+            print(write_table(Path(args.out)))
         elif args.command == "run":
             report = stages.run_all(ws)
             print(report["markdown"], end="")

@@ -1,0 +1,127 @@
+"""The paper's figures from artifacts (matplotlib; each figure saved as PNG and SVG).
+
+- Figure 1, :func:`coreset_grid`: the images of a coreset, de-normalised (and ZCA inverted).
+- Figure 2, :func:`fourier_amplitude`: log-amplitude of the 2-D Fourier transform per method, along the
+  diagonal frequencies (k, k), averaged over images and channels.
+- Figure 3, :func:`cost_plot`: memory and time per iteration against ipc per method (benchmark JSON).
+- Figure 4, :func:`radar_plot`: per-corruption accuracy and NLL per method (evaluations with corruptions).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from ..pipeline.io import load_tensors  # noqa: E402
+
+
+def _save(fig, path: Path) -> list[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in ("png", "svg"):
+        target = path.with_suffix(f".{ext}")
+        tmp = target.with_name(f".{target.name}.tmp")
+        fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
+        tmp.replace(target)
+        out.append(target)
+    plt.close(fig)
+    return out
+
+
+def coreset_pixels(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coreset images in [0, 1] (ZCA inverted, normalisation undone) and their labels."""
+    t = load_tensors(Path(path) / "coreset.safetensors")
+    x = t["images"].double()
+    if "zca_eigenvectors" in t:
+        from ..augment import ZCA
+
+        zca = ZCA.from_state({k[4:]: v for k, v in t.items() if k.startswith("zca_")})
+        x = zca.inverse(x)
+    mean = t["norm_mean"].double().reshape(1, -1, 1, 1)
+    std = t["norm_std"].double().reshape(1, -1, 1, 1)
+    return (x * std + mean).clamp(0, 1).float(), t["labels"]
+
+
+def coreset_grid(path: Path, out: Path, title: str = "", classes: list[str] | None = None) -> list[Path]:
+    x, y = coreset_pixels(path)
+    k = int(y.max()) + 1
+    ipc = len(y) // k
+    cols = min(ipc, 10)
+    fig, axes = plt.subplots(k, cols, figsize=(cols * 0.9, k * 0.9), squeeze=False)
+    for c in range(k):
+        idx = torch.nonzero(y == c).flatten()[:cols]
+        for j in range(cols):
+            ax = axes[c][j]
+            ax.axis("off")
+            if j < len(idx):
+                img = x[idx[j]].permute(1, 2, 0).numpy()
+                ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
+                          vmin=0, vmax=1)
+        if classes:
+            axes[c][0].set_title(classes[c], fontsize=6, loc="left")
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, out)
+
+
+def diagonal_log_amplitude(x: torch.Tensor) -> torch.Tensor:
+    """mean over images and channels of log|FFT2(x)| at frequencies (k, k), k = 0..H/2 (centred, DC removed)."""
+    x = x - x.mean(dim=(-2, -1), keepdim=True)
+    amp = torch.fft.fftshift(torch.fft.fft2(x.double()), dim=(-2, -1)).abs().clamp_min(1e-12).log()
+    amp = amp.mean(dim=(0, 1))
+    h = amp.shape[0]
+    c = h // 2
+    return torch.stack([amp[c + i, c + i] for i in range(h - c)])
+
+
+def fourier_amplitude(coresets: dict[str, Path], out: Path) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for name, path in coresets.items():
+        x, _ = coreset_pixels(path)
+        ax.plot(diagonal_log_amplitude(x).numpy(), label=name)
+    ax.set_xlabel("diagonal frequency k (cycles per image)")
+    ax.set_ylabel("mean log amplitude")
+    ax.legend(fontsize=7)
+    ax.set_title("Log amplitude of the 2-D Fourier transform")
+    return _save(fig, out)
+
+
+def cost_plot(rows: list[dict], out: Path, model: str) -> list[Path]:
+    rows = [r for r in rows if r.get("model") == model and "error" not in r]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
+    for method in sorted({r["method"] for r in rows}):
+        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["ipc"])
+        a.plot([r["ipc"] for r in rs], [r["memory_mb"] for r in rs], marker="o", label=method)
+        b.plot([r["ipc"] for r in rs], [r["seconds_per_iteration"] for r in rs], marker="o", label=method)
+    a.set(xlabel="images per class", ylabel="memory (MB)", title=f"(a) memory, {model} ConvNet")
+    b.set(xlabel="images per class", ylabel="seconds / iteration", title=f"(b) time, {model} ConvNet")
+    a.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def radar_plot(results: dict[str, dict], out: Path, title: str = "") -> list[Path]:
+    """``results[method]`` is an evaluation's results.json with ``sets``; averages over severities per corruption."""
+    names = sorted({k.rsplit("/", 1)[0] for r in results.values() for k in r.get("sets", {})})
+    if not names:
+        raise ValueError("no corrupted test sets in these evaluations; run with --evaluate.corruptions")
+    angles = [2 * math.pi * i / len(names) for i in range(len(names))] + [0.0]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), subplot_kw={"projection": "polar"})
+    for metric, ax in zip(("accuracy", "nll"), axes):
+        for method, r in results.items():
+            vals = []
+            for n in names:
+                cells = [v[metric]["mean"] for k, v in r["sets"].items() if k.rsplit("/", 1)[0] == n]
+                vals.append(sum(cells) / len(cells))
+            ax.plot(angles, vals + vals[:1], label=method)
+            ax.fill(angles, vals + vals[:1], alpha=0.1)
+        ax.set_xticks(angles[:-1])
+        ax.set_xticklabels([n.replace("_", "\n") for n in names], fontsize=6)
+        ax.set_title("Acc (higher is better)" if metric == "accuracy" else "NLL (lower is better)", fontsize=9)
+    axes[0].legend(fontsize=7, loc="lower left", bbox_to_anchor=(-0.3, -0.15))
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, out)

@@ -1,0 +1,95 @@
+"""One self-contained HTML page per run directory: table, figures (inlined SVG) and the configs."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from ..pipeline.io import atomic_write_text, read_json
+from ..pipeline.stages import collect_results
+from . import figures
+from .table import table1_markdown, write_table
+
+
+def make_figures(out: Path, bench_json: Path | None = None) -> list[Path]:
+    """Every figure the artifacts of ``out`` allow, under ``out/figures``."""
+    out = Path(out)
+    made: list[Path] = []
+    fig_dir = out / "figures"
+    coresets = sorted(p for p in (out / "coresets").glob("*") if (p / "manifest.json").exists())
+    by_ipc: dict[int, dict[str, Path]] = {}
+    for path in coresets:
+        manifest = read_json(path / "manifest.json")
+        name = path.name.rsplit("-ipc", 1)[0]
+        made += figures.coreset_grid(path, fig_dir / f"fig1_{path.name}", f"{name}, ipc {manifest.get('ipc')}",
+                                     manifest.get("classes"))
+        by_ipc.setdefault(int(manifest.get("ipc", 0)), {})[name] = path
+    for ipc, group in by_ipc.items():
+        made += figures.fourier_amplitude(group, fig_dir / f"fig2_fourier_ipc{ipc}")
+    if bench_json and Path(bench_json).exists():
+        rows = json.loads(Path(bench_json).read_text())["rows"]
+        for model in sorted({r["model"] for r in rows}):
+            made += figures.cost_plot(rows, fig_dir / f"fig3_cost_{model}", model)
+    evals: dict[tuple[int, str], dict[str, dict]] = {}
+    for path in sorted((out / "evals").glob("*/results.json")):
+        r = read_json(path)
+        if "sets" in r:
+            evals.setdefault((r["ipc"], r["protocol"]), {})[r["method"]] = r
+    for (ipc, protocol), group in evals.items():
+        made += figures.radar_plot(group, fig_dir / f"fig4_radar_ipc{ipc}_{protocol}",
+                                   f"corrupted test sets, ipc {ipc}, {protocol}")
+    return made
+
+
+def _md_table_to_html(md: str) -> str:
+    lines, out, in_table = md.splitlines(), [], False
+    for line in lines:
+        if line.startswith("|") and set(line.replace("|", "").strip()) <= {"-"}:
+            continue
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                out.append("<table>")
+                in_table = True
+            out.append("<tr>" + "".join(f"<{tag}>{_bold(html.escape(c))}</{tag}>" for c in cells) + "</tr>")
+        else:
+            if in_table:
+                out.append("</table>")
+                in_table = False
+            if line.strip():
+                out.append(f"<p>{_bold(html.escape(line))}</p>")
+    if in_table:
+        out.append("</table>")
+    return "\n".join(out)
+
+
+def _bold(text: str) -> str:
+    parts = text.split("**")
+    return "".join(p if i % 2 == 0 else f"<b>{p}</b>" for i, p in enumerate(parts))
+
+
+def write_page(out: Path, bench_json: Path | None = None) -> Path:
+    out = Path(out)
+    rows = collect_results(out)
+    write_table(out)
+    figs = [p for p in make_figures(out, bench_json) if p.suffix == ".svg"]
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>pseudocoresets report</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}figure{display:inline-block;margin:8px}"
+             "pre{background:#f6f6f6;padding:6px;font-size:11px;overflow:auto}</style></head><body>",
+             f"<h1>Report: {html.escape(str(out))}</h1>", "<h2>Table 1</h2>", _md_table_to_html(table1_markdown(rows)),
+             "<h2>Figures</h2>"]
+    for f in figs:
+        svg = f.read_text()
+        svg = svg[svg.find("<svg"):]
+        parts.append(f"<figure>{svg}<figcaption>{html.escape(f.stem)}</figcaption></figure>")
+    parts.append("<h2>Configurations</h2>")
+    for cfg in sorted((out / "evals").glob("*/config.json")):
+        parts.append(f"<details><summary>{html.escape(cfg.parent.name)}</summary><pre>"
+                     f"{html.escape(cfg.read_text())}</pre></details>")
+    parts.append("</body></html>")
+    target = out / "report.html"
+    atomic_write_text(target, "\n".join(parts))
+    return target
