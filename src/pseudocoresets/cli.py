@@ -20,7 +20,8 @@ STAGES = ("experts", "distill", "evaluate", "run", "table")
 DESCRIPTIONS = {
     "experts": "Train expert SGD trajectories on the full data (snapshot after every epoch).",
     "distill": "Learn pseudocoresets (or draw random ones) for every method x ipc of the config.",
-    "evaluate": "Bayesian evaluation (HMC on the coreset) of every method x ipc of the config.",
+    "evaluate": "Bayesian evaluation (HMC or A-SGHMC on the coreset, optionally on corrupted test sets) of every "
+    "method x ipc x protocol of the config.",
     "run": "All stages from one config: experts -> coresets -> evaluation -> report.",
     "table": "The paper's Table 1 for methods x ipcs x protocols: runs what is missing, reuses finished cells "
     "(an interrupted table resumes), writes table.md and table.csv.",
@@ -132,9 +133,15 @@ def main(argv: list[str] | None = None) -> int:
                 for method in cfg.methods:
                     for protocol in cfg.protocols:
                         path = stages.run_evaluate(ws, method, ipc, protocol)
-                        s = json.loads((path / "results.json").read_text())["summary"]
-                        print(f"{method} ipc {ipc} {protocol}: accuracy {s['accuracy']['mean']:.4f}, "
-                              f"nll {s['nll']['mean']:.4f} ({path})")
+                        res = json.loads((path / "results.json").read_text())
+                        s = res["summary"]
+                        line = (f"{method} ipc {ipc} {protocol}: accuracy {s['accuracy']['mean']:.4f}, "
+                                f"nll {s['nll']['mean']:.4f}")
+                        if "corrupted_mean" in res:
+                            c = res["corrupted_mean"]
+                            line += (f"; corrupted sets: accuracy {c['accuracy']['mean']:.4f}, "
+                                     f"nll {c['nll']['mean']:.4f}")
+                        print(f"{line} ({path})")
         elif args.command == "table":
             from .report.table import write_table
 

@@ -118,7 +118,7 @@ def preset(name: str) -> RunConfig:
         return RunConfig(
             data=DataConfig(name="cifar10"),
             model=ModelConfig(width=128, depth=3),
-            experts=ExpertConfig(num_experts=100, epochs=50),
+            experts=ExpertConfig(num_experts=100, epochs=50, augment=True),  # MTT's buffers use DSA
             distill=DistillConfig(),
             evaluate=EvalConfig(),
             methods=["random", "fkl"],

@@ -67,6 +67,32 @@ class Objective(Protocol):
         """Called after the optimiser moved the images (DC trains its network here)."""
 
 
+class ObjectiveBase:
+    """Defaults for the interface: no extra learnable tensors, nothing to do after an image update."""
+
+    name = "base"
+
+    def __init__(self, config, context: DistillContext):
+        self.c = config
+        self.ctx = context
+
+    def param_groups(self) -> list[dict]:
+        return []
+
+    def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        pass
+
+
+def student_endpoint(config, ctx: DistillContext, images: torch.Tensor, labels: torch.Tensor,
+                     g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Algorithm 1's inner part: (theta_u^(L_u) from expert epoch r, theta_x^(L_x) = expert epoch r + L_x, info)."""
+    theta0, theta_x, info = ctx.experts.sample_segment(config.max_start_epoch, config.expert_epochs, g)
+    batch = config.batch_syn if config.batch_syn > 0 else len(images)
+    theta_u = student_sgd(ctx.model, theta0, images, labels, config.student_steps, config.lr_student, batch,
+                          ctx.augment, g)
+    return theta_u, theta_x, info
+
+
 def maybe_augment(x: torch.Tensor, augment: Augment | None, g: torch.Generator) -> torch.Tensor:
     return x if augment is None else augment(x, g)
 

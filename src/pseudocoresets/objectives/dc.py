@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import DistillContext, maybe_augment, student_sgd
+from .base import DistillContext, ObjectiveBase, maybe_augment, student_sgd
 
 
 def layerwise_cosine_distance(real: list[torch.Tensor], syn: list[torch.Tensor]) -> torch.Tensor:
@@ -31,20 +31,16 @@ def layerwise_cosine_distance(real: list[torch.Tensor], syn: list[torch.Tensor])
     return total
 
 
-class GradientMatching:
+class GradientMatching(ObjectiveBase):
     name = "dc"
 
     def __init__(self, config, context: DistillContext):
-        self.c = config
-        self.ctx = context
+        super().__init__(config, context)
         self.theta: torch.Tensor | None = None
         self.round_step = 0
         self.inner_g = torch.Generator(device=context.device)
         self.inner_g.manual_seed(config.seed + 7)
         self.by_class = [torch.nonzero(context.real_y == k).flatten() for k in range(context.num_classes)]
-
-    def param_groups(self) -> list[dict]:
-        return []
 
     def _grads(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, create_graph: bool) -> list[torch.Tensor]:
         loss = F.cross_entropy(self.ctx.model(theta, x), y)

@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .base import DistillContext, maybe_augment, student_sgd
+from .base import DistillContext, ObjectiveBase, maybe_augment, student_endpoint
 
 
 def fkl_surrogate(
@@ -45,21 +45,12 @@ def fkl_surrogate(
     return total
 
 
-class ForwardKL:
+class ForwardKL(ObjectiveBase):
     name = "fkl"
-
-    def __init__(self, config, context: DistillContext):
-        self.c = config
-        self.ctx = context
-
-    def param_groups(self) -> list[dict]:
-        return []
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
         c, ctx = self.c, self.ctx
-        theta0, theta_x, info = ctx.experts.sample_segment(c.max_start_epoch, c.expert_epochs, g)
-        batch = c.batch_syn if c.batch_syn > 0 else len(images)
-        theta_u = student_sgd(ctx.model, theta0, images, labels, c.student_steps, c.lr_student, batch, ctx.augment, g)
+        theta_u, theta_x, info = student_endpoint(c, ctx, images, labels, g)
         S, P = c.num_samples, theta_u.numel()
         eps_u = torch.randn(S, P, generator=g, device=theta_u.device)
         eps_x = torch.randn(S, P, generator=g, device=theta_u.device)
@@ -76,9 +67,6 @@ class ForwardKL:
 
         value = fkl_surrogate(log_lik, thetas_u, thetas_x)
         return {"surrogate": float(value), **info}
-
-    def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        pass
 
 
 def build(config, context: DistillContext) -> ForwardKL:

@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .base import DistillContext, maybe_augment, student_sgd
+from .base import DistillContext, ObjectiveBase, student_endpoint
 
 
 def rkl_surrogate(
@@ -43,21 +43,12 @@ def rkl_surrogate(
     return (weights * (core - core.mean())).mean()
 
 
-class ReverseKL:
+class ReverseKL(ObjectiveBase):
     name = "rkl"
-
-    def __init__(self, config, context: DistillContext):
-        self.c = config
-        self.ctx = context
-
-    def param_groups(self) -> list[dict]:
-        return []
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
         c, ctx = self.c, self.ctx
-        theta0, _, info = ctx.experts.sample_segment(c.max_start_epoch, c.expert_epochs, g)
-        batch = c.batch_syn if c.batch_syn > 0 else len(images)
-        theta_u = student_sgd(ctx.model, theta0, images, labels, c.student_steps, c.lr_student, batch, ctx.augment, g)
+        theta_u, _, info = student_endpoint(c, ctx, images, labels, g)
         thetas = theta_u + c.noise_u * torch.randn(c.num_samples, theta_u.numel(), generator=g, device=theta_u.device)
         idx = torch.randint(len(ctx.real_x), (c.real_batch,), generator=g, device=ctx.real_x.device)
         real_x, real_y = ctx.real_x[idx], ctx.real_y[idx]
@@ -83,9 +74,6 @@ class ReverseKL:
 
         cov = rkl_surrogate(coreset_ll, data_ll, thetas)
         return {"covariance": float(cov), **info}
-
-    def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        pass
 
 
 def build(config, context: DistillContext) -> ReverseKL:

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .base import DistillContext, maybe_augment
+from .base import DistillContext, ObjectiveBase, maybe_augment
 
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -72,12 +72,11 @@ def matching_gradient_checkpointed(
     return loss.detach()
 
 
-class Wasserstein:
+class Wasserstein(ObjectiveBase):
     name = "wasserstein"
 
     def __init__(self, config, context: DistillContext):
-        self.c = config
-        self.ctx = context
+        super().__init__(config, context)
         self.eta = torch.tensor(float(config.lr_student), device=context.device, requires_grad=True)
 
     def param_groups(self) -> list[dict]:

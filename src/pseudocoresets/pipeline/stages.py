@@ -260,7 +260,7 @@ def collect_results(out: Path) -> list[dict]:
         r = read_json(path)
         rows.append({"run": str(path.parent.relative_to(out)), "method": r["method"], "ipc": r["ipc"],
                      "protocol": r["protocol"], "dataset": r.get("dataset", ""), "repeats": len(r["repeats"]),
-                     **{m: r["summary"][m] for m in METRICS}})
+                     **{m: r["summary"][m] for m in METRICS}, "corrupted_mean": r.get("corrupted_mean")})
     return rows
 
 
@@ -281,6 +281,15 @@ def write_report(out: Path) -> dict:
     if not rows:
         raise UserError(f"no finished evaluations under {out}/evals; run 'bpc evaluate' or 'bpc run' first")
     table = markdown_table(rows)
+    corrupted = [r for r in rows if r.get("corrupted_mean")]
+    if corrupted:
+        table += "\nAverage over the corrupted test sets:\n\n| dataset | ipc | method | protocol | accuracy | NLL | ECE | Brier |\n"
+        table += "|---|---|---|---|---|---|---|---|\n"
+        for r in sorted(corrupted, key=lambda r: (r["dataset"], r["ipc"], r["protocol"], r["method"])):
+            c = r["corrupted_mean"]
+            table += (f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | "
+                      + " | ".join(f"{c[m]['mean']:.4f} ± {c[m]['std']:.4f}" for m in ("accuracy", "nll", "ece", "brier"))
+                      + " |\n")
     atomic_write_json(out / "report.json", {"rows": rows})
     from .io import atomic_write_text
 
