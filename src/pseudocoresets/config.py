@@ -61,12 +61,14 @@ class RunConfig:
 
 def eval_for(config: "RunConfig", ipc: int, protocol: str) -> EvalConfig:
     """Evaluation config of one cell: official A-SGHMC values for ``asghmc`` (friction 0.1, temperature 0.01,
-    one sample per 5 steps), and the official ipc-1 HMC schedule under the paper preset."""
+    one sample per 5 steps; the chain length, 1000 steps with 500 burn-in, is our choice: one SGHMC step
+    is one gradient, so the HMC iteration counts would not train the network), and the official ipc-1 HMC
+    schedule under the paper preset."""
     cfg = copy.deepcopy(config.evaluate)
     cfg.protocol = protocol
     overrides: dict[str, Any] = {}
     if protocol == "asghmc":
-        overrides.update(temperature=0.01, friction=0.1, thin=5)
+        overrides.update(temperature=0.01, friction=0.1, thin=5, iterations=1000, burn_in=500)
     if config.preset == "paper" and ipc == 1 and protocol == "hmc":
         overrides.update(iterations=20, burn_in=10, leapfrog_steps=20, step_size=0.05)
     for key, value in overrides.items():

@@ -83,7 +83,8 @@ def fourier_amplitude(coresets: dict[str, Path], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for name, path in coresets.items():
         x, _ = coreset_pixels(path)
-        ax.plot(diagonal_log_amplitude(x).numpy(), label=name)
+        amp = diagonal_log_amplitude(x).numpy()
+        ax.plot(range(1, len(amp)), amp[1:], label=name)  # k = 0 is the removed image mean
     ax.set_xlabel("diagonal frequency k (cycles per image)")
     ax.set_ylabel("mean log amplitude")
     ax.legend(fontsize=7)
