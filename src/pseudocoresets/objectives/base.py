@@ -36,8 +36,8 @@ class ExpertPool:
 
     def sample_segment(self, max_start: int, length: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Algorithm 1: expert ~ U{experts}, r ~ U{0..T+}; returns (theta^(r), theta^(r+L_x), info)."""
-        e = int(torch.randint(len(self.paths), (1,), generator=g))
-        r = int(torch.randint(max_start + 1, (1,), generator=g))
+        e = int(torch.randint(len(self.paths), (1,), generator=g, device=g.device))
+        r = int(torch.randint(max_start + 1, (1,), generator=g, device=g.device))
         return self.snapshot(e, r), self.snapshot(e, r + length), {"expert": e, "start_epoch": r}
 
 

@@ -50,7 +50,7 @@ class GradientMatching(ObjectiveBase):
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
         c, ctx = self.c, self.ctx
         if self.round_step == 0:
-            seed = int(torch.randint(2**31 - 1, (1,), generator=g))
+            seed = int(torch.randint(2**31 - 1, (1,), generator=g, device=g.device))
             self.theta = ctx.model.init(seed).to(ctx.device)
         theta = self.theta.detach().requires_grad_(True)
         total = 0.0
