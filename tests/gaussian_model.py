@@ -54,3 +54,14 @@ def make_problem(n: int = 400, d: int = 3, m: int = 6, seed: int = 0):
     y = x @ theta + torch.randn(n, generator=g, dtype=torch.float64)
     idx = torch.randperm(n, generator=g)[:m]
     return x, y, x[idx].clone(), y[idx].clone(), g
+
+
+def adam_descent(u0: torch.Tensor, grad_fn, steps: int, lr: float) -> torch.Tensor:
+    """Adam on pseudo-inputs with a gradient supplied by ``grad_fn(u)`` (an estimator or the exact one)."""
+    u = u0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        u.grad = grad_fn(u)
+        opt.step()
+    return u.detach()

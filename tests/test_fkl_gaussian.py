@@ -2,7 +2,7 @@
 
 import torch
 
-from gaussian_model import BLR, kl_gauss, make_problem
+from gaussian_model import BLR, adam_descent, kl_gauss, make_problem
 from pseudocoresets.objectives.fkl import fkl_surrogate
 
 
@@ -45,14 +45,8 @@ def test_fkl_steps_lower_exact_forward_kl_below_random_coreset():
         mu, cu = model.posterior(u_, v)
         return float(kl_gauss(mx, cx, mu, cu))
 
-    def descend(grad_fn, steps=300):
-        u_learn = u.clone().requires_grad_(True)
-        opt = torch.optim.Adam([u_learn], lr=0.1)
-        for _ in range(steps):
-            opt.zero_grad()
-            u_learn.grad = grad_fn(u_learn)
-            opt.step()
-        return fkl(u_learn.detach())
+    def descend(grad_fn):
+        return fkl(adam_descent(u, grad_fn, 300, 0.1))
 
     random_kl = fkl(u)
     learnt_kl = descend(lambda u_: _fkl_grad_estimate(model, x, y, u_, v, 64, g))

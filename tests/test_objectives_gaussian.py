@@ -2,20 +2,10 @@
 
 import torch
 
-from gaussian_model import BLR, kl_gauss, make_problem, w2_equal_cov
+from gaussian_model import BLR, adam_descent, kl_gauss, make_problem, w2_equal_cov
 from pseudocoresets.objectives.dc import layerwise_cosine_distance
 from pseudocoresets.objectives.rkl import rkl_surrogate
 from pseudocoresets.objectives.wasserstein import matching_gradient_checkpointed, unroll
-
-
-def _adam_descent(u0, grad_fn, steps, lr):
-    u = u0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([u], lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        u.grad = grad_fn(u)
-        opt.step()
-    return u.detach()
 
 
 # ---------------------------------------------------------------- reverse KL (rkl)
@@ -41,7 +31,7 @@ def test_rkl_estimate_matches_exact_gradient_and_lowers_reverse_kl():
     rkl(u_req).backward()
     est = _rkl_estimate(model, x, y, u, v, 20000, g)
     assert torch.nn.functional.cosine_similarity(est.flatten(), u_req.grad.flatten(), dim=0) > 0.9
-    learnt = _adam_descent(u, lambda u_: _rkl_estimate(model, x, y, u_, v, 200, g), 300, 0.1)
+    learnt = adam_descent(u, lambda u_: _rkl_estimate(model, x, y, u_, v, 200, g), 300, 0.1)
     assert float(rkl(learnt)) < 0.4 * float(rkl(u))
 
 
@@ -74,7 +64,7 @@ def test_wasserstein_update_lowers_exact_w2():
     def w2(u_):
         return float(w2_equal_cov(model.posterior(u_, v)[0], mx))
 
-    learnt = _adam_descent(u, grad_fn, 200, 0.05)
+    learnt = adam_descent(u, grad_fn, 200, 0.05)
     assert w2(learnt) < 0.1 * w2(u), (w2(learnt), w2(u))
 
 
@@ -140,5 +130,5 @@ def test_dc_distance_per_output_channel_and_updates_lower_it():
         return u_.grad
 
     before = float(dist(u).detach())
-    learnt = _adam_descent(u, grad_fn, 100, 0.05)
+    learnt = adam_descent(u, grad_fn, 100, 0.05)
     assert float(dist(learnt).detach()) < 0.1 * before
