@@ -201,7 +201,7 @@ def load_config_file(path: str) -> dict[str, Any]:
 def from_dict(d: dict[str, Any]) -> RunConfig:
     """Rebuild a saved config (as written into every artifact directory)."""
     cfg = preset(d.get("preset", "none"))
-    flat = {k: v for k, v in _flatten({k: v for k, v in d.items() if k not in ("preset", "explicit")}).items()}
+    flat = _flatten({k: v for k, v in d.items() if k not in ("preset", "explicit")})
     apply_overrides(cfg, flat, mark_explicit=False)
     cfg.explicit = list(d.get("explicit", []))
     return cfg

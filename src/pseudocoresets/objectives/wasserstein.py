@@ -82,31 +82,36 @@ class Wasserstein(ObjectiveBase):
     def param_groups(self) -> list[dict]:
         return [{"params": [self.eta], "lr": self.c.lr_lr, "momentum": 0.5}]
 
-    def _step(self, theta, images, eta, g):
+    def _student_step(self, labels: torch.Tensor) -> Step:
+        """One differentiable student step theta - eta grad CE(A(u), theta) (Eq. 10) for these labels."""
         c = self.c
-        n = len(images)
-        batch = c.batch_syn if c.batch_syn > 0 else n
-        labels = self._labels
-        idx = torch.randperm(n, generator=g, device=images.device)[:batch] if batch < n else slice(None)
-        loss = F.cross_entropy(self.ctx.model(theta, maybe_augment(images[idx], self.ctx.augment, g)), labels[idx])
-        (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
-        return theta - eta * grad
+
+        def step(theta, images, eta, g):
+            n = len(images)
+            batch = c.batch_syn if c.batch_syn > 0 else n
+            idx = torch.randperm(n, generator=g, device=images.device)[:batch] if batch < n else slice(None)
+            x = maybe_augment(images[idx], self.ctx.augment, g)
+            loss = F.cross_entropy(self.ctx.model(theta, x), labels[idx])
+            (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
+            return theta - eta * grad
+
+        return step
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
         c, ctx = self.c, self.ctx
         theta0, target, info = ctx.experts.sample_segment(c.max_start_epoch, c.expert_epochs, g)
-        self._labels = labels
+        step = self._student_step(labels)
         scale = ((theta0 - target) ** 2).sum().clamp_min(1e-12)
 
         def loss_fn(theta_end):
             return ((theta_end - target) ** 2).sum() / scale
 
         if c.checkpoint_every > 0:
-            loss = matching_gradient_checkpointed(self._step, loss_fn, theta0, images, self.eta,
+            loss = matching_gradient_checkpointed(step, loss_fn, theta0, images, self.eta,
                                                   c.student_steps, c.checkpoint_every, g)
         else:
             theta0 = theta0.requires_grad_(True)
-            loss = loss_fn(unroll(self._step, theta0, images, self.eta, c.student_steps, g))
+            loss = loss_fn(unroll(step, theta0, images, self.eta, c.student_steps, g))
             loss.backward()
         return {"matching_loss": float(loss.detach()), "student_lr": float(self.eta.detach()), **info}
 

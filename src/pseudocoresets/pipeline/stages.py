@@ -27,7 +27,7 @@ from ..experts import sgd_trajectory
 from ..models import FlatModel, build_convnet
 from ..objectives.base import DistillContext, ExpertPool
 from .artifacts import ArtifactDir
-from .io import atomic_write_json, load_tensors, read_json, save_tensors
+from .io import atomic_write_json, atomic_write_text, load_tensors, read_json, save_tensors
 
 
 def _asdict(x) -> dict:
@@ -291,7 +291,5 @@ def write_report(out: Path) -> dict:
                       + " | ".join(f"{c[m]['mean']:.4f} ± {c[m]['std']:.4f}" for m in ("accuracy", "nll", "ece", "brier"))
                       + " |\n")
     atomic_write_json(out / "report.json", {"rows": rows})
-    from .io import atomic_write_text
-
     atomic_write_text(out / "report.md", "# Results\n\nmean ± std over repeats\n\n" + table)
     return {"rows": rows, "markdown": table}
