@@ -20,7 +20,7 @@ from common import machine, write_results  # noqa: E402
 from pseudocoresets.config import eval_for, from_dict  # noqa: E402
 from pseudocoresets.evaluation.metrics import classification_metrics  # noqa: E402
 from pseudocoresets.evaluation.protocols import posterior_predictive  # noqa: E402
-from pseudocoresets.pipeline.io import read_json  # noqa: E402
+from pseudocoresets.io import read_json  # noqa: E402
 from pseudocoresets.pipeline.stages import Workspace, load_coreset  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--test", type=int, default=2000)
     args = p.parse_args()
     saved = read_json(args.run / "evals" / "fkl-ipc10-hmc" / "config.json")["config"]
-    cfg = from_dict({**saved, "preset": "none"})
+    cfg = from_dict({**{k: v for k, v in saved.items() if k != "objective"}, "preset": "none"})
     ws = Workspace(cfg, args.run, torch.device("cpu"), quiet=True)
     ev = eval_for(cfg, 10, "asghmc")
     ev.chains, ev.iterations, ev.burn_in = 1, args.steps, args.burn_in

@@ -34,10 +34,9 @@ def cell(model_name: str, method: str, ipc: int, iterations: int, warmup: int, t
     import torch
 
     from pseudocoresets.distill import DistillConfig, distill
+    from pseudocoresets.experts import ExpertPool, expert_file, save_trajectory
     from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
-    from pseudocoresets.objectives import DistillContext
-    from pseudocoresets.objectives.base import ExpertPool
-    from pseudocoresets.pipeline.io import save_tensors
+    from pseudocoresets.objectives import OBJECTIVES, DistillContext
     import tempfile
 
     import resource
@@ -57,25 +56,26 @@ def cell(model_name: str, method: str, ipc: int, iterations: int, warmup: int, t
     tmp = Path(tempfile.mkdtemp())
     theta0 = model.init(0).cpu()
     traj = torch.stack([theta0 + 0.01 * k * torch.randn(theta0.shape, generator=g) for k in range(4)])
-    save_tensors(tmp / "expert_000.safetensors", {"trajectory": traj})
-    ctx = DistillContext(model, ExpertPool([tmp / "expert_000.safetensors"], device), real_x, real_y, 10, None, device)
+    save_trajectory(expert_file(tmp, 0), traj, 0, [])
+    ctx = DistillContext(model, ExpertPool([expert_file(tmp, 0)], device), real_x, real_y, 10, None, device)
     cfg = DistillConfig(method=method, ipc=ipc, iterations=warmup, max_start_epoch=2, expert_epochs=1,
-                        lr_images=1e-3 if method != "dc" else 0.1, checkpoint_every=int(ckpt or 0))
+                        lr_images=1e-3 if method != "dc" else 0.1)
+    own = OBJECTIVES[method].Config(**({"checkpoint_every": int(ckpt)} if ckpt else {}))
     init = real_x[: 10 * ipc].clone()
     labels = real_y[: 10 * ipc].clone()
     # initialise the libraries' one-off buffers with a trivial iteration, so they are not counted
-    tiny = DistillConfig(method="fkl", ipc=1, iterations=1, student_steps=1, num_samples=1, max_start_epoch=2,
-                         expert_epochs=1, lr_images=1e-3)
-    distill(tiny, ctx, real_x[:10].clone(), real_y[:10].clone(), quiet=True)
+    tiny = DistillConfig(method="fkl", ipc=1, iterations=1, student_steps=1, max_start_epoch=2, expert_epochs=1,
+                         lr_images=1e-3)
+    distill(tiny, OBJECTIVES["fkl"].Config(num_samples=1), ctx, real_x[:10].clone(), real_y[:10].clone(), quiet=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated() / 2**20
     else:
         base = peak_rss_mb()
-    distill(cfg, ctx, init, labels, quiet=True)  # warm-up iterations (their memory counts, their time not)
+    distill(cfg, own, ctx, init, labels, quiet=True)  # warm-up iterations (their memory counts, their time not)
     cfg.iterations = iterations
     t0 = time.perf_counter()
-    distill(cfg, ctx, init, labels, quiet=True)
+    distill(cfg, own, ctx, init, labels, quiet=True)
     seconds = (time.perf_counter() - t0) / iterations
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
     return {"model": model_name, "method": method, "ipc": ipc, "seconds_per_iteration": seconds,

@@ -24,9 +24,9 @@ MODELS = {"quick": dict(channels=1, size=28, width=32), "paper": dict(channels=3
 def cell(model_name: str, threads: int, steps: int) -> dict:
     import torch
 
-    from pseudocoresets.evaluation.protocols import coreset_potential, predictive_probs
+    from pseudocoresets.evaluation.protocols import predictive_probs
     from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
-    from pseudocoresets.samplers import build_hmc
+    from pseudocoresets.samplers import CoresetPosterior, hmc
 
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -35,13 +35,13 @@ def cell(model_name: str, threads: int, steps: int) -> dict:
     g = torch.Generator(device=device).manual_seed(0)
     x = torch.randn(100, spec["channels"], spec["size"], spec["size"], generator=g, device=device)
     y = torch.arange(100, device=device) % 10
-    kernel = build_hmc(coreset_potential(model, x, y, 1.0, 1.0), steps)
+    kernel = hmc.build(CoresetPosterior(model, x, y, 1.0, 1.0).potential_and_grad, steps, 1e-3)
     state = kernel.init(0.1 * torch.randn(model.num_params, generator=g, device=device))
-    state, _ = kernel.step(state, g, 1e-3)  # warm-up
+    state, _ = kernel.step(state, g)  # warm-up
     t0 = time.perf_counter()
     reps = 3
     for _ in range(reps):
-        state, _ = kernel.step(state, g, 1e-3)
+        state, _ = kernel.step(state, g)
     leapfrog_per_s = reps * steps / (time.perf_counter() - t0)
     test = torch.randint(0, 256, (10_000, spec["channels"], spec["size"], spec["size"]), dtype=torch.uint8,
                          generator=torch.Generator().manual_seed(1)).to(device)

@@ -21,7 +21,7 @@ from common import machine, write_results  # noqa: E402
 from pseudocoresets.config import from_dict  # noqa: E402
 from pseudocoresets.evaluation.metrics import classification_metrics  # noqa: E402
 from pseudocoresets.evaluation.protocols import posterior_predictive  # noqa: E402
-from pseudocoresets.pipeline.io import read_json  # noqa: E402
+from pseudocoresets.io import read_json  # noqa: E402
 from pseudocoresets.pipeline.stages import Workspace, load_coreset  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     p.add_argument("--sigmas", default="0.1,0.3,1.0")
     args = p.parse_args()
     saved = read_json(args.run / "evals" / "fkl-ipc10-hmc" / "config.json")["config"]
-    cfg = from_dict({**saved, "preset": "none"})
+    cfg = from_dict({**{k: v for k, v in saved.items() if k != "objective"}, "preset": "none"})
     ws = Workspace(cfg, args.run, torch.device("cpu"), quiet=True)
     test = ws.data.test_x[:2000]
     labels = ws.data.test_y[:2000]

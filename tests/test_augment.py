@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from pseudocoresets.augment import DSA, ZCA, build_dsa
+from pseudocoresets.augment import DSA, build_dsa
+from pseudocoresets.data.zca import ZCA
 from pseudocoresets.augment.dsa import DEFAULT_STRATEGY, FAMILIES
 from pseudocoresets.errors import UserError
 

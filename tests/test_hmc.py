@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pseudocoresets.samplers import build_hmc, hmc, leapfrog
+from pseudocoresets.samplers import hmc, leapfrog
 
 MEAN = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
 STD = torch.tensor([0.5, 1.0, 2.0, 1.5], dtype=torch.float64)
@@ -18,12 +18,12 @@ def gaussian_potential(q):
 
 def run_chain(seed, iterations=3000, step_size=0.8, num_leapfrog=3):
     g = torch.Generator().manual_seed(seed)
-    kernel = build_hmc(gaussian_potential, num_leapfrog)
+    kernel = hmc.build(gaussian_potential, num_leapfrog, step_size)
     state = kernel.init(torch.zeros(4, dtype=torch.float64))
     samples, accept = [], 0.0
     for it in range(iterations):
-        state, info = kernel.step(state, g, step_size)
-        accept += info["accept_prob"]
+        state, info = kernel.step(state, g)
+        accept += info.accept_prob
         if it >= 200:
             samples.append(state.position)
     return torch.stack(samples), accept / iterations

@@ -1,14 +1,15 @@
 """Every registered objective through the objective-agnostic distillation loop on a tiny ConvNet."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from pseudocoresets.distill import DistillConfig, distill
 from pseudocoresets.experts import ExpertConfig, sgd_trajectory
 from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
-from pseudocoresets.objectives import OBJECTIVES, DistillContext
-from pseudocoresets.objectives.base import ExpertPool
-from pseudocoresets.pipeline.io import save_tensors
+from pseudocoresets.experts import ExpertPool, expert_file, save_trajectory
+from pseudocoresets.objectives import OBJECTIVES, DistillContext, build_objective
 
 
 @pytest.fixture(scope="module")
@@ -22,18 +23,22 @@ def setup(tmp_path_factory):
     paths = []
     for e in range(2):
         traj = sgd_trajectory(model, model.init(e), x, y, ExpertConfig(epochs=3, batch_size=50, lr=0.05), e)
-        paths.append(root / f"expert_{e:03d}.safetensors")
-        save_tensors(paths[-1], {"trajectory": traj})
+        paths.append(expert_file(root, e))
+        save_trajectory(paths[-1], traj, e, [])
     ctx = DistillContext(model, ExpertPool(paths, torch.device("cpu")), x, y, 4, None, torch.device("cpu"))
     return ctx, x, y
 
 
-def _config(method, **kw):
+SMALL = {"fkl": dict(num_samples=2), "rkl": dict(num_samples=2, real_batch=40), "wasserstein": dict(lr_lr=1e-4),
+         "dc": dict(outer_loop=2, inner_loop=2, real_batch=16, lr_net=0.05)}
+
+
+def _config(method, objective=None, **kw):
+    """(DistillConfig, the objective's Config) of a tiny run; ``objective`` overrides the objective's options."""
     base = dict(method=method, ipc=2, iterations=3, lr_images=1.0, lr_student=0.05, student_steps=3,
-                expert_epochs=1, max_start_epoch=1, num_samples=2, real_batch=40, dc_outer_loop=2, dc_inner_loop=2,
-                dc_real_batch=16, dc_lr_net=0.05, lr_lr=1e-4)
+                expert_epochs=1, max_start_epoch=1)
     base.update(kw)
-    return DistillConfig(**base)
+    return DistillConfig(**base), OBJECTIVES[method].Config(**{**SMALL.get(method, {}), **(objective or {})})
 
 
 @pytest.mark.parametrize("method", sorted(OBJECTIVES))
@@ -41,7 +46,7 @@ def test_objective_moves_pixels_and_stays_finite(setup, method):
     ctx, x, y = setup
     init = x[[0, 4, 1, 5, 2, 6, 3, 7]].clone()
     labels = y[[0, 4, 1, 5, 2, 6, 3, 7]]
-    images, summary = distill(_config(method), ctx, init, labels, quiet=True)
+    images, summary = distill(*_config(method), ctx, init, labels, quiet=True)
     assert images.shape == init.shape and torch.isfinite(images).all()
     assert not torch.allclose(images, init)
     assert summary["iterations"] == 3 and summary["seconds_per_iteration"] > 0
@@ -50,20 +55,19 @@ def test_objective_moves_pixels_and_stays_finite(setup, method):
 def test_distillation_is_reproducible_for_a_seed(setup):
     ctx, x, y = setup
     init, labels = x[:8].clone(), y[:8]
-    a, _ = distill(_config("fkl"), ctx, init, labels, quiet=True)
-    b, _ = distill(_config("fkl"), ctx, init, labels, quiet=True)
-    c, _ = distill(_config("fkl", seed=5), ctx, init, labels, quiet=True)
+    a, _ = distill(*_config("fkl"), ctx, init, labels, quiet=True)
+    b, _ = distill(*_config("fkl"), ctx, init, labels, quiet=True)
+    c, _ = distill(*_config("fkl", seed=5), ctx, init, labels, quiet=True)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_wasserstein_checkpointing_gives_equal_gradients(setup):
     ctx, x, y = setup
-    from pseudocoresets.objectives import build_objective
-
     grads = []
     for every in (0, 1, 2):
         images = x[:8].clone().requires_grad_(True)
-        obj = build_objective("wasserstein", _config("wasserstein", student_steps=5, checkpoint_every=every), ctx)
+        distill_cfg, cfg = _config("wasserstein", {"checkpoint_every": every}, student_steps=5)
+        obj = build_objective("wasserstein", cfg, dataclasses.replace(ctx, student=distill_cfg.student()))
         g = torch.Generator().manual_seed(3)
         obj.step(images, y[:8], g)
         grads.append((images.grad.clone(), obj.eta.grad.clone()))
@@ -75,5 +79,5 @@ def test_wasserstein_checkpointing_gives_equal_gradients(setup):
 
 def test_wasserstein_learns_the_student_step_size(setup):
     ctx, x, y = setup
-    _, summary = distill(_config("wasserstein", lr_lr=1e-3), ctx, x[:8].clone(), y[:8], quiet=True)
+    _, summary = distill(*_config("wasserstein", {"lr_lr": 1e-3}), ctx, x[:8].clone(), y[:8], quiet=True)
     assert summary["learnt_student_lr"] != pytest.approx(0.05, abs=1e-9)

@@ -14,7 +14,7 @@ from test_data import write_idx
 TINY = [
     "--model.width", "4", "--experts.num_experts", "2", "--experts.epochs", "3", "--experts.batch_size", "64",
     "--distill.iterations", "3", "--distill.max_start_epoch", "1", "--distill.student_steps", "2",
-    "--distill.num_samples", "2", "--distill.lr_images", "10", "--ipcs", "2", "--evaluate.chains", "2",
+    "--fkl.num_samples", "2", "--distill.lr_images", "10", "--ipcs", "2", "--evaluate.chains", "2",
     "--evaluate.iterations", "4", "--evaluate.burn_in", "2", "--evaluate.thin", "1", "--evaluate.repeats", "2",
     "--quiet",
 ]
@@ -129,7 +129,7 @@ def test_missing_dataset_message(tmp_path):
 
 def test_help_explains_every_option():
     out = bpc("run", "--help").stdout
-    assert "--distill.noise_u" in out and "Sigma_u" in out and "--evaluate.temperature" in out
+    assert "--fkl.noise_u" in out and "Sigma_u" in out and "--evaluate.temperature" in out
 
 
 def test_augmented_zca_asghmc_and_corruptions(tiny_data, tmp_path):

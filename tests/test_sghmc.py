@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pseudocoresets.samplers.sghmc import build_sghmc
+from pseudocoresets.samplers import sghmc
 
 MEAN = torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
 STD = torch.tensor([0.5, 1.0, 0.8], dtype=torch.float64)
@@ -18,12 +18,12 @@ def run(temperature, grad_noise, seed, steps=40000, step_size=0.01, friction=0.1
             grad = grad + grad_noise * torch.randn(q.shape, generator=g, dtype=q.dtype)
         return grad
 
-    kernel = build_sghmc(grad_fn, step_size, friction, temperature)
+    kernel = sghmc.build(grad_fn, step_size, friction, temperature)
     g = torch.Generator().manual_seed(seed)
     state = kernel.init(torch.zeros(3, dtype=torch.float64))
     out = []
     for it in range(steps):
-        state = kernel.step(state, g)
+        state, _ = kernel.step(state, g)
         if it >= 2000 and it % 5 == 0:
             out.append(state.position)
     return torch.stack(out)

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import SECTIONS, apply_overrides, eval_for, load_config_file, preset
+from .config import apply_overrides, eval_for, load_config_file, preset, sections
 from .errors import UserError
 
 # Every stage accepts every section, so one config file or command line serves all stages of a run.
@@ -35,7 +35,7 @@ def _type_name(t) -> str:
 
 def _add_section(parser: argparse.ArgumentParser, section: str) -> None:
     group = parser.add_argument_group(f"{section} options")
-    for f in dataclasses.fields(SECTIONS[section]):
+    for f in dataclasses.fields(sections()[section]):
         tname = _type_name(f.type)
         default = f.default
         help_text = f"{f.metadata.get('help', '')} (default of no preset: {default})"
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--ipcs", default=argparse.SUPPRESS, help="comma-separated images per class, e.g. 1,10,20")
         p.add_argument("--protocols", default=argparse.SUPPRESS,
                        help="comma-separated evaluation protocols: hmc, asghmc (default: the preset's)")
-        for section in SECTIONS:
+        for section in sections():
             _add_section(p, section)
     p = sub.add_parser("report", help=DESCRIPTIONS["report"], description=DESCRIPTIONS["report"])
     p.add_argument("--out", default="runs/quick", help="run directory to summarise")
@@ -97,7 +97,10 @@ def _config_from_args(args: argparse.Namespace):
     if not cfg.methods or not cfg.ipcs:
         raise UserError("--methods and --ipcs must each name at least one value")
     for m in cfg.methods:
-        cfg.distill_for(m, cfg.ipcs[0]).validate()
+        distill_cfg, objective_cfg = cfg.cell(m, cfg.ipcs[0])
+        distill_cfg.validate()
+        if objective_cfg is not None:
+            objective_cfg.validate()
     for protocol in cfg.protocols:
         eval_for(cfg, cfg.ipcs[0], protocol).validate()
     return cfg
@@ -110,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         from .pipeline import stages
 
         if args.command == "report":
-            report = stages.write_report(Path(args.out))
+            from .report import write_report
+
+            report = write_report(Path(args.out))
             print(report["markdown"], end="")
             if not args.no_figures:
                 from .report.page import write_page

@@ -1,9 +1,9 @@
 """Typed run configuration, presets, and (de)serialisation.
 
-A :class:`RunConfig` holds one dataclass per stage. Presets give complete starting points (``quick``
-for a laptop CPU, ``paper`` for the paper's CIFAR-10 settings on a GPU); per-ipc official values
-(prior-art: the official code's ipc 1 / 10 / 20 overrides) are applied to every (method, ipc) cell
-unless the user set that option explicitly.
+A :class:`RunConfig` holds one dataclass per stage and one per registered objective (the objective's own
+``Config``). Presets give complete starting points (``quick`` for a laptop CPU, ``paper`` for the paper's
+CIFAR-10 settings on a GPU); each objective's per-ipc official values (its ``preset_values``) are applied
+to every (method, ipc) cell unless the user set that option explicitly. This module names no objective.
 """
 
 from __future__ import annotations
@@ -23,9 +23,16 @@ from .errors import UserError
 from .evaluation import EvalConfig
 from .experts import ExpertConfig
 from .models import ModelConfig
+from .objectives import OBJECTIVES, objective_module
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "experts": ExpertConfig, "distill": DistillConfig,
-            "evaluate": EvalConfig}
+STAGE_SECTIONS = {"data": DataConfig, "model": ModelConfig, "experts": ExpertConfig, "distill": DistillConfig,
+                  "evaluate": EvalConfig}
+TOP_LEVEL = ("methods", "ipcs", "protocols")
+
+
+def sections() -> dict[str, type]:
+    """Every config section: the stages', then one per registered objective (its module's ``Config``)."""
+    return {**STAGE_SECTIONS, **{name: module.Config for name, module in OBJECTIVES.items()}}
 
 
 @dataclass
@@ -35,17 +42,30 @@ class RunConfig:
     experts: ExpertConfig = field(default_factory=ExpertConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
+    objectives: dict[str, Any] = field(default_factory=dict)  # objective name -> its Config (filled on access)
     methods: list[str] = field(default_factory=lambda: ["random", "fkl"])
     ipcs: list[int] = field(default_factory=lambda: [10])
     protocols: list[str] = field(default_factory=lambda: ["hmc"])
     preset: str = "none"
     explicit: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def section(self, name: str) -> Any:
+        """The dataclass of one section (``distill``, ``evaluate``, ``fkl``...)."""
+        if name in STAGE_SECTIONS:
+            return getattr(self, name)
+        if name not in self.objectives:
+            self.objectives[name] = objective_module(name).Config()
+        return self.objectives[name]
 
-    def distill_for(self, method: str, ipc: int) -> DistillConfig:
-        """The distillation config of one table cell: preset per-ipc values, then the user's explicit options."""
+    def to_dict(self) -> dict[str, Any]:
+        """Sections at the top level (``{"distill": {...}, "fkl": {...}, "methods": [...]}``), as YAML files take."""
+        out = {name: dataclasses.asdict(self.section(name)) for name in sections()}
+        out.update({k: getattr(self, k) for k in (*TOP_LEVEL, "preset", "explicit")})
+        return out
+
+    def cell(self, method: str, ipc: int) -> tuple[DistillConfig, Any]:
+        """(distill config, objective config or None for ``random``) of one (method, ipc) cell: the preset's
+        per-ipc values of the objective (its ``preset_values``), then the user's explicit options."""
         cfg = copy.deepcopy(self.distill)
         base, _, suffix = method.partition("+")
         if suffix not in ("", "aug"):
@@ -53,10 +73,21 @@ class RunConfig:
         cfg.method, cfg.ipc = base, ipc
         if suffix == "aug":
             cfg.augment = True
-        for key, value in cell_overrides(self.preset, base, ipc).items():
-            if f"distill.{key}" not in self.explicit:
-                setattr(cfg, key, value)
-        return cfg
+        if base == "random":
+            return cfg, None
+        module = objective_module(base)
+        own = copy.deepcopy(self.section(base))
+        for key, value in module.preset_values(self.preset, ipc).items():
+            section, name = key.split(".", 1)
+            target = {"distill": cfg, base: own}.get(section)
+            if target is None or not hasattr(target, name):
+                raise AssertionError(f"{base}.preset_values sets {key!r}, outside its own and the distill section")
+            if key not in self.explicit:
+                setattr(target, name, value)
+        return cfg, own
+
+    def distill_for(self, method: str, ipc: int) -> DistillConfig:
+        return self.cell(method, ipc)[0]
 
 
 def eval_for(config: "RunConfig", ipc: int, protocol: str) -> EvalConfig:
@@ -77,32 +108,6 @@ def eval_for(config: "RunConfig", ipc: int, protocol: str) -> EvalConfig:
     return cfg
 
 
-def cell_overrides(preset: str, method: str, ipc: int) -> dict[str, Any]:
-    """Official per-method and per-ipc hyperparameters (prior-art.md) for one (method, ipc) cell.
-
-    Dataset Condensation's own values (image lr 0.1; outer/inner loops (1, 1) at ipc 1, (10, 50) at ipc 10,
-    (50, 10) at ipc 50) hold in every preset; the paper code's per-ipc values only in the ``paper`` preset.
-    """
-    out: dict[str, Any] = {}
-    if method == "dc":
-        loops = {1: (1, 1), 10: (10, 50), 50: (50, 10)}.get(ipc, (10, 50))
-        out.update(lr_images=0.1, dc_outer_loop=loops[0], dc_inner_loop=loops[1])
-    if preset != "paper":
-        return out
-    w2 = 2 if method == "wasserstein" else 1
-    table = {
-        1: {"lr_student": 0.01, "student_steps": 50, "max_start_epoch": 2, "expert_epochs": w2, "lr_lr": 1e-7,
-            "num_samples": 10 if method == "rkl" else 30},
-        10: {"lr_student": 0.03, "student_steps": 30, "max_start_epoch": 20, "expert_epochs": 1, "lr_lr": 1e-5},
-        20: {"lr_student": 0.03, "student_steps": 30, "max_start_epoch": 30, "expert_epochs": w2, "lr_lr": 1e-5,
-             "num_samples": 10 if method == "rkl" else 30},
-        # ipc 50 is not in the paper; MTT's CIFAR-10 ipc-50 schedule is the closest official setting
-        50: {"lr_student": 0.01, "student_steps": 30, "max_start_epoch": 40, "expert_epochs": 2, "lr_lr": 1e-5},
-    }
-    out.update(table.get(ipc, table[10]))
-    return out
-
-
 def preset(name: str) -> RunConfig:
     if name == "quick":
         return RunConfig(
@@ -110,7 +115,7 @@ def preset(name: str) -> RunConfig:
             model=ModelConfig(width=32, depth=3),
             experts=ExpertConfig(num_experts=3, epochs=4),
             distill=DistillConfig(iterations=150, lr_images=100.0, lr_student=0.01, student_steps=20,
-                                  max_start_epoch=2, expert_epochs=1, num_samples=10),
+                                  max_start_epoch=2, expert_epochs=1),
             evaluate=EvalConfig(chains=4, iterations=40, burn_in=20, thin=10, repeats=3),
             methods=["random", "fkl"],
             ipcs=[10],
@@ -159,11 +164,12 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], mark_explicit:
     for key, value in overrides.items():
         if "." in key:
             section, name = key.split(".", 1)
-            if section not in SECTIONS or name not in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+            known = sections()
+            if section not in known or name not in {f.name for f in dataclasses.fields(known[section])}:
                 raise UserError(f"unknown option {key!r}; see 'bpc run --help'")
-            target = getattr(config, section)
+            target = config.section(section)
         else:
-            if key not in ("methods", "ipcs", "protocols"):
+            if key not in TOP_LEVEL:
                 raise UserError(f"unknown option {key!r}; see 'bpc run --help'")
             target, name = config, key
         setattr(target, name, _coerce(value, getattr(target, name), key))

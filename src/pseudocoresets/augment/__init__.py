@@ -1,6 +1,5 @@
-"""Image augmentation and whitening used by distillation: DSA (Zhao & Bilen, 2021) and regularised ZCA."""
+"""Differentiable Siamese Augmentation (Zhao & Bilen, 2021), used inside objectives and A-SGHMC."""
 
 from .dsa import DSA, build_dsa
-from .zca import ZCA
 
-__all__ = ["DSA", "ZCA", "build_dsa"]
+__all__ = ["DSA", "build_dsa"]

@@ -732,7 +732,7 @@ def _generate(images, names, severities, seed, cache, digest):
 
 
 def _read_cache(path: Path, shape) -> np.ndarray | None:
-    from ..pipeline.io import load_tensors
+    from ..io import load_tensors
 
     if not path.is_file():
         return None
@@ -748,7 +748,7 @@ def _read_cache(path: Path, shape) -> np.ndarray | None:
 def _write_cache(path: Path, images: np.ndarray, name: str, severity: int, seed: int) -> None:
     import torch
 
-    from ..pipeline.io import save_tensors
+    from ..io import save_tensors
 
     meta = {"corruption": name, "severity": str(severity), "seed": str(seed), "version": str(CACHE_VERSION)}
     save_tensors(path, {"images": torch.from_numpy(np.ascontiguousarray(images))}, metadata=meta)

@@ -1,5 +1,7 @@
-"""Image classification data: loaders for real formats, a decode cache, and train-split normalisation."""
+"""Image classification data: loaders for real formats, a decode cache, and train-split preprocessing."""
 
-from .datasets import DataConfig, ImageData, Normalizer, load_dataset
+from .datasets import DataConfig, ImageData, load_dataset
+from .preprocess import Normalizer, Preprocessor
+from .zca import ZCA
 
-__all__ = ["DataConfig", "ImageData", "Normalizer", "load_dataset"]
+__all__ = ["DataConfig", "ImageData", "Normalizer", "Preprocessor", "ZCA", "load_dataset"]

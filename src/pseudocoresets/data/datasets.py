@@ -74,30 +74,6 @@ class ImageData:
         return len(self.classes)
 
 
-class Normalizer:
-    """Per-channel standardisation with mean/std computed on the train split, applied alike to every split."""
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
-        self.mean = mean.reshape(1, -1, 1, 1).float()
-        self.std = std.reshape(1, -1, 1, 1).float()
-
-    @classmethod
-    def fit(cls, train_x_uint8: torch.Tensor) -> "Normalizer":
-        x = train_x_uint8.float() / 255.0
-        return cls(x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-6))
-
-    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        mean, std = self.mean.to(x_uint8.device), self.std.to(x_uint8.device)
-        return (x_uint8.float() / 255.0 - mean) / std
-
-    def inverse(self, x: torch.Tensor) -> torch.Tensor:
-        """Back to [0, 1] pixel intensities (for pictures)."""
-        return x * self.std.to(x.device) + self.mean.to(x.device)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"norm_mean": self.mean.flatten(), "norm_std": self.std.flatten()}
-
-
 def _check(name: str, arrays, classes: list[str]) -> ImageData:
     train_x, train_y, test_x, test_y = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
     k = len(classes)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
-from ..pipeline.io import atomic_write_json, load_tensors, save_tensors
+from ..io import atomic_write_json, load_tensors, save_tensors
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("train", "test")

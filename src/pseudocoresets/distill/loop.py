@@ -6,22 +6,24 @@ It knows nothing of the divergence: each iteration it asks the objective for the
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from ..errors import UserError
-from ..objectives import OBJECTIVES, DistillContext, build_objective
-from ..utils import progress
-
-METHODS = ("random", *OBJECTIVES)
+from ..objectives import OBJECTIVES, DistillContext, StudentSettings, build_objective
+from ..utils import generator, progress
 
 
 @dataclass
 class DistillConfig:
-    """Pseudocoreset learning (defaults: the official ipc-10 values of the paper's code)."""
+    """Pseudocoreset learning, shared by every objective (defaults: the official ipc-10 values).
+
+    Each objective's own hyperparameters are in its section (``--fkl.num_samples``, ``--dc.outer_loop``...).
+    """
 
     method: str = field(default="fkl", metadata={"help": "objective: random or one of the registered divergences"})
     ipc: int = field(default=10, metadata={"help": "images per class"})
@@ -32,40 +34,29 @@ class DistillConfig:
     student_steps: int = field(default=30, metadata={"help": "L_u: student SGD steps on the coreset"})
     expert_epochs: int = field(default=1, metadata={"help": "L_x: target = expert snapshot r + L_x"})
     max_start_epoch: int = field(default=20, metadata={"help": "T+: start epoch r ~ U{0..T+}"})
-    num_samples: int = field(default=30, metadata={"help": "S: Gaussian samples per iteration"})
-    noise_u: float = field(default=0.01, metadata={"help": "std of Sigma_u (isotropic) around theta_u"})
-    noise_x: float = field(default=0.01, metadata={"help": "std of Sigma_x (isotropic) around theta_x"})
     batch_syn: int = field(default=0, metadata={"help": "student mini-batch size (0 = whole coreset)"})
     augment: bool = field(default=False, metadata={"help": "apply DSA to the coreset inside the objective"})
-    lr_lr: float = field(default=1e-5, metadata={"help": "wasserstein: learning rate of the learnable student step size"})
-    checkpoint_every: int = field(
-        default=0, metadata={"help": "wasserstein: keep theta every k unrolled steps and recompute (0 = full graph)"}
-    )
-    real_batch: int = field(default=1000, metadata={"help": "rkl: real images per iteration"})
-    dc_outer_loop: int = field(default=10, metadata={"help": "dc: image updates per random network"})
-    dc_inner_loop: int = field(default=50, metadata={"help": "dc: network SGD steps on the coreset between updates"})
-    dc_real_batch: int = field(default=256, metadata={"help": "dc: real images per class per update"})
-    dc_lr_net: float = field(default=0.01, metadata={"help": "dc: network learning rate of the inner loop"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and all sampling"})
 
     def validate(self, expert_epochs_available: int | None = None) -> None:
-        if self.method not in METHODS:
-            raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        methods = ("random", *OBJECTIVES)
+        if self.method not in methods:
+            raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(methods)}")
         if self.ipc < 1:
             raise UserError(f"--distill.ipc must be >= 1 (got {self.ipc})")
-        if self.iterations < 0 or self.student_steps < 0 or self.num_samples < 1:
-            raise UserError("--distill.iterations/student_steps must be >= 0 and num_samples >= 1")
+        if self.iterations < 0 or self.student_steps < 0 or self.batch_syn < 0:
+            raise UserError("--distill.iterations, student_steps and batch_syn must be >= 0")
         if self.lr_images <= 0 or self.lr_student <= 0:
             raise UserError("--distill.lr_images and --distill.lr_student must be > 0")
-        if self.checkpoint_every < 0 or self.real_batch < 1 or self.dc_outer_loop < 1 or self.dc_real_batch < 1:
-            raise UserError("--distill.checkpoint_every must be >= 0; real_batch, dc_outer_loop, dc_real_batch >= 1")
-        if self.noise_u < 0 or self.noise_x < 0:
-            raise UserError("--distill.noise_u and noise_x must be >= 0")
         if expert_epochs_available is not None and self.max_start_epoch + self.expert_epochs > expert_epochs_available:
             raise UserError(
                 f"max_start_epoch ({self.max_start_epoch}) + expert_epochs ({self.expert_epochs}) exceeds the "
                 f"experts' {expert_epochs_available} epochs; lower them or train longer experts"
             )
+
+    def student(self) -> StudentSettings:
+        return StudentSettings(lr=self.lr_student, steps=self.student_steps, batch=self.batch_syn,
+                               expert_epochs=self.expert_epochs, max_start_epoch=self.max_start_epoch)
 
 
 def random_real_subset(y: torch.Tensor, num_classes: int, ipc: int, g: torch.Generator) -> torch.Tensor:
@@ -81,23 +72,25 @@ def random_real_subset(y: torch.Tensor, num_classes: int, ipc: int, g: torch.Gen
 
 def distill(
     config: DistillConfig,
+    objective_config: Any,
     context: DistillContext,
     init_images: torch.Tensor,
     labels: torch.Tensor,
     quiet: bool = False,
     on_iteration: Callable[[int, dict], None] | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """Run ``config.iterations`` outer steps of the chosen objective from ``init_images``.
+    """Run ``config.iterations`` outer steps of the objective ``config.method`` (configured by
+    ``objective_config``, its module's ``Config``) from ``init_images``.
 
     Returns the learnt images (normalised space) and a summary (timings, last metrics, learnt extras).
     """
-    g = torch.Generator(device=context.device)
-    g.manual_seed(config.seed + 1)
+    context = dataclasses.replace(context, student=config.student(), seed=config.seed)
+    g = generator(config.seed + 1, context.device)
     images = init_images.detach().clone().to(context.device).requires_grad_(True)
     labels = labels.to(context.device)
     if config.method == "random" or config.iterations == 0:
         return images.detach(), {"iterations": 0, "seconds_per_iteration": None}
-    objective = build_objective(config.method, config, context)
+    objective = build_objective(config.method, objective_config, context)
     optimiser = torch.optim.SGD(
         [{"params": [images], "lr": config.lr_images, "momentum": config.momentum_images}, *objective.param_groups()]
     )
@@ -120,7 +113,5 @@ def distill(
         "seconds_per_iteration": elapsed / config.iterations,
         "last_metrics": metrics,
     }
-    extras = getattr(objective, "summary", None)
-    if callable(extras):
-        summary.update(extras())
+    summary.update(objective.summary())
     return images.detach(), summary

@@ -1,11 +1,11 @@
 """Evaluation protocols: ``hmc`` (full-batch HMC on the coreset) and ``asghmc`` (A-SGHMC).
 
-Posterior on the coreset (u, y_u), at temperature T:
+Posterior on the coreset (u, y_u), at temperature T (samplers/posterior.py):
 
-    pi_u(theta) ∝ exp( (1/T) [ sum_m log p(y_m | u_m, theta) + log N(theta; 0, sigma^2 I) ] ),
+    pi_u(theta) ∝ exp( (1/T) [ sum_m log p(y_m | u_m, theta) + log N(theta; 0, sigma^2 I) ] ).
 
-i.e. potential U(theta) = (1/T) [ CE_sum(u; theta) + ||theta||^2 / (2 sigma^2) ]. Chains start at
-theta ~ N(0, init_std^2 I); after ``burn_in`` iterations every ``thin``-th state is kept. The predictive
+Chains start at theta ~ N(0, init_std^2 I) and run through the shared chain driver (samplers/driver.py):
+after ``burn_in`` iterations every ``thin``-th state is kept. The predictive
 averages the softmax over all kept samples of all chains; metrics are computed on it (metrics.py).
 A protocol is repeated with independent seeds and reported as mean and std.
 
@@ -18,26 +18,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
+from ..augment import DSA
 from ..errors import UserError
 from ..models import FlatModel
-from ..samplers import build_hmc
-from ..samplers.hmc import StepSizeAdapter
-from ..utils import progress
+from ..samplers import Chain, CoresetPosterior, StepSizeAdapter, acceptance_rate, hmc, run_chain, sghmc
+from ..utils import generator, progress
 from .metrics import classification_metrics
-
-PROTOCOLS = ("hmc", "asghmc")
 
 
 @dataclass
 class EvalConfig:
     """Bayesian evaluation (defaults: the official HMC settings at ipc 10, with a correct sampler)."""
 
-    protocol: str = field(default="hmc", metadata={"help": f"evaluation protocol, one of {PROTOCOLS}"})
+    protocol: str = field(default="hmc", metadata={"help": "evaluation protocol: hmc or asghmc"})
     chains: int = field(default=10, metadata={"help": "independent chains per repeat"})
     iterations: int = field(default=100, metadata={"help": "HMC iterations per chain (incl. burn-in)"})
     burn_in: int = field(default=50, metadata={"help": "iterations discarded at the start of each chain"})
@@ -76,19 +74,6 @@ class EvalConfig:
             raise UserError("--evaluate.step_size, prior_std and temperature must be > 0, init_std >= 0")
 
 
-def coreset_potential(model: FlatModel, x: torch.Tensor, y: torch.Tensor, prior_std: float, temperature: float):
-    """U(theta) and dU/dtheta for the tempered coreset posterior (module docstring)."""
-
-    def potential_and_grad(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        theta = theta.detach().requires_grad_(True)
-        nll_sum = F.cross_entropy(model(theta, x), y, reduction="sum")
-        u = (nll_sum + 0.5 * (theta * theta).sum() / prior_std**2) / temperature
-        (grad,) = torch.autograd.grad(u, theta)
-        return u.detach(), grad
-
-    return potential_and_grad
-
-
 Prepare = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -118,47 +103,22 @@ def predictive_average(model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, 
     return torch.cat(out)
 
 
-def hmc_chain(model: FlatModel, x: torch.Tensor, y: torch.Tensor, config: EvalConfig, g: torch.Generator, stats: dict):
-    """Yield the kept states of one HMC chain (burn-in with optional step-size adaptation, then thinning)."""
-    kernel = build_hmc(coreset_potential(model, x, y, config.prior_std, config.temperature), config.leapfrog_steps)
-    state = kernel.init(config.init_std * torch.randn(model.num_params, generator=g, device=x.device))
-    adapter = StepSizeAdapter(config.step_size, config.target_accept)
-    for it in range(config.iterations):
-        state, info = kernel.step(state, g, adapter.step_size)
-        if it < config.burn_in:
-            if config.adapt_step_size:
-                adapter.update(info["accept_prob"])
-            continue
-        stats["accept_sum"] = stats.get("accept_sum", 0.0) + info["accept_prob"]
-        stats["accept_n"] = stats.get("accept_n", 0) + 1
-        if (it - config.burn_in) % config.thin == 0:
-            yield state.position
-    stats.setdefault("step_sizes", []).append(adapter.step_size)
+def _hmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepSizeAdapter | None, int]:
+    kernel = hmc.build(posterior.potential_and_grad, config.leapfrog_steps, config.step_size)
+    adapter = StepSizeAdapter(config.step_size, config.target_accept) if config.adapt_step_size else None
+    return kernel, adapter, 0
 
 
-def asghmc_chain(model: FlatModel, x: torch.Tensor, y: torch.Tensor, config: EvalConfig, g: torch.Generator,
-                 stats: dict):
-    """Yield the kept states of one A-SGHMC chain: a fresh DSA draw of the coreset at every step."""
-    from ..augment import DSA
-    from ..samplers.sghmc import build_sghmc
-
-    dsa = DSA()
-
-    def grad_fn(theta: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        theta = theta.detach().requires_grad_(True)
-        nll_sum = F.cross_entropy(model(theta, dsa(x, gen)), y, reduction="sum")
-        (grad,) = torch.autograd.grad(nll_sum + 0.5 * (theta * theta).sum() / config.prior_std**2, theta)
-        return grad
-
-    kernel = build_sghmc(grad_fn, config.sghmc_step_size, config.friction, config.temperature)
-    state = kernel.init(config.init_std * torch.randn(model.num_params, generator=g, device=x.device))
-    for it in range(config.iterations):
-        state = kernel.step(state, g)
-        if it >= config.burn_in and (it - config.burn_in) % config.thin == config.thin - 1:
-            yield state.position
+def _asghmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepSizeAdapter | None, int]:
+    kernel = sghmc.build(posterior.energy_grad(DSA()), config.sghmc_step_size, config.friction, config.temperature)
+    return kernel, None, config.thin - 1
 
 
-CHAINS = {"hmc": hmc_chain, "asghmc": asghmc_chain}
+# protocol -> (posterior, config) -> (kernel, step-size adapter or None, thinning phase of the chain driver)
+PROTOCOLS: dict[str, Callable[[CoresetPosterior, EvalConfig], tuple[Any, StepSizeAdapter | None, int]]] = {
+    "hmc": _hmc,
+    "asghmc": _asghmc,
+}
 
 
 def posterior_predictive(
@@ -173,26 +133,24 @@ def posterior_predictive(
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Run ``config.chains`` chains of the protocol's sampler, keep their samples ([K, P], small next to the
     test sets), then average the softmax of every kept sample on every test set."""
-    g = torch.Generator(device=coreset_x.device)
-    g.manual_seed(seed)
-    stats: dict = {}
-    kept: list[torch.Tensor] = []
+    g = generator(seed, coreset_x.device)
+    posterior = CoresetPosterior(model, coreset_x, coreset_y, config.prior_std, config.temperature)
+    chains: list[Chain] = []
     start = time.perf_counter()
     for _ in progress(range(config.chains), config.chains, f"{config.protocol} chains", quiet):
-        for theta in CHAINS[config.protocol](model, coreset_x, coreset_y, config, g, stats):
-            if not torch.isfinite(theta).all():
-                raise UserError(f"{config.protocol}: the chain diverged (non-finite weights); lower the step size")
-            kept.append(theta.detach())
+        kernel, adapter, phase = PROTOCOLS[config.protocol](posterior, config)
+        init = config.init_std * torch.randn(model.num_params, generator=g, device=coreset_x.device)
+        chains.append(run_chain(kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter))
+    kept = [theta for chain in chains for theta in chain.samples]
     if not kept:
         raise UserError("no posterior samples kept; raise --evaluate.iterations above burn_in")
     sampling = time.perf_counter() - start
     thetas = torch.stack(kept)
     probs = {name: predictive_average(model, thetas, x, config.test_batch, prepare) for name, x in test_sets.items()}
-    steps = stats.get("step_sizes", [config.sghmc_step_size])
     out = {
-        "acceptance_rate": stats["accept_sum"] / stats["accept_n"] if stats.get("accept_n") else float("nan"),
+        "acceptance_rate": acceptance_rate(chains),
         "samples": len(kept),
-        "final_step_size_mean": sum(steps) / len(steps),
+        "final_step_size_mean": sum(c.step_size for c in chains) / len(chains),
         "sampling_seconds": sampling,
         "prediction_seconds": time.perf_counter() - start - sampling,
     }

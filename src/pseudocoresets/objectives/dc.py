@@ -6,17 +6,50 @@ step of gradient matching, so DC is BPC-rKL with that variational family. The di
     d(u) = sum_layers sum_rows [ 1 - cos(g_real_row, g_syn_row) ],   g = grad_theta CE(batch_c; theta),
 
 with conv weights reshaped to (out, in*h*w) and linear weights (out, in); one-dimensional parameters
-(biases, norm scales) contribute 0. Loops as in DC: a fresh random network per round; ``dc_outer_loop``
-image updates per round, between which the network takes ``dc_inner_loop`` SGD steps on the coreset
+(biases, norm scales) contribute 0. Loops as in DC: a fresh random network per round; ``outer_loop``
+image updates per round, between which the network takes ``inner_loop`` SGD steps on the coreset
 (Eq. 7). Here one iteration of the distillation loop is one image update.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
-from .base import DistillContext, ObjectiveBase, maybe_augment, student_sgd
+from ..errors import UserError
+from ..utils import generator
+from .interface import DistillContext, ObjectiveBase
+from .student import siamese, student_sgd
+
+NAME = "dc"
+NEEDS_EXPERTS = False
+# DC's own values per ipc (Zhao et al. 2021): (outer_loop, inner_loop); other ipcs use ipc 10's
+LOOPS = {1: (1, 1), 10: (10, 50), 50: (50, 10)}
+
+
+@dataclass
+class Config:
+    """Dataset Condensation (defaults: DC's ipc-10 values)."""
+
+    outer_loop: int = field(default=10, metadata={"help": "image updates per random network"})
+    inner_loop: int = field(default=50, metadata={"help": "network SGD steps on the coreset between updates"})
+    real_batch: int = field(default=256, metadata={"help": "real images per class per update"})
+    lr_net: float = field(default=0.01, metadata={"help": "network learning rate of the inner loop"})
+
+    def validate(self) -> None:
+        if self.outer_loop < 1 or self.real_batch < 1 or self.inner_loop < 0:
+            raise UserError("--dc.outer_loop and --dc.real_batch must be >= 1, --dc.inner_loop >= 0")
+        if self.lr_net <= 0:
+            raise UserError(f"--dc.lr_net must be > 0 (got {self.lr_net})")
+
+
+def preset_values(preset: str, ipc: int) -> dict[str, Any]:
+    """DC's own image learning rate 0.1 and loops per ipc, in every preset."""
+    outer, inner = LOOPS.get(ipc, LOOPS[10])
+    return {"distill.lr_images": 0.1, "dc.outer_loop": outer, "dc.inner_loop": inner}
 
 
 def layerwise_cosine_distance(real: list[torch.Tensor], syn: list[torch.Tensor]) -> torch.Tensor:
@@ -34,12 +67,11 @@ def layerwise_cosine_distance(real: list[torch.Tensor], syn: list[torch.Tensor])
 class GradientMatching(ObjectiveBase):
     name = "dc"
 
-    def __init__(self, config, context: DistillContext):
+    def __init__(self, config: Config, context: DistillContext):
         super().__init__(config, context)
         self.theta: torch.Tensor | None = None
         self.round_step = 0
-        self.inner_g = torch.Generator(device=context.device)
-        self.inner_g.manual_seed(config.seed + 7)
+        self.inner_g = generator(context.seed + 7, context.device)
         self.by_class = [torch.nonzero(context.real_y == k).flatten() for k in range(context.num_classes)]
 
     def _grads(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, create_graph: bool) -> list[torch.Tensor]:
@@ -55,14 +87,11 @@ class GradientMatching(ObjectiveBase):
         theta = self.theta.detach().requires_grad_(True)
         total = 0.0
         for k, pool in enumerate(self.by_class):
-            pick = pool[torch.randint(len(pool), (c.dc_real_batch,), generator=g, device=pool.device)]
+            pick = pool[torch.randint(len(pool), (c.real_batch,), generator=g, device=pool.device)]
             mask = labels == k
             if not mask.any():
                 continue
-            state = g.get_state()
-            xr = maybe_augment(ctx.real_x[pick], ctx.augment, g)
-            g.set_state(state)  # siamese: the same draw for the real and the synthetic batch
-            xs = maybe_augment(images[mask], ctx.augment, g)
+            xr, xs = siamese(ctx.augment, ctx.real_x[pick], images[mask], g)
             g_real = [t.detach() for t in self._grads(theta, xr, ctx.real_y[pick], False)]
             g_syn = self._grads(theta, xs, labels[mask], True)
             dist = layerwise_cosine_distance(g_real, g_syn)
@@ -73,13 +102,12 @@ class GradientMatching(ObjectiveBase):
     def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         c, ctx = self.c, self.ctx
         self.round_step += 1
-        if self.round_step >= c.dc_outer_loop:
+        if self.round_step >= c.outer_loop:
             self.round_step = 0
             return
-        batch = c.batch_syn if c.batch_syn > 0 else len(images)
-        self.theta = student_sgd(ctx.model, self.theta, images, labels, c.dc_inner_loop, c.dc_lr_net, batch,
+        self.theta = student_sgd(ctx.model, self.theta, images, labels, c.inner_loop, c.lr_net, ctx.student.batch,
                                  ctx.augment, self.inner_g)
 
 
-def build(config, context: DistillContext) -> GradientMatching:
+def build(config: Config, context: DistillContext) -> GradientMatching:
     return GradientMatching(config, context)

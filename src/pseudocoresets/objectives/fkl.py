@@ -14,12 +14,38 @@ learning rate only. With Sigma = s^2 I, Sigma^1/2 eps = s * eps.
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from .base import DistillContext, ObjectiveBase, maybe_augment, student_endpoint
+from ..errors import UserError
+from .interface import DistillContext, ObjectiveBase
+from .student import maybe_augment, paper_student_schedule, student_endpoint
+
+NAME = "fkl"
+NEEDS_EXPERTS = True
+
+
+@dataclass
+class Config:
+    """BPC-fKL (defaults: the official values)."""
+
+    num_samples: int = field(default=30, metadata={"help": "S: Gaussian samples per iteration"})
+    noise_u: float = field(default=0.01, metadata={"help": "std of Sigma_u (isotropic) around theta_u"})
+    noise_x: float = field(default=0.01, metadata={"help": "std of Sigma_x (isotropic) around theta_x"})
+
+    def validate(self) -> None:
+        if self.num_samples < 1:
+            raise UserError(f"--fkl.num_samples must be >= 1 (got {self.num_samples})")
+        if self.noise_u < 0 or self.noise_x < 0:
+            raise UserError("--fkl.noise_u and --fkl.noise_x must be >= 0")
+
+
+def preset_values(preset: str, ipc: int) -> dict[str, Any]:
+    """The paper's student schedule; the quick preset uses S = 10."""
+    return {"fkl.num_samples": 10} if preset == "quick" else paper_student_schedule(preset, ipc)
 
 
 def fkl_surrogate(
@@ -50,7 +76,7 @@ class ForwardKL(ObjectiveBase):
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
         c, ctx = self.c, self.ctx
-        theta_u, theta_x, info = student_endpoint(c, ctx, images, labels, g)
+        theta_u, theta_x, info = student_endpoint(ctx, images, labels, g)
         S, P = c.num_samples, theta_u.numel()
         eps_u = torch.randn(S, P, generator=g, device=theta_u.device)
         eps_x = torch.randn(S, P, generator=g, device=theta_u.device)
@@ -69,5 +95,5 @@ class ForwardKL(ObjectiveBase):
         return {"surrogate": float(value), **info}
 
 
-def build(config, context: DistillContext) -> ForwardKL:
+def build(config: Config, context: DistillContext) -> ForwardKL:
     return ForwardKL(config, context)

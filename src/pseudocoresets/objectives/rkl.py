@@ -14,12 +14,43 @@ sum_s (c_s - mean_c) = 0, so the estimate is the gradient of the surrogate -1/S 
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from .base import DistillContext, ObjectiveBase, student_endpoint
+from ..errors import UserError
+from .interface import DistillContext, ObjectiveBase
+from .student import paper_student_schedule, siamese, student_endpoint
+
+NAME = "rkl"
+NEEDS_EXPERTS = True
+
+
+@dataclass
+class Config:
+    """BPC-rKL (defaults: the official ipc-10 values)."""
+
+    num_samples: int = field(default=30, metadata={"help": "S: Gaussian samples of q_u per iteration"})
+    noise: float = field(default=0.01, metadata={"help": "std of q_u (isotropic) around theta_u"})
+    real_batch: int = field(default=1000, metadata={"help": "real images per iteration (the full-data term)"})
+
+    def validate(self) -> None:
+        if self.num_samples < 1 or self.real_batch < 1:
+            raise UserError("--rkl.num_samples and --rkl.real_batch must be >= 1")
+        if self.noise < 0:
+            raise UserError(f"--rkl.noise must be >= 0 (got {self.noise})")
+
+
+def preset_values(preset: str, ipc: int) -> dict[str, Any]:
+    """The paper's student schedule and S = 10 at ipc 1 and 20 (official); the quick preset uses S = 10."""
+    if preset == "quick":
+        return {"rkl.num_samples": 10}
+    out = paper_student_schedule(preset, ipc)
+    if preset == "paper" and ipc in (1, 20):
+        out["rkl.num_samples"] = 10
+    return out
 
 
 def rkl_surrogate(
@@ -48,8 +79,8 @@ class ReverseKL(ObjectiveBase):
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
         c, ctx = self.c, self.ctx
-        theta_u, _, info = student_endpoint(c, ctx, images, labels, g)
-        thetas = theta_u + c.noise_u * torch.randn(c.num_samples, theta_u.numel(), generator=g, device=theta_u.device)
+        theta_u, _, info = student_endpoint(ctx, images, labels, g)
+        thetas = theta_u + c.noise * torch.randn(c.num_samples, theta_u.numel(), generator=g, device=theta_u.device)
         idx = torch.randint(len(ctx.real_x), (c.real_batch,), generator=g, device=ctx.real_x.device)
         real_x, real_y = ctx.real_x[idx], ctx.real_y[idx]
         augmented: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -57,13 +88,7 @@ class ReverseKL(ObjectiveBase):
         def views(s: int):
             # one siamese augmentation draw per sample, shared by the real batch and the coreset
             if s not in augmented:
-                if ctx.augment is None:
-                    augmented[s] = (real_x, images)
-                else:
-                    state = g.get_state()
-                    xr = ctx.augment(real_x, g)
-                    g.set_state(state)
-                    augmented[s] = (xr, ctx.augment(images, g))
+                augmented[s] = siamese(ctx.augment, real_x, images, g)
             return augmented[s]
 
         def coreset_ll(theta, s):
@@ -76,5 +101,5 @@ class ReverseKL(ObjectiveBase):
         return {"covariance": float(cov), **info}
 
 
-def build(config, context: DistillContext) -> ReverseKL:
+def build(config: Config, context: DistillContext) -> ReverseKL:
     return ReverseKL(config, context)

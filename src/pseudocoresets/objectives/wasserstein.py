@@ -16,12 +16,44 @@ taken. The gradient is the same; the peak memory is that of k steps instead of L
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from .base import DistillContext, ObjectiveBase, maybe_augment
+from ..errors import UserError
+from .interface import DistillContext, ObjectiveBase
+from .student import maybe_augment, minibatch, paper_student_schedule
+
+NAME = "wasserstein"
+NEEDS_EXPERTS = True
+
+
+@dataclass
+class Config:
+    """BPC-W / MTT (defaults: the official ipc-10 values)."""
+
+    lr_lr: float = field(default=1e-5, metadata={"help": "learning rate of the learnable student step size"})
+    checkpoint_every: int = field(
+        default=0, metadata={"help": "keep theta every k unrolled steps and recompute (0 = full graph)"}
+    )
+
+    def validate(self) -> None:
+        if self.checkpoint_every < 0:
+            raise UserError(f"--wasserstein.checkpoint_every must be >= 0 (got {self.checkpoint_every})")
+        if self.lr_lr < 0:
+            raise UserError(f"--wasserstein.lr_lr must be >= 0 (got {self.lr_lr})")
+
+
+def preset_values(preset: str, ipc: int) -> dict[str, Any]:
+    """The paper's student schedule, L_x = 2 at ipc 1 and 20, and lr_lr 1e-7 at ipc 1 (official)."""
+    out = paper_student_schedule(preset, ipc)
+    if out:
+        out["wasserstein.lr_lr"] = 1e-7 if ipc == 1 else 1e-5
+        if ipc in (1, 20):
+            out["distill.expert_epochs"] = 2
+    return out
 
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -75,21 +107,19 @@ def matching_gradient_checkpointed(
 class Wasserstein(ObjectiveBase):
     name = "wasserstein"
 
-    def __init__(self, config, context: DistillContext):
+    def __init__(self, config: Config, context: DistillContext):
         super().__init__(config, context)
-        self.eta = torch.tensor(float(config.lr_student), device=context.device, requires_grad=True)
+        self.eta = torch.tensor(float(context.student.lr), device=context.device, requires_grad=True)
 
     def param_groups(self) -> list[dict]:
         return [{"params": [self.eta], "lr": self.c.lr_lr, "momentum": 0.5}]
 
     def _student_step(self, labels: torch.Tensor) -> Step:
         """One differentiable student step theta - eta grad CE(A(u), theta) (Eq. 10) for these labels."""
-        c = self.c
+        batch = self.ctx.student.batch
 
         def step(theta, images, eta, g):
-            n = len(images)
-            batch = c.batch_syn if c.batch_syn > 0 else n
-            idx = torch.randperm(n, generator=g, device=images.device)[:batch] if batch < n else slice(None)
+            idx = minibatch(len(images), batch, g, images.device)
             x = maybe_augment(images[idx], self.ctx.augment, g)
             loss = F.cross_entropy(self.ctx.model(theta, x), labels[idx])
             (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
@@ -98,8 +128,8 @@ class Wasserstein(ObjectiveBase):
         return step
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
-        c, ctx = self.c, self.ctx
-        theta0, target, info = ctx.experts.sample_segment(c.max_start_epoch, c.expert_epochs, g)
+        c, ctx, student = self.c, self.ctx, self.ctx.student
+        theta0, target, info = ctx.experts.sample_segment(student.max_start_epoch, student.expert_epochs, g)
         step = self._student_step(labels)
         scale = ((theta0 - target) ** 2).sum().clamp_min(1e-12)
 
@@ -108,10 +138,10 @@ class Wasserstein(ObjectiveBase):
 
         if c.checkpoint_every > 0:
             loss = matching_gradient_checkpointed(step, loss_fn, theta0, images, self.eta,
-                                                  c.student_steps, c.checkpoint_every, g)
+                                                  student.steps, c.checkpoint_every, g)
         else:
             theta0 = theta0.requires_grad_(True)
-            loss = loss_fn(unroll(step, theta0, images, self.eta, c.student_steps, g))
+            loss = loss_fn(unroll(step, theta0, images, self.eta, student.steps, g))
             loss.backward()
         return {"matching_loss": float(loss.detach()), "student_lr": float(self.eta.detach()), **info}
 
@@ -119,9 +149,9 @@ class Wasserstein(ObjectiveBase):
         with torch.no_grad():
             self.eta.clamp_(min=1e-6)  # a step size must stay positive
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"learnt_student_lr": float(self.eta.detach())}
 
 
-def build(config, context: DistillContext) -> Wasserstein:
+def build(config: Config, context: DistillContext) -> Wasserstein:
     return Wasserstein(config, context)

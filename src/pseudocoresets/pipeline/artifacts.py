@@ -1,4 +1,11 @@
-"""Self-describing artifact directories.
+"""Self-describing artifact directories and the layout of a run directory.
+
+Layout of a run directory ``out``::
+
+    out/experts/                           config.json, expert_000.safetensors ..., manifest.json
+    out/coresets/<method>-ipc<n>/          config.json, coreset.safetensors, summary.json, manifest.json
+    out/evals/<method>-ipc<n>-<protocol>/  config.json, results.json, manifest.json
+    out/report.md, out/report.json, ...    (written by :mod:`pseudocoresets.report`)
 
 Each stage writes into its own directory: ``config.json`` (the resolved configuration that produced it),
 its tensors (safetensors) or results (JSON), and last ``manifest.json`` (package versions, seed, device,
@@ -16,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .io import atomic_write_json, read_json
+from ..io import atomic_write_json, read_json
 
 
 def versions() -> dict[str, str]:
@@ -34,6 +41,18 @@ def versions() -> dict[str, str]:
         "safetensors": safetensors.__version__,
         "platform": platform.platform(),
     }
+
+
+def experts_path(out: Path) -> Path:
+    return Path(out) / "experts"
+
+
+def coreset_path(out: Path, method: str, ipc: int) -> Path:
+    return Path(out) / "coresets" / f"{method}-ipc{ipc}"
+
+
+def evaluation_path(out: Path, method: str, ipc: int, protocol: str) -> Path:
+    return Path(out) / "evals" / f"{method}-ipc{ipc}-{protocol}"
 
 
 def _canonical(obj: Any) -> str:

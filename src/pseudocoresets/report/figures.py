@@ -18,7 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from ..pipeline.io import load_tensors  # noqa: E402
+from ..data.preprocess import Preprocessor  # noqa: E402
+from ..io import load_tensors  # noqa: E402
 
 
 def _save(fig, path: Path) -> list[Path]:
@@ -37,15 +38,7 @@ def _save(fig, path: Path) -> list[Path]:
 def coreset_pixels(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Coreset images in [0, 1] (ZCA inverted, normalisation undone) and their labels."""
     t = load_tensors(Path(path) / "coreset.safetensors")
-    x = t["images"].double()
-    if "zca_eigenvectors" in t:
-        from ..augment import ZCA
-
-        zca = ZCA.from_state({k[4:]: v for k, v in t.items() if k.startswith("zca_")})
-        x = zca.inverse(x)
-    mean = t["norm_mean"].double().reshape(1, -1, 1, 1)
-    std = t["norm_std"].double().reshape(1, -1, 1, 1)
-    return (x * std + mean).clamp(0, 1).float(), t["labels"]
+    return Preprocessor.from_state(t).to_pixels(t["images"]).float(), t["labels"]
 
 
 def coreset_grid(path: Path, out: Path, title: str = "", classes: list[str] | None = None) -> list[Path]:

@@ -6,8 +6,8 @@ import html
 import json
 from pathlib import Path
 
-from ..pipeline.io import atomic_write_text, read_json
-from ..pipeline.stages import collect_results
+from ..io import atomic_write_text, read_json
+from .results import collect_results
 from . import figures
 from .table import table1_markdown, write_table
 

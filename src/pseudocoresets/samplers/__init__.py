@@ -1,7 +1,17 @@
-"""MCMC samplers over flat parameter vectors: integrator, proposal test and kernel kept apart."""
+"""MCMC over flat parameter vectors: kernels (one module each), integrator, adaptation and one chain driver.
 
-from . import hmc
-from .hmc import HMCState, build_hmc, energy_change, metropolis_accept
+Every kernel module has ``build(...) -> kernel`` with ``kernel.init(theta) -> State`` and
+``kernel.step(state, g) -> (State, Info)``; the driver (:func:`run_chain`) does burn-in, adaptation and
+thinning for all of them. Adding a sampler = one module here and one row in the evaluation's protocol table.
+"""
+
+from . import hmc, sghmc
+from .adaptation import StepSizeAdapter
+from .driver import Chain, acceptance_rate, run_chain
+from .hmc import HMCInfo, HMCState, energy_change, metropolis_accept
 from .integrators import leapfrog
+from .posterior import CoresetPosterior
+from .sghmc import SGHMCInfo, SGHMCState
 
-__all__ = ["hmc", "HMCState", "build_hmc", "energy_change", "metropolis_accept", "leapfrog"]
+__all__ = ["hmc", "sghmc", "Chain", "CoresetPosterior", "HMCInfo", "HMCState", "SGHMCInfo", "SGHMCState",
+           "StepSizeAdapter", "acceptance_rate", "energy_change", "leapfrog", "metropolis_accept", "run_chain"]

@@ -23,6 +23,13 @@ class HMCState:
     grad: torch.Tensor
 
 
+@dataclass
+class HMCInfo:
+    accepted: bool
+    accept_prob: float
+    delta_h: float
+
+
 def kinetic_energy(p: torch.Tensor) -> torch.Tensor:
     return 0.5 * (p * p).sum()
 
@@ -42,44 +49,35 @@ def metropolis_accept(delta_h: torch.Tensor, g: torch.Generator) -> tuple[bool, 
     return u < prob, prob
 
 
+@dataclass(frozen=True)
 class HMCKernel:
-    """``init(q) -> state``; ``step(state, g, step_size) -> (state, info)``."""
+    """``init(q) -> HMCState``; ``step(state, g) -> (HMCState, HMCInfo)``."""
 
-    def __init__(self, potential_and_grad: PotentialAndGrad, num_leapfrog: int):
-        self.potential_and_grad = potential_and_grad
-        self.num_leapfrog = num_leapfrog
+    potential_and_grad: PotentialAndGrad
+    num_leapfrog: int
+    step_size: float
 
     def init(self, position: torch.Tensor) -> HMCState:
         potential, grad = self.potential_and_grad(position)
         return HMCState(position, potential, grad)
 
-    def step(self, state: HMCState, g: torch.Generator, step_size: float) -> tuple[HMCState, dict]:
+    def step(self, state: HMCState, g: torch.Generator) -> tuple[HMCState, HMCInfo]:
         p0 = torch.randn(state.position.shape, generator=g, device=state.position.device, dtype=state.position.dtype)
         q1, p1, u1, grad1 = leapfrog(
-            state.position, p0, state.grad, step_size, self.num_leapfrog, self.potential_and_grad
+            state.position, p0, state.grad, self.step_size, self.num_leapfrog, self.potential_and_grad
         )
         delta_h = energy_change(state.potential, kinetic_energy(p0), u1, kinetic_energy(p1))
         accepted, prob = metropolis_accept(delta_h, g)
         new = HMCState(q1, u1, grad1) if accepted else state
-        return new, {"accepted": accepted, "accept_prob": prob, "delta_h": float(delta_h)}
+        return new, HMCInfo(accepted, prob, float(delta_h))
 
 
-def build_hmc(potential_and_grad: PotentialAndGrad, num_leapfrog: int) -> HMCKernel:
-    return HMCKernel(potential_and_grad, num_leapfrog)
+def build(potential_and_grad: PotentialAndGrad, num_leapfrog: int, step_size: float) -> HMCKernel:
+    """HMC on pi(q) ∝ exp(-U(q)).
 
-
-class StepSizeAdapter:
-    """Robbins-Monro adaptation of log step size towards a target acceptance probability (burn-in only)."""
-
-    def __init__(self, step_size: float, target: float = 0.75):
-        self.log_step = math.log(step_size)
-        self.target = target
-        self.t = 0
-
-    @property
-    def step_size(self) -> float:
-        return math.exp(self.log_step)
-
-    def update(self, accept_prob: float) -> None:
-        self.t += 1
-        self.log_step += (accept_prob - self.target) / (self.t**0.6)
+    Args:
+        potential_and_grad: q -> (U(q), dU/dq(q)).
+        num_leapfrog: leapfrog steps per proposal.
+        step_size: leapfrog step size (the chain driver's adaptation replaces it during burn-in).
+    """
+    return HMCKernel(potential_and_grad, num_leapfrog, step_size)

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save as st_save
 
-from ..errors import UserError
+from .errors import UserError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -1,0 +1,88 @@
+"""The objective interface: what the outer loop calls, and what every objective may draw on.
+
+An objective module (one per divergence) provides
+
+- ``NAME``: the method name on the command line and in artifact names;
+- ``NEEDS_EXPERTS``: whether it reads expert trajectories (the pipeline trains them only when needed);
+- ``Config``: a dataclass of its own hyperparameters, each with a ``help`` text; it becomes the section
+  ``--NAME.option`` of the command line and ``NAME: {option: value}`` of a YAML config;
+- ``preset_values(preset, ipc) -> dict``: official per-ipc values as dotted keys (``"NAME.option"`` or a shared
+  ``"distill.option"``), applied to a (method, ipc) cell unless the user set that option;
+- ``build(config, context) -> Objective``.
+
+An :class:`Objective` writes its divergence-gradient estimate into ``images.grad`` (and into the ``.grad`` of
+its own learnable tensors listed by ``param_groups``); the loop takes the optimiser step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from ..augment import DSA
+from ..experts import ExpertPool
+from ..models import FlatModel
+
+
+@dataclass(frozen=True)
+class StudentSettings:
+    """The student network of Algorithm 1, shared by every trajectory-based objective (``--distill.*``)."""
+
+    lr: float  # eta: student SGD step size
+    steps: int  # L_u: student SGD steps on the coreset
+    batch: int  # student mini-batch size (0 = the whole coreset)
+    expert_epochs: int  # L_x: the target is expert snapshot r + L_x
+    max_start_epoch: int  # T+: start epoch r ~ U{0..T+}
+
+
+@dataclass
+class DistillContext:
+    """Everything an objective may use. ``real_x`` is preprocessed; ``augment`` is DSA or None; the outer loop
+    fills ``student`` and ``seed`` from its config."""
+
+    model: FlatModel
+    experts: ExpertPool | None
+    real_x: torch.Tensor
+    real_y: torch.Tensor
+    num_classes: int
+    augment: DSA | None
+    device: torch.device
+    student: StudentSettings | None = None
+    seed: int = 0
+
+
+class Objective(Protocol):
+    name: str
+
+    def param_groups(self) -> list[dict]:
+        """Extra learnable tensors with their own optimiser settings (e.g. W's student step size)."""
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, Any]:
+        """Write the gradient estimate w.r.t. ``images`` (and own params) into ``.grad``; return metrics."""
+
+    def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Called after the optimiser moved the images (DC trains its network here)."""
+
+    def summary(self) -> dict[str, Any]:
+        """What the objective learnt besides the images (recorded in the coreset's summary.json)."""
+
+
+class ObjectiveBase:
+    """Defaults for the interface: no extra learnable tensors, nothing after an update, nothing to report."""
+
+    name = "base"
+
+    def __init__(self, config: Any, context: DistillContext):
+        self.c = config
+        self.ctx = context
+
+    def param_groups(self) -> list[dict]:
+        return []
+
+    def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        pass
+
+    def summary(self) -> dict[str, Any]:
+        return {}
