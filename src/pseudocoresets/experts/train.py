@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..models import FlatModel
+from ..utils import generator
 
 
 @dataclass
@@ -47,8 +48,7 @@ def sgd_trajectory(
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> torch.Tensor:
     """SGD on normalised images ``x`` [N,C,H,W]; returns snapshots [epochs + 1, P] (copies, never views)."""
-    g = torch.Generator(device=x.device)
-    g.manual_seed(seed)
+    g = generator(seed, x.device)
     theta = theta0.detach().clone()
     velocity = torch.zeros_like(theta)
     snapshots = [theta.clone()]
