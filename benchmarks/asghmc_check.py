@@ -39,7 +39,7 @@ def main() -> None:
     test, labels = ws.data.test_x[: args.test], ws.data.test_y[: args.test]
     rows = []
     for method in ("random", "fkl"):
-        x, y = load_coreset(args.run / "coresets" / f"{method}-ipc10", torch.device("cpu"))
+        x, y, _ = load_coreset(args.run / "coresets" / f"{method}-ipc10", torch.device("cpu"))
         probs, stats = posterior_predictive(ws.model(), x, y, {"test": test}, ev, 0, prepare=ws.prepare)
         rows.append({"method": method, **classification_metrics(probs["test"], labels), "samples": stats["samples"],
                      "sampling_seconds": stats["sampling_seconds"]})

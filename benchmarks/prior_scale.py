@@ -37,7 +37,7 @@ def main() -> None:
     labels = ws.data.test_y[:2000]
     rows = []
     for method in ("random", "fkl"):
-        x, y = load_coreset(args.run / "coresets" / f"{method}-ipc10", torch.device("cpu"))
+        x, y, _ = load_coreset(args.run / "coresets" / f"{method}-ipc10", torch.device("cpu"))
         for sigma in [float(s) for s in args.sigmas.split(",")]:
             ev = copy.deepcopy(cfg.evaluate)
             ev.prior_std, ev.chains = sigma, 2

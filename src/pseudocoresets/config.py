@@ -24,9 +24,10 @@ from .evaluation import EvalConfig
 from .experts import ExpertConfig
 from .models import ModelConfig
 from .objectives import OBJECTIVES, objective_module
+from .samplers import PosteriorConfig
 
-STAGE_SECTIONS = {"data": DataConfig, "model": ModelConfig, "experts": ExpertConfig, "distill": DistillConfig,
-                  "evaluate": EvalConfig}
+STAGE_SECTIONS = {"data": DataConfig, "model": ModelConfig, "experts": ExpertConfig, "posterior": PosteriorConfig,
+                  "distill": DistillConfig, "evaluate": EvalConfig}
 TOP_LEVEL = ("methods", "ipcs", "protocols")
 
 
@@ -40,6 +41,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     experts: ExpertConfig = field(default_factory=ExpertConfig)
+    posterior: PosteriorConfig = field(default_factory=PosteriorConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     objectives: dict[str, Any] = field(default_factory=dict)  # objective name -> its Config (filled on access)

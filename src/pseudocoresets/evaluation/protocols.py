@@ -16,17 +16,18 @@ per block of 5 steps are the official values (applied by the config unless set e
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..augment import DSA
 from ..errors import UserError
 from ..models import FlatModel
-from ..samplers import Chain, CoresetPosterior, StepSizeAdapter, acceptance_rate, hmc, run_chain, sghmc
+from ..samplers import (Chain, CoresetPosterior, PosteriorSpec, StepSizeAdapter, acceptance_rate, hmc, run_chain,
+                        sghmc)
 from ..utils import generator, progress
 from .metrics import classification_metrics
 
@@ -44,9 +45,13 @@ class EvalConfig:
     step_size: float = field(default=0.01, metadata={"help": "leapfrog step size (initial value if adapted)"})
     adapt_step_size: bool = field(default=True, metadata={"help": "adapt the step size during burn-in"})
     target_accept: float = field(default=0.75, metadata={"help": "target acceptance probability of the adaptation"})
-    prior_std: float = field(default=1.0, metadata={"help": "sigma of the Gaussian prior N(0, sigma^2 I)"})
+    prior_std: float = field(default=0.0, metadata={"help": "sigma of the Gaussian prior (0 = the coreset's "
+                                                     "posterior, --posterior.prior_std)"})
     init_std: float = field(default=0.1, metadata={"help": "chains start at theta ~ N(0, init_std^2 I)"})
-    temperature: float = field(default=1.0, metadata={"help": "posterior temperature T (1 = Bayes posterior)"})
+    temperature: float = field(default=0.0, metadata={"help": "posterior temperature T (0 = the coreset's "
+                                                       "posterior, --posterior.temperature; asghmc: 0.01)"})
+    coreset_weight: float = field(default=0.0, metadata={"help": "coreset weight w (0 = the coreset's posterior, "
+                                                          "--posterior.weight)"})
     friction: float = field(default=0.1, metadata={"help": "asghmc: friction alpha"})
     sghmc_step_size: float = field(default=1e-4, metadata={"help": "asghmc: step size eta"})
     repeats: int = field(default=10, metadata={"help": "independent repeats (seeds) for mean +/- std"})
@@ -70,8 +75,15 @@ class EvalConfig:
             )
         if not 0 < self.friction <= 1 or self.sghmc_step_size <= 0:
             raise UserError("--evaluate.friction must be in (0, 1] and sghmc_step_size > 0")
-        if self.step_size <= 0 or self.prior_std <= 0 or self.temperature <= 0 or self.init_std < 0:
-            raise UserError("--evaluate.step_size, prior_std and temperature must be > 0, init_std >= 0")
+        if self.step_size <= 0 or self.init_std < 0:
+            raise UserError("--evaluate.step_size must be > 0 and init_std >= 0")
+        if self.prior_std < 0 or self.temperature < 0 or self.coreset_weight < 0:
+            raise UserError("--evaluate.prior_std, temperature and coreset_weight must be >= 0 (0 = the coreset's)")
+
+    def posterior(self, recorded: PosteriorSpec) -> PosteriorSpec:
+        """The posterior to sample: the coreset's recorded one, with the options set here (non-zero) replacing it."""
+        return PosteriorSpec(self.coreset_weight or recorded.weight, self.temperature or recorded.temperature,
+                             self.prior_std or recorded.prior_std)
 
 
 Prepare = Callable[[torch.Tensor], torch.Tensor]
@@ -96,9 +108,9 @@ def predictive_average(model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, 
     out = []
     for i in range(0, len(x), batch):
         xb = prep(x[i : i + batch])
-        total = F.softmax(model(thetas[0], xb), dim=1)
+        total = model.likelihood.predictive(model(thetas[0], xb))
         for theta in thetas[1:]:
-            total += F.softmax(model(theta, xb), dim=1)
+            total += model.likelihood.predictive(model(theta, xb))
         out.append(total / len(thetas))
     return torch.cat(out)
 
@@ -110,7 +122,7 @@ def _hmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepSize
 
 
 def _asghmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepSizeAdapter | None, int]:
-    kernel = sghmc.build(posterior.energy_grad(DSA()), config.sghmc_step_size, config.friction, config.temperature)
+    kernel = sghmc.build(posterior.energy_grad(DSA()), config.sghmc_step_size, config.friction, posterior.temperature)
     return kernel, None, config.thin - 1
 
 
@@ -130,11 +142,13 @@ def posterior_predictive(
     seed: int,
     quiet: bool = True,
     prepare: Prepare | None = None,
+    recorded: PosteriorSpec = PosteriorSpec(),
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Run ``config.chains`` chains of the protocol's sampler, keep their samples ([K, P], small next to the
-    test sets), then average the softmax of every kept sample on every test set."""
+    """Run ``config.chains`` chains of the protocol's sampler on the coreset posterior (``recorded``, the one the
+    coreset was learnt for, with ``config``'s non-zero options replacing it), keep their samples ([K, P], small
+    next to the test sets), then average the predictive of every kept sample on every test set."""
     g = generator(seed, coreset_x.device)
-    posterior = CoresetPosterior(model, coreset_x, coreset_y, config.prior_std, config.temperature)
+    posterior = CoresetPosterior.from_spec(model, coreset_x, coreset_y, config.posterior(recorded))
     chains: list[Chain] = []
     start = time.perf_counter()
     for _ in progress(range(config.chains), config.chains, f"{config.protocol} chains", quiet):
@@ -171,6 +185,7 @@ def evaluate_coreset(
     config: EvalConfig,
     quiet: bool = False,
     prepare: Prepare | None = None,
+    recorded: PosteriorSpec = PosteriorSpec(),
 ) -> dict:
     """All repeats of the protocol on every test set (``test`` plus e.g. ``fog/3``); mean/std over repeats.
 
@@ -182,7 +197,7 @@ def evaluate_coreset(
     per_set: dict[str, list[dict]] = {k: [] for k in test_sets}
     for r in progress(range(config.repeats), config.repeats, f"evaluate {config.protocol}", quiet):
         probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
-                                            prepare=prepare)
+                                            prepare=prepare, recorded=recorded)
         for name in test_sets:
             per_set[name].append(classification_metrics(probs[name], test_y, config.ece_bins))
         runs.append({**per_set["test"][-1], **stats, "seed": config.seed + r})
@@ -191,7 +206,8 @@ def evaluate_coreset(
         return {k: dict(zip(("mean", "std"), _mean_std([row[k] for row in rows]))) for k in keys}
 
     summary = summarise(runs, ("accuracy", "nll", "ece", "brier", "acceptance_rate"))
-    result = {"protocol": config.protocol, "summary": summary, "repeats": runs}
+    result = {"protocol": config.protocol, "summary": summary, "repeats": runs,
+              "posterior": dataclasses.asdict(config.posterior(recorded))}
     corrupted = [k for k in test_sets if k != "test"]
     if corrupted:
         result["sets"] = {k: summarise(per_set[k]) for k in corrupted}

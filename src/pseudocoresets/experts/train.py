@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import UserError
 from ..models import FlatModel
@@ -62,7 +61,7 @@ def sgd_trajectory(
             if augment is not None:
                 xb = augment(xb, g)
             theta.requires_grad_(True)
-            loss = F.cross_entropy(model(theta, xb), y[idx])
+            loss = model.nll(theta, xb, y[idx])
             (grad,) = torch.autograd.grad(loss, theta)
             with torch.no_grad():
                 theta = theta.detach()

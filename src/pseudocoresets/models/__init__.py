@@ -1,6 +1,9 @@
-"""Networks and their flat-parameter functional form."""
+"""Networks, likelihoods and their flat-parameter functional form."""
 
-from .convnet import ConvNet, ModelConfig, build_convnet
+from .build import ModelConfig, build_model
+from .convnet import ConvNet, build_convnet
 from .flat import FlatModel
+from .likelihood import Bernoulli, Categorical, Gaussian, build_likelihood
 
-__all__ = ["ConvNet", "ModelConfig", "build_convnet", "FlatModel"]
+__all__ = ["Bernoulli", "Categorical", "ConvNet", "FlatModel", "Gaussian", "ModelConfig", "build_convnet",
+           "build_likelihood", "build_model"]

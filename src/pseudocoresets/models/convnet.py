@@ -7,37 +7,13 @@ there is no train/eval difference. With the defaults on 3x32x32 inputs it has 32
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
 from ..errors import UserError
 
-NORMS = ("instancenorm", "none")
-POOLINGS = ("avgpool", "maxpool", "none")
-
-
-@dataclass
-class ModelConfig:
-    """Architecture of the ConvNet (classes and image shape come from the data)."""
-
-    width: int = field(default=128, metadata={"help": "channels of every conv layer"})
-    depth: int = field(default=3, metadata={"help": "number of conv blocks"})
-    norm: str = field(default="instancenorm", metadata={"help": f"normalisation layer, one of {NORMS}"})
-    pooling: str = field(default="avgpool", metadata={"help": f"pooling after each block, one of {POOLINGS}"})
-
-    def validate(self) -> None:
-        if self.width < 1 or self.depth < 1:
-            raise UserError(f"model width and depth must be >= 1 (got width={self.width}, depth={self.depth})")
-        if self.norm not in NORMS:
-            raise UserError(f"unknown --model.norm {self.norm!r}; choose one of {', '.join(NORMS)}")
-        if self.pooling not in POOLINGS:
-            raise UserError(f"unknown --model.pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
-
-
 class ConvNet(nn.Module):
-    def __init__(self, config: ModelConfig, channels: int, image_size: int, num_classes: int):
+    def __init__(self, config, channels: int, image_size: int, num_classes: int):
         super().__init__()
         config.validate()
         layers: list[nn.Module] = []
@@ -62,5 +38,5 @@ class ConvNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-def build_convnet(config: ModelConfig, channels: int, image_size: int, num_classes: int) -> ConvNet:
+def build_convnet(config, channels: int, image_size: int, num_classes: int) -> ConvNet:
     return ConvNet(config, channels, image_size, num_classes)

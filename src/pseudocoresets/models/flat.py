@@ -10,12 +10,16 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .likelihood import Categorical
+
 
 class FlatModel:
-    """Functional view of ``module``: ``model(theta, x)`` returns logits for parameters ``theta``."""
+    """Functional view of ``module``: ``model(theta, x)`` returns its outputs (logits) for parameters ``theta``;
+    ``model.nll(theta, x, y)`` the negative log-likelihood under ``likelihood`` (categorical by default)."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, likelihood=None):
         self.module = module
+        self.likelihood = likelihood if likelihood is not None else Categorical()
         self.names = [n for n, _ in module.named_parameters()]
         self.shapes = [p.shape for _, p in module.named_parameters()]
         self.numels = [p.numel() for _, p in module.named_parameters()]
@@ -37,19 +41,24 @@ class FlatModel:
     def __call__(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, self.unflatten(theta), (x,))
 
+    def nll(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """-log p(y | x, theta), averaged (``mean``), summed (``sum``) or per example (``none``)."""
+        return self.likelihood.nll(self(theta, x), y, reduction)
+
     def batched(self, thetas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Logits for a stack of parameter vectors ``thetas`` [K, P] on one input batch: [K, B, classes]."""
         return vmap(lambda t: self(t, x))(thetas)
 
     def init(self, seed: int) -> torch.Tensor:
         """PyTorch's default initialisation of every layer, drawn reproducibly from ``seed``."""
-        device = next(self.module.parameters()).device
+        first = next(self.module.parameters())
+        device = first.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             for m in self.module.modules():
                 if m is not self.module and hasattr(m, "reset_parameters"):
                     m.reset_parameters()
-        return torch.cat([p.detach().reshape(-1).clone() for p in self.module.parameters()])
+        return torch.cat([p.detach().reshape(-1).clone() for p in self.module.parameters()]).to(first.dtype)
 
     def param_slices(self) -> list[tuple[str, slice, torch.Size]]:
         """(name, slice into theta, shape) per parameter tensor, for layer-wise objectives."""

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import UserError
 from ..utils import generator
@@ -75,7 +74,7 @@ class GradientMatching(ObjectiveBase):
         self.by_class = [torch.nonzero(context.real_y == k).flatten() for k in range(context.num_classes)]
 
     def _grads(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, create_graph: bool) -> list[torch.Tensor]:
-        loss = F.cross_entropy(self.ctx.model(theta, x), y)
+        loss = self.ctx.model.nll(theta, x, y)
         (grad,) = torch.autograd.grad(loss, theta, create_graph=create_graph)
         return [grad[sl].reshape(shape) for _, sl, shape in self.ctx.model.param_slices()]
 

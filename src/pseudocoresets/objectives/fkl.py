@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import UserError
 from .interface import DistillContext, ObjectiveBase
@@ -89,7 +88,7 @@ class ForwardKL(ObjectiveBase):
             if s not in augmented:
                 augmented.clear()
                 augmented[s] = maybe_augment(images, ctx.augment, g)
-            return -F.cross_entropy(ctx.model(theta, augmented[s]), labels)
+            return -ctx.model.nll(theta, augmented[s], labels)
 
         value = fkl_surrogate(log_lik, thetas_u, thetas_x)
         return {"surrogate": float(value), **info}

@@ -24,6 +24,7 @@ import torch
 from ..augment import DSA
 from ..experts import ExpertPool
 from ..models import FlatModel
+from ..samplers import PosteriorSpec
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class DistillContext:
     device: torch.device
     student: StudentSettings | None = None
     seed: int = 0
+    posterior: PosteriorSpec = PosteriorSpec()  # the coreset posterior pi_u the coreset is learnt for
 
 
 class Objective(Protocol):

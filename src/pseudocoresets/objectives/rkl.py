@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import UserError
 from .interface import DistillContext, ObjectiveBase
@@ -92,10 +91,10 @@ class ReverseKL(ObjectiveBase):
             return augmented[s]
 
         def coreset_ll(theta, s):
-            return -F.cross_entropy(ctx.model(theta, views(s)[1]), labels)
+            return -ctx.model.nll(theta, views(s)[1], labels)
 
         def data_ll(theta, s):
-            return -F.cross_entropy(ctx.model(theta, views(s)[0]), real_y)
+            return -ctx.model.nll(theta, views(s)[0], real_y)
 
         cov = rkl_surrogate(coreset_ll, data_ll, thetas)
         return {"covariance": float(cov), **info}

@@ -8,7 +8,6 @@ optionally augmented (A = DSA). The target is the same expert's snapshot theta_*
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..augment import DSA
 from ..models import FlatModel
@@ -72,7 +71,7 @@ def student_sgd(
     for _ in range(steps):
         idx = minibatch(len(images), batch, g, images.device)
         theta.requires_grad_(True)
-        loss = F.cross_entropy(model(theta, maybe_augment(images[idx], augment, g)), labels[idx])
+        loss = model.nll(theta, maybe_augment(images[idx], augment, g), labels[idx])
         (grad,) = torch.autograd.grad(loss, theta)
         theta = (theta - lr * grad).detach()
     return theta

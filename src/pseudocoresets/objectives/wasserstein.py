@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import UserError
 from .interface import DistillContext, ObjectiveBase
@@ -121,7 +120,7 @@ class Wasserstein(ObjectiveBase):
         def step(theta, images, eta, g):
             idx = minibatch(len(images), batch, g, images.device)
             x = maybe_augment(images[idx], self.ctx.augment, g)
-            loss = F.cross_entropy(self.ctx.model(theta, x), labels[idx])
+            loss = self.ctx.model.nll(theta, x, labels[idx])
             (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
             return theta - eta * grad
 

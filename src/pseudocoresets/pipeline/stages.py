@@ -7,10 +7,12 @@ already complete for the same configuration.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from ..augment import build_dsa
 from ..config import RunConfig, eval_for
@@ -20,9 +22,10 @@ from ..errors import UserError
 from ..evaluation import evaluate_coreset
 from ..experts import ExpertPool, expert_file, expert_files, save_trajectory, sgd_trajectory, trajectory_shape
 from ..io import atomic_write_json, load_tensors, save_tensors
-from ..models import FlatModel, build_convnet
+from ..models import FlatModel, build_model
 from ..objectives import DistillContext, objective_module
 from ..report import write_report
+from ..samplers import PosteriorSpec
 from ..utils import generator
 from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path
 
@@ -68,7 +71,7 @@ class Workspace:
 
     def model(self) -> FlatModel:
         d = self.data
-        return FlatModel(build_convnet(self.config.model, d.channels, d.image_size, d.num_classes)).to(self.device)
+        return build_model(self.config.model, (d.channels, d.image_size, d.image_size), d.num_classes).to(self.device)
 
     # artifact identities -------------------------------------------------------------------------
     def experts_dir(self) -> ArtifactDir:
@@ -77,7 +80,7 @@ class Workspace:
 
     def coreset_dir(self, method: str, ipc: int) -> ArtifactDir:
         distill_cfg, objective_cfg = self.config.cell(method, ipc)
-        cfg = {**self.experts_dir().config, "distill": _asdict(distill_cfg)}
+        cfg = {**self.experts_dir().config, "posterior": _asdict(self.config.posterior), "distill": _asdict(distill_cfg)}
         if objective_cfg is not None:
             cfg["objective"] = _asdict(objective_cfg)
         return ArtifactDir(coreset_path(self.out, method, ipc), "coreset", cfg)
@@ -145,25 +148,34 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     init = ws.prepare(data.train_x[idx])
     labels = data.train_y[idx].to(ws.device)
     experts = ExpertPool(expert_paths(ws), ws.device) if uses_experts else None
+    posterior = ws.config.posterior.resolve(len(data.train_y), len(idx))
     context = DistillContext(ws.model(), experts, ws.train_x(), data.train_y.to(ws.device), data.num_classes,
-                             build_dsa(cfg.augment), ws.device)
+                             build_dsa(cfg.augment), ws.device, posterior=posterior)
     t0 = time.perf_counter()
     images, summary = distill(cfg, objective_cfg, context, init, labels, quiet=ws.quiet)
     elapsed = time.perf_counter() - t0
     save_tensors(art.path / "coreset.safetensors",
                  {"images": images, "labels": labels, "init_images": init, "init_indices": idx,
                   **ws.preprocessor.state()},
-                 metadata={"method": method, "ipc": str(ipc)})
-    atomic_write_json(art.path / "summary.json", summary)
+                 metadata={"method": method, "ipc": str(ipc), "posterior": json.dumps(_asdict(posterior))})
+    atomic_write_json(art.path / "summary.json", {**summary, "posterior": _asdict(posterior)})
     art.finish(cfg.seed, {"distill": elapsed}, {"method": method, "ipc": ipc, "classes": data.classes})
     return art.path
 
 
-def load_coreset(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    t = load_tensors(Path(path) / "coreset.safetensors", device)
+def load_coreset(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, PosteriorSpec]:
+    """Images, labels and the coreset posterior it was learnt for (w = T = sigma = 1 when not recorded)."""
+    file = Path(path) / "coreset.safetensors"
+    t = load_tensors(file, device)
     if "images" not in t or "labels" not in t or len(t["images"]) != len(t["labels"]):
-        raise UserError(f"{path}/coreset.safetensors lacks matching 'images' and 'labels'; re-run 'bpc distill'")
-    return t["images"].float(), t["labels"].long()
+        raise UserError(f"{file} lacks matching 'images' and 'labels'; re-run 'bpc distill'")
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            recorded = json.loads((f.metadata() or {}).get("posterior", "{}"))
+        spec = PosteriorSpec(**recorded)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{file} holds a garbled posterior record ({exc}); re-run 'bpc distill'") from exc
+    return t["images"].float(), t["labels"].long(), spec
 
 
 def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
@@ -178,12 +190,12 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
         raise UserError(f"no complete coreset in {core.path}; run 'bpc distill' for {method} at ipc {ipc} first")
     _ = ws.data
     art.claim()
-    x, y = load_coreset(core.path, ws.device)
+    x, y, recorded = load_coreset(core.path, ws.device)
     test_sets = {"test": ws.data.test_x.to(ws.device)}
     test_sets.update(corrupted_sets(ws, ev))
     t0 = time.perf_counter()
     results = evaluate_coreset(ws.model(), x, y, test_sets, ws.data.test_y.to(ws.device), ev, quiet=ws.quiet,
-                               prepare=ws.prepare)
+                               prepare=ws.prepare, recorded=recorded)
     results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
     atomic_write_json(art.path / "results.json", results)
     art.finish(ev.seed, {"evaluate": time.perf_counter() - t0}, {"method": method, "ipc": ipc})

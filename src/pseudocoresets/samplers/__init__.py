@@ -10,8 +10,8 @@ from .adaptation import StepSizeAdapter
 from .driver import Chain, acceptance_rate, run_chain
 from .hmc import HMCInfo, HMCState, energy_change, metropolis_accept
 from .integrators import leapfrog
-from .posterior import CoresetPosterior
+from .posterior import CoresetPosterior, PosteriorConfig, PosteriorSpec
 from .sghmc import SGHMCInfo, SGHMCState
 
-__all__ = ["hmc", "sghmc", "Chain", "CoresetPosterior", "HMCInfo", "HMCState", "SGHMCInfo", "SGHMCState",
+__all__ = ["hmc", "sghmc", "Chain", "CoresetPosterior", "PosteriorConfig", "PosteriorSpec", "HMCInfo", "HMCState", "SGHMCInfo", "SGHMCState",
            "StepSizeAdapter", "acceptance_rate", "energy_change", "leapfrog", "metropolis_accept", "run_chain"]

@@ -1,8 +1,14 @@
-"""The tempered coreset posterior, written once for every sampler and protocol.
+"""The coreset posterior, written once for every objective, sampler and protocol.
 
-    pi_u(theta) ∝ exp( -U(theta) / T ),   U(theta) = sum_m CE(f(u_m; theta), y_m) + ||theta||^2 / (2 sigma^2),
+    pi_u(theta) ∝ exp( -U(theta) / T ),   U(theta) = w sum_m -log p(y_m | u_m, theta) + ||theta||^2 / (2 sigma^2),
 
-i.e. exp((1/T) [sum_m log p(y_m | u_m, theta) + log N(theta; 0, sigma^2 I)]). HMC needs the tempered potential
+i.e. [ prod_m p(y_m | u_m, theta)^w  N(theta; 0, sigma^2 I) ]^(1/T): every coreset point counts w times (w = 1 is
+the paper's evaluation; w = N/M puts the coreset on the full data's scale, as Manousakas et al.'s weighted
+pseudocoresets), and T < 1 sharpens the whole posterior (a cold posterior: the prior is tempered too, as in
+the official A-SGHMC). The likelihood is the model's (:mod:`pseudocoresets.models.likelihood`).
+:class:`PosteriorConfig` is the user's choice (``--posterior.weight 1|n/m|<number>``); the pipeline resolves
+it to a :class:`PosteriorSpec` per coreset, records it in the coreset artifact, and the evaluation of that
+coreset uses it unless told otherwise. HMC needs the tempered potential
 U / T and its gradient (:meth:`CoresetPosterior.potential_and_grad`); SGHMC takes the untempered gradient of U
 and puts T into its injected noise (:meth:`CoresetPosterior.energy_grad`, optionally on a fresh augmentation of
 the coreset per call, as A-SGHMC).
@@ -10,13 +16,49 @@ the coreset per call, as A-SGHMC).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
+from ..errors import UserError
 from ..models import FlatModel
+
+
+@dataclass(frozen=True)
+class PosteriorSpec:
+    """A resolved coreset posterior: weight w, temperature T, prior std sigma (module docstring)."""
+
+    weight: float = 1.0
+    temperature: float = 1.0
+    prior_std: float = 1.0
+
+
+@dataclass
+class PosteriorConfig:
+    """The coreset posterior pi_u, shared by coreset learning and evaluation (module docstring)."""
+
+    weight: str = field(default="1", metadata={"help": "coreset weight w: a number, or n/m (full-data count / "
+                                               "coreset size: the full data's scale)"})
+    temperature: float = field(default=1.0, metadata={"help": "temperature T of pi_u (1 = Bayes posterior)"})
+    prior_std: float = field(default=1.0, metadata={"help": "sigma of the Gaussian prior N(0, sigma^2 I)"})
+
+    def validate(self) -> None:
+        if str(self.weight).strip().lower() != "n/m":
+            try:
+                w = float(self.weight)
+            except ValueError:
+                raise UserError(f"--posterior.weight must be a number or n/m (got {self.weight!r})") from None
+            if not w > 0 or w == float("inf"):
+                raise UserError(f"--posterior.weight must be a finite number > 0 (got {self.weight!r})")
+        if not self.temperature > 0 or not self.prior_std > 0:
+            raise UserError("--posterior.temperature and --posterior.prior_std must be > 0")
+
+    def resolve(self, num_data: int, num_coreset: int) -> PosteriorSpec:
+        """The spec for a coreset of ``num_coreset`` points standing for ``num_data`` points."""
+        self.validate()
+        w = num_data / num_coreset if str(self.weight).strip().lower() == "n/m" else float(self.weight)
+        return PosteriorSpec(w, float(self.temperature), float(self.prior_std))
 
 
 @dataclass
@@ -26,10 +68,18 @@ class CoresetPosterior:
     y: torch.Tensor
     prior_std: float
     temperature: float = 1.0
+    weight: float = 1.0
+
+    @classmethod
+    def from_spec(cls, model: FlatModel, x: torch.Tensor, y: torch.Tensor, spec: PosteriorSpec) -> "CoresetPosterior":
+        return cls(model, x, y, spec.prior_std, spec.temperature, spec.weight)
 
     def energy(self, theta: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
-        """U(theta): summed cross-entropy on the coreset (or on ``x``, e.g. an augmented copy) plus the prior."""
-        nll_sum = F.cross_entropy(self.model(theta, self.x if x is None else x), self.y, reduction="sum")
+        """U(theta): w times the summed negative log-likelihood of the coreset (or of ``x``, e.g. an augmented
+        copy) plus the negative log prior (up to constants)."""
+        nll_sum = self.model.nll(theta, self.x if x is None else x, self.y, reduction="sum")
+        if self.weight != 1.0:
+            nll_sum = self.weight * nll_sum
         return nll_sum + 0.5 * (theta * theta).sum() / self.prior_std**2
 
     def potential_and_grad(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
