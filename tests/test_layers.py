@@ -18,6 +18,7 @@ LAYERS = [
     {"experts", "samplers"},
     {"objectives", "evaluation"},
     {"distill"},
+    {"fidelity"},
     {"config"},
     {"report"},
     {"pipeline"},

@@ -41,12 +41,16 @@ def _config(method, objective=None, **kw):
     return DistillConfig(**base), OBJECTIVES[method].Config(**{**SMALL.get(method, {}), **(objective or {})})
 
 
-@pytest.mark.parametrize("method", sorted(OBJECTIVES))
-def test_objective_moves_pixels_and_stays_finite(setup, method):
+CHAINS = {"chains": 2, "chain_steps": 2, "chain_burn_in": 2}
+VARIANTS = [(m, {}) for m in sorted(OBJECTIVES)] + [("rkl", {"samples": "chains", **CHAINS}), ("fkl_mcmc", CHAINS)]
+
+
+@pytest.mark.parametrize("method,options", VARIANTS, ids=[f"{m}{'-' + str(o) if o else ''}" for m, o in VARIANTS])
+def test_objective_moves_pixels_and_stays_finite(setup, method, options):
     ctx, x, y = setup
     init = x[[0, 4, 1, 5, 2, 6, 3, 7]].clone()
     labels = y[[0, 4, 1, 5, 2, 6, 3, 7]]
-    images, summary = distill(*_config(method), ctx, init, labels, quiet=True)
+    images, summary = distill(*_config(method, options), ctx, init, labels, quiet=True)
     assert images.shape == init.shape and torch.isfinite(images).all()
     assert not torch.allclose(images, init)
     assert summary["iterations"] == 3 and summary["seconds_per_iteration"] > 0

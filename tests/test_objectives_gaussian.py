@@ -6,6 +6,7 @@ from gaussian_model import BLR, adam_descent, kl_gauss, make_problem, w2_equal_c
 from pseudocoresets.objectives.dc import layerwise_cosine_distance
 from pseudocoresets.objectives.rkl import rkl_surrogate
 from pseudocoresets.objectives.wasserstein import matching_gradient_checkpointed, unroll
+from pseudocoresets.samplers import PosteriorSpec
 
 
 # ---------------------------------------------------------------- reverse KL (rkl)
@@ -14,7 +15,9 @@ def _rkl_estimate(model, x, y, u, v, num, g):
     with torch.no_grad():
         mu, cu = model.posterior(u, v)
     thetas = model.sample(mu, cu, num, g)
-    rkl_surrogate(lambda th, s: model.log_lik(th, u, v), lambda th, s: model.log_lik(th, x, y), thetas)
+    m, n = len(u), len(x)  # the estimator takes mean log-likelihoods and returns grad KL * T / (w M N)
+    rkl_surrogate(lambda th, s: model.log_lik(th, u, v) / m, lambda th, s: model.log_lik(th, x, y) / n, thetas,
+                  m, n, PosteriorSpec(1.0, 1.0, model.prior))
     return u.grad
 
 

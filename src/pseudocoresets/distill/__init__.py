@@ -1,5 +1,5 @@
 """Pseudocoreset learning: initialisation from real images and the objective-agnostic outer loop."""
 
-from .loop import DistillConfig, distill, random_real_subset
+from .loop import DistillConfig, distill, prepare_objective, random_real_subset
 
-__all__ = ["DistillConfig", "distill", "random_real_subset"]
+__all__ = ["DistillConfig", "distill", "prepare_objective", "random_real_subset"]

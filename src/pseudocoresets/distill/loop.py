@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import UserError
-from ..objectives import OBJECTIVES, DistillContext, StudentSettings, build_objective
+from ..objectives import OBJECTIVES, DistillContext, Objective, StudentSettings, build_objective
 from ..utils import generator, progress
 
 
@@ -70,6 +70,12 @@ def random_real_subset(y: torch.Tensor, num_classes: int, ipc: int, g: torch.Gen
     return torch.cat(picks)
 
 
+def prepare_objective(config: DistillConfig, objective_config: Any, context: DistillContext) -> Objective:
+    """The objective ``config.method``, its context completed with the student settings and seed of ``config``."""
+    context = dataclasses.replace(context, student=config.student(), seed=config.seed)
+    return build_objective(config.method, objective_config, context)
+
+
 def distill(
     config: DistillConfig,
     objective_config: Any,
@@ -84,13 +90,12 @@ def distill(
 
     Returns the learnt images (normalised space) and a summary (timings, last metrics, learnt extras).
     """
-    context = dataclasses.replace(context, student=config.student(), seed=config.seed)
     g = generator(config.seed + 1, context.device)
     images = init_images.detach().clone().to(context.device).requires_grad_(True)
     labels = labels.to(context.device)
     if config.method == "random" or config.iterations == 0:
         return images.detach(), {"iterations": 0, "seconds_per_iteration": None}
-    objective = build_objective(config.method, objective_config, context)
+    objective = prepare_objective(config, objective_config, context)
     optimiser = torch.optim.SGD(
         [{"params": [images], "lr": config.lr_images, "momentum": config.momentum_images}, *objective.param_groups()]
     )

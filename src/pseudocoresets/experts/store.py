@@ -45,11 +45,12 @@ def trajectory_shape(path: Path) -> tuple[int, int] | None:
 class ExpertPool:
     """The experts of one run; ``snapshot(e, t)`` reads row t of expert e (lazily, never the whole file)."""
 
-    def __init__(self, paths: list[Path], device: torch.device):
+    def __init__(self, paths: list[Path], device: torch.device, dtype: torch.dtype = torch.float32):
         if not paths:
             raise UserError("no expert trajectories found; run 'bpc experts' first")
         self.paths = paths
         self.device = device
+        self.dtype = dtype
         self._handles: dict[int, object] = {}
         shape = trajectory_shape(paths[0])
         if shape is None:
@@ -60,7 +61,7 @@ class ExpertPool:
         if expert not in self._handles:
             self._handles[expert] = safe_open(str(self.paths[expert]), framework="pt")
         row = self._handles[expert].get_slice(TRAJECTORY_KEY)[epoch]  # type: ignore[attr-defined]
-        return row.to(self.device, torch.float32).clone()
+        return row.to(self.device, self.dtype).clone()
 
     def sample_segment(self, max_start: int, length: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Algorithm 1: expert ~ U{experts}, r ~ U{0..T+}; returns (theta^(r), theta^(r+L_x), info)."""

@@ -1,7 +1,7 @@
 """Pseudocoreset objectives (divergences), one module each, behind one interface (:mod:`.interface`).
 
 The registry below is the only place that lists them; its order is the display order of reports (the
-paper's Table 1: DC, rKL, W, fKL). Adding a divergence = one new module + one entry here.
+paper's Table 1: DC, rKL, W, fKL, then ours). Adding a divergence = one new module + one entry here.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import UserError
-from . import dc, fkl, rkl, wasserstein
+from . import dc, fkl, fkl_mcmc, rkl, wasserstein
 from .interface import DistillContext, Objective, ObjectiveBase, StudentSettings
 
-OBJECTIVES: dict[str, ModuleType] = {m.NAME: m for m in (dc, rkl, wasserstein, fkl)}
+OBJECTIVES: dict[str, ModuleType] = {m.NAME: m for m in (dc, rkl, wasserstein, fkl, fkl_mcmc)}
 
 
 def objective_module(name: str) -> ModuleType:

@@ -77,8 +77,8 @@ class ForwardKL(ObjectiveBase):
         c, ctx = self.c, self.ctx
         theta_u, theta_x, info = student_endpoint(ctx, images, labels, g)
         S, P = c.num_samples, theta_u.numel()
-        eps_u = torch.randn(S, P, generator=g, device=theta_u.device)
-        eps_x = torch.randn(S, P, generator=g, device=theta_u.device)
+        eps_u = torch.randn(S, P, generator=g, device=theta_u.device, dtype=theta_u.dtype)
+        eps_x = torch.randn(S, P, generator=g, device=theta_u.device, dtype=theta_u.dtype)
         thetas_u = theta_u + c.noise_u * eps_u
         thetas_x = theta_x + c.noise_x * eps_x
         augmented: dict[int, torch.Tensor] = {}

@@ -1,15 +1,22 @@
 """BPC-rKL: reverse KL divergence D_KL[pi_u || pi_x] (Section 3.1; Manousakas et al. 2020).
 
-Eq. 4: grad_u D_KL[pi_u || pi_x] = -Cov_{pi_u}[ grad_u 1^T f(u, theta), 1^T f(x, theta) - 1^T f(u, theta) ].
-pi_u is approximated by q_u = N(theta_u^(L_u), sigma^2 I) around the student endpoint (student SGD from an
-expert snapshot, as for BPC-fKL), and the covariance by S samples theta_s ~ q_u:
+For the coreset posterior pi_u(theta) ∝ exp((w f_u(theta) + log pi_0(theta)) / T) (samplers/posterior.py; f_u the
+summed coreset log-likelihood, w the coreset weight, T the temperature) and the full-data posterior
+pi_x(theta) ∝ exp(f_x(theta) + log pi_0(theta)), Eq. 4 generalises to
 
-    grad ≈ -1/S sum_s (c_s - mean_c) h_s,   c_s = mean_n f(x_n, theta_s) - mean_m f(u_m, theta_s),
-                                            h_s = grad_u mean_m f(u_m, theta_s),
+    grad_u D_KL[pi_u || pi_x] = Cov_{pi_u}[ (w/T) grad_u f_u(theta),  c(theta) ],
+    c(theta) = (w f_u(theta) + log pi_0(theta)) / T - f_x(theta) - log pi_0(theta)      (up to a constant),
 
-with the full-data term on a random real batch. As in the official code, means replace the sums of Eq. 4
-(which weights the coreset as N/M points and rescales the learning rate). Centring h is unnecessary since
-sum_s (c_s - mean_c) = 0, so the estimate is the gradient of the surrogate -1/S sum_s sg(c_s - mean_c) f_u(theta_s).
+(for w = N/M, T = 1: -N^2 Cov[grad_u mean_m f, mean_n f - mean_m f], the official estimator times N^2).
+It is estimated with S samples theta_s of pi_u, the full-data sum f_x by N times the mean over a random real
+batch, and divided by the constant w M N / T so that the step size does not depend on w (for w = N/M it is
+exactly the official mean-based estimator). Centring the gradient term is unnecessary since
+sum_s (c_s - mean_c) = 0, so the estimate is the gradient of the surrogate
+1/(S N) sum_s sg(c_s - mean_c) mean_m f(u_m, theta_s).
+
+Samples of pi_u (``--rkl.samples``): ``gaussian`` is the paper's q_u = N(theta_u^(L_u), s^2 I) around the student
+endpoint (student SGD from an expert snapshot, as BPC-fKL); ``chains`` draws them from persistent HMC chains
+on the current coreset posterior (objectives/chains.py), which makes the estimate one of the exact gradient.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from typing import Any, Callable
 import torch
 
 from ..errors import UserError
+from ..samplers import PosteriorSpec
+from .chains import PersistentChains
 from .interface import DistillContext, ObjectiveBase
 from .student import paper_student_schedule, siamese, student_endpoint
 
@@ -31,15 +40,32 @@ NEEDS_EXPERTS = True
 class Config:
     """BPC-rKL (defaults: the official ipc-10 values)."""
 
-    num_samples: int = field(default=30, metadata={"help": "S: Gaussian samples of q_u per iteration"})
-    noise: float = field(default=0.01, metadata={"help": "std of q_u (isotropic) around theta_u"})
+    samples: str = field(default="gaussian", metadata={"help": "samples of pi_u: gaussian (the paper's q_u around "
+                                                         "the student endpoint) or chains (persistent HMC)"})
+    num_samples: int = field(default=30, metadata={"help": "S: Gaussian samples of q_u per iteration (gaussian)"})
+    noise: float = field(default=0.01, metadata={"help": "std of q_u (isotropic) around theta_u (gaussian)"})
     real_batch: int = field(default=1000, metadata={"help": "real images per iteration (the full-data term)"})
+    chains: int = field(default=4, metadata={"help": "persistent HMC chains on pi_u (chains)"})
+    chain_steps: int = field(default=2, metadata={"help": "HMC transitions per chain and outer iteration"})
+    chain_thin: int = field(default=1, metadata={"help": "a chain contributes its state every chain_thin transitions"})
+    chain_burn_in: int = field(default=20, metadata={"help": "HMC transitions per chain before the first iteration"})
+    chain_step_size: float = field(default=0.01, metadata={"help": "initial leapfrog step size (adapted all along)"})
+    chain_leapfrog: int = field(default=5, metadata={"help": "leapfrog steps per HMC transition"})
+    chain_target_accept: float = field(default=0.75, metadata={"help": "acceptance rate the step size is adapted to"})
 
     def validate(self) -> None:
+        if self.samples not in ("gaussian", "chains"):
+            raise UserError(f"--rkl.samples must be gaussian or chains (got {self.samples!r})")
         if self.num_samples < 1 or self.real_batch < 1:
             raise UserError("--rkl.num_samples and --rkl.real_batch must be >= 1")
         if self.noise < 0:
             raise UserError(f"--rkl.noise must be >= 0 (got {self.noise})")
+        if min(self.chains, self.chain_steps, self.chain_thin) < 1 or self.chain_thin > self.chain_steps:
+            raise UserError("--rkl.chains, chain_steps and chain_thin must be >= 1, chain_thin <= chain_steps")
+        if self.chain_burn_in < 0 or not self.chain_step_size > 0 or self.chain_leapfrog < 1:
+            raise UserError("--rkl.chain_burn_in must be >= 0, chain_step_size > 0 and chain_leapfrog >= 1")
+        if not 0 < self.chain_target_accept < 1:
+            raise UserError("--rkl.chain_target_accept must be in (0, 1)")
 
 
 def preset_values(preset: str, ipc: int) -> dict[str, Any]:
@@ -56,30 +82,52 @@ def rkl_surrogate(
     coreset_log_lik: Callable[[torch.Tensor, int], torch.Tensor],
     data_log_lik: Callable[[torch.Tensor, int], torch.Tensor],
     thetas: torch.Tensor,
+    coreset_size: int,
+    data_size: int,
+    posterior: PosteriorSpec = PosteriorSpec(),
 ) -> torch.Tensor:
-    """Back-propagate the covariance estimator of Eq. 4 for samples ``thetas`` [S, P] of q_u ≈ pi_u.
+    """Back-propagate the covariance estimator of grad_u KL(pi_u || pi_x) (module docstring) for samples
+    ``thetas`` [S, P] of pi_u, divided by w M N / T.
 
-    ``coreset_log_lik(theta, s)`` is differentiable in u; ``data_log_lik(theta, s)`` is the full-data term.
-    Returns the sample covariance of (coreset log-lik, c) for monitoring (detached).
+    ``coreset_log_lik(theta, s)`` is the mean coreset log-likelihood mean_m f(u_m, theta), differentiable in u;
+    ``data_log_lik(theta, s)`` the mean log-likelihood of a real batch (an estimate of f_x / N).
+    Returns the sample covariance of (mean coreset log-lik, c) for monitoring (detached).
     """
     num = len(thetas)
+    w, temp = posterior.weight, posterior.temperature
     with torch.no_grad():
         core = torch.stack([coreset_log_lik(t, s).detach() for s, t in enumerate(thetas)])
         full = torch.stack([data_log_lik(t, s).detach() for s, t in enumerate(thetas)])
-    c = full - core
+        log_prior = torch.stack([-0.5 * (t * t).sum() / posterior.prior_std**2 for t in thetas])
+    c = (w * coreset_size * core + log_prior) / temp - data_size * full - log_prior
     weights = c - c.mean()
     for s in range(num):
-        (-(weights[s] / num) * coreset_log_lik(thetas[s].detach(), s)).backward()
+        ((weights[s] / (num * data_size)) * coreset_log_lik(thetas[s].detach(), s)).backward()
     return (weights * (core - core.mean())).mean()
 
 
 class ReverseKL(ObjectiveBase):
     name = "rkl"
 
+    def __init__(self, config: Config, context: DistillContext):
+        super().__init__(config, context)
+        self.chains = None
+        if config.samples == "chains":
+            self.chains = PersistentChains(context, config.chains, config.chain_steps, config.chain_thin,
+                                           config.chain_burn_in, config.chain_step_size, config.chain_leapfrog,
+                                           config.chain_target_accept)
+
+    def posterior_samples(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator):
+        if self.chains is not None:
+            return self.chains.advance(images, labels, g), {}
+        theta_u, _, info = student_endpoint(self.ctx, images, labels, g)
+        eps = torch.randn(self.c.num_samples, theta_u.numel(), generator=g, device=theta_u.device,
+                          dtype=theta_u.dtype)
+        return theta_u + self.c.noise * eps, info
+
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
         c, ctx = self.c, self.ctx
-        theta_u, _, info = student_endpoint(ctx, images, labels, g)
-        thetas = theta_u + c.noise * torch.randn(c.num_samples, theta_u.numel(), generator=g, device=theta_u.device)
+        thetas, info = self.posterior_samples(images, labels, g)
         idx = torch.randint(len(ctx.real_x), (c.real_batch,), generator=g, device=ctx.real_x.device)
         real_x, real_y = ctx.real_x[idx], ctx.real_y[idx]
         augmented: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -96,7 +144,7 @@ class ReverseKL(ObjectiveBase):
         def data_ll(theta, s):
             return -ctx.model.nll(theta, views(s)[0], real_y)
 
-        cov = rkl_surrogate(coreset_ll, data_ll, thetas)
+        cov = rkl_surrogate(coreset_ll, data_ll, thetas, len(images), len(ctx.real_x), ctx.posterior)
         return {"covariance": float(cov), **info}
 
 

@@ -1,0 +1,139 @@
+"""Mutation check of the posterior-fidelity tests: deliberately broken objectives must fail their checks.
+
+Each mutant patches one piece of an objective (a deleted term, a flipped sign, a mean/sum or weight mix-up),
+runs the same bench check as tests/test_fidelity_blr.py (``fidelity.blr.run_check``, 300 steps) and records the
+share of the exact reduction it reaches against the threshold of ``fidelity.blr.CHECKS``. Every mutant must
+come out below its threshold ("caught").
+
+    python benchmarks/fidelity_mutants.py      # about 5 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine, write_results  # noqa: E402
+
+from pseudocoresets.experts import ExpertPool  # noqa: E402
+from pseudocoresets.fidelity.blr import CHECKS, run_check  # noqa: E402
+from pseudocoresets.objectives import chains, fkl, fkl_mcmc, rkl, wasserstein  # noqa: E402
+
+THRESHOLD = {(label, weight): least for label, weight, least in CHECKS}
+original_rkl = rkl.rkl_surrogate
+original_contrastive = fkl_mcmc.contrastive_backward
+original_fkl = fkl.fkl_surrogate
+original_w_step = wasserstein.Wasserstein.step
+
+
+def rkl_without_coreset_term(core_ll, data_ll, thetas, m, n, posterior):
+    """c = -f_x: Eq. 4's -f_u term deleted (the defect the old test could not see)."""
+    with torch.no_grad():
+        full = torch.stack([data_ll(t, s).detach() for s, t in enumerate(thetas)])
+    weights = -n * full - (-n * full).mean()
+    for s in range(len(thetas)):
+        ((weights[s] / (len(thetas) * n)) * core_ll(thetas[s].detach(), s)).backward()
+    return weights.mean()
+
+
+def rkl_flipped(core_ll, data_ll, thetas, m, n, posterior):
+    return original_rkl(lambda t, s: -core_ll(t, s), data_ll, thetas, m, n, posterior)
+
+
+def rkl_unweighted(core_ll, data_ll, thetas, m, n, posterior):
+    """The coreset weight dropped (w = 1 whatever the posterior says): a mean/sum mix-up of the coreset term."""
+    return original_rkl(core_ll, data_ll, thetas, m, n, dataclasses.replace(posterior, weight=1.0))
+
+
+def contrastive_flipped(log_lik, thetas_u, thetas_x):
+    return original_contrastive(lambda t: -log_lik(t), thetas_u, thetas_x)
+
+
+def contrastive_without_x(log_lik, thetas_u, thetas_x):
+    return original_contrastive(log_lik, thetas_u, thetas_u[:0].new_zeros((0, thetas_u.shape[1])))
+
+
+def contrastive_summed_u(log_lik, thetas_u, thetas_x):
+    """The pi_u term summed over samples instead of averaged."""
+    return original_contrastive(lambda t: log_lik(t) * len(thetas_u), thetas_u, thetas_x)
+
+
+def fkl_flipped(log_lik, thetas_u, thetas_x, backward=True):
+    return original_fkl(lambda t, s: -log_lik(t, s), thetas_u, thetas_x, backward)
+
+
+def fkl_without_x(log_lik, thetas_u, thetas_x, backward=True):
+    return original_fkl(log_lik, thetas_u, thetas_u, backward)  # both terms on q_u: the x-term cancels
+
+
+def w_flipped(self, images, labels, g):
+    out = original_w_step(self, images, labels, g)
+    images.grad = -images.grad
+    return out
+
+
+def segment_without_target(self, max_start, length, g):
+    """W's target is the start snapshot itself (L_x = 0)."""
+    theta0, _, info = ExpertPool.__dict__["_original_sample_segment"](self, max_start, length, g)
+    return theta0, theta0.clone() + 1e-3, info
+
+
+def chains_ignore_weight(self, images, labels, g):
+    ctx = self.ctx
+    self.ctx = dataclasses.replace(ctx, posterior=dataclasses.replace(ctx.posterior, weight=1.0))
+    try:
+        return ORIGINAL_ADVANCE(self, images, labels, g)
+    finally:
+        self.ctx = ctx
+
+
+ORIGINAL_ADVANCE = chains.PersistentChains.advance
+MUTANTS = [
+    ("rkl: -f_u term of Eq. 4 deleted", "rkl, samples chains", "1", mock.patch.object(rkl, "rkl_surrogate", rkl_without_coreset_term)),
+    ("rkl: sign flipped", "rkl, samples gaussian (paper)", "N/M", mock.patch.object(rkl, "rkl_surrogate", rkl_flipped)),
+    ("rkl: coreset weight dropped (mean/sum mix-up)", "rkl, samples gaussian (paper)", "N/M", mock.patch.object(rkl, "rkl_surrogate", rkl_unweighted)),
+    ("fkl_mcmc: sign flipped", "fkl_mcmc", "1", mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_flipped)),
+    ("fkl_mcmc: pi_x term deleted", "fkl_mcmc", "1", mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_without_x)),
+    ("fkl_mcmc: pi_u term summed, not averaged", "fkl_mcmc", "1", mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_summed_u)),
+    ("fkl_mcmc: chains ignore the coreset weight", "fkl_mcmc", "N/M", mock.patch.object(chains.PersistentChains, "advance", chains_ignore_weight)),
+    ("fkl: sign flipped", "fkl (Algorithm 1), lr_student 0.03", "N/M", mock.patch.object(fkl, "fkl_surrogate", fkl_flipped)),
+    ("fkl: pi_x term deleted", "fkl (Algorithm 1), lr_student 0.03", "N/M", mock.patch.object(fkl, "fkl_surrogate", fkl_without_x)),
+    ("wasserstein: sign flipped", "wasserstein (MTT)", "N/M", mock.patch.object(wasserstein.Wasserstein, "step", w_flipped)),
+    ("wasserstein: target = start snapshot", "wasserstein (MTT)", "N/M", mock.patch.object(ExpertPool, "sample_segment", segment_without_target)),
+]
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    ExpertPool._original_sample_segment = ExpertPool.sample_segment
+    rows = []
+    for name, label, weight, patch in MUTANTS:
+        t0 = time.perf_counter()
+        with patch:
+            try:
+                share = run_check(label, weight)["share"]
+            except Exception as exc:  # noqa: BLE001 - a mutant that crashes the step is caught too
+                share = float("nan")
+                name += f" (raised {type(exc).__name__})"
+        least = THRESHOLD[(label, weight)]
+        caught = not share >= least
+        rows.append({"mutant": name, "check": label, "weight": weight, "share": share, "threshold": least,
+                     "caught": caught, "seconds": time.perf_counter() - t0})
+        print(rows[-1], flush=True)
+    lines = ["| mutant | check (coreset weight) | share of exact reduction | threshold | caught |", "|---|---|---|---|---|"]
+    lines += [f"| {r['mutant']} | {r['check']} (w = {r['weight']}) | {100 * r['share']:.1f}% | {100 * r['threshold']:.0f}% | "
+              f"{'yes' if r['caught'] else 'NO'} |" for r in rows]
+    caught = sum(r["caught"] for r in rows)
+    write_results("fidelity_mutants", {"machine": machine(), "rows": rows},
+                  "\n".join(lines) + f"\n\n{caught} of {len(rows)} mutants caught (share below the test's threshold).\n")
+    sys.exit(0 if caught == len(rows) else 1)
+
+
+if __name__ == "__main__":
+    main()

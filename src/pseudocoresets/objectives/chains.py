@@ -1,0 +1,80 @@
+"""Persistent HMC chains on the current coreset posterior pi_u, for objectives that need samples of it.
+
+The coreset u changes little between outer iterations, so chains are not restarted: each iteration every chain
+continues from its last position for ``steps`` HMC transitions (samplers/hmc.py, with its Metropolis test) on the
+coreset posterior of the *current* pixels (samplers/posterior.py: weight w, temperature T, prior sigma), and its
+positions after every ``thin`` transitions are returned: persistent contrastive divergence (Tieleman 2008)
+applied to pseudocoresets. As u is learnt the curvature of pi_u changes (it grows with the norm of u), so the
+leapfrog step size is adapted all along, towards ``target_accept``, with a constant gain:
+log eps <- log eps + gain (a - target). Chains start at random expert snapshots (where the full-data posterior,
+and so eventually pi_u, has mass) and burn in for ``burn_in`` transitions at the first iteration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from ..errors import UserError
+from ..samplers import CoresetPosterior, hmc
+from .interface import DistillContext
+
+ADAPT_GAIN = 0.05
+
+
+class PersistentChains:
+    def __init__(self, context: DistillContext, num_chains: int, steps: int, thin: int, burn_in: int,
+                 step_size: float, leapfrog: int, target_accept: float = 0.75):
+        self.ctx = context
+        self.num_chains, self.steps, self.thin, self.burn_in = num_chains, steps, thin, burn_in
+        self.leapfrog, self.target_accept = leapfrog, target_accept
+        self.log_step = math.log(step_size)
+        self.positions: list[torch.Tensor] | None = None
+        self.accept_probs: list[float] = []
+
+    @property
+    def step_size(self) -> float:
+        return math.exp(self.log_step)
+
+    def _start(self, g: torch.Generator, dtype: torch.dtype) -> list[torch.Tensor]:
+        pool = self.ctx.experts
+        starts = []
+        for _ in range(self.num_chains):
+            e = int(torch.randint(len(pool.paths), (1,), generator=g, device=g.device))
+            r = int(torch.randint(pool.num_snapshots, (1,), generator=g, device=g.device))
+            starts.append(pool.snapshot(e, r).to(dtype))
+        return starts
+
+    def _transitions(self, kernel: hmc.HMCKernel, states: list, count: int, g: torch.Generator) -> list:
+        for _ in range(count):
+            for i, state in enumerate(states):
+                kernel = dataclasses.replace(kernel, step_size=self.step_size)
+                states[i], info = kernel.step(state, g)
+                self.accept_probs.append(info.accept_prob)
+                self.log_step += ADAPT_GAIN * (info.accept_prob - self.target_accept)
+        return states
+
+    def advance(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Move every chain on pi_u(current images); return the kept positions [chains * (steps // thin), P]."""
+        posterior = CoresetPosterior.from_spec(self.ctx.model, images.detach(), labels, self.ctx.posterior)
+        kernel = hmc.build(posterior.potential_and_grad, self.leapfrog, self.step_size)
+        self.accept_probs = []
+        if self.positions is None:
+            states = [kernel.init(theta) for theta in self._start(g, images.dtype)]
+            states = self._transitions(kernel, states, self.burn_in, g)
+        else:  # the potential changed with the images: recompute U and its gradient at the kept positions
+            states = [kernel.init(theta) for theta in self.positions]
+        kept = []
+        for _ in range(self.steps // self.thin):
+            states = self._transitions(kernel, states, self.thin, g)
+            kept += [state.position for state in states]
+        self.positions = [state.position for state in states]
+        samples = torch.stack(kept)
+        if not torch.isfinite(samples).all():
+            raise UserError("the coreset-posterior chains diverged (non-finite weights); lower chain_step_size")
+        return samples
+
+    def acceptance(self) -> float:
+        return sum(self.accept_probs) / len(self.accept_probs) if self.accept_probs else float("nan")

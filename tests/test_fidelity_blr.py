@@ -1,0 +1,84 @@
+"""Class-level proofs on Bayesian linear regression: each objective's real step (``build(...).step`` with its
+student SGD, experts, noise, chains and scaling) lowers the exact divergence it stands for by a large share of
+what exact-gradient descent reaches from the same start (pseudocoresets.fidelity).
+
+Thresholds are in ``fidelity.blr.CHECKS``; ``benchmarks/fidelity_mutants.py`` runs deliberately broken copies of
+the objectives (a deleted term, a flipped sign, a mean/sum or weight mix-up) through the same checks and shows
+that each one fails (results in benchmarks/results/fidelity_mutants.md). Two of those mutants run here too.
+"""
+
+import pytest
+import torch
+
+from pseudocoresets.evaluation.gaussian import linear_gaussian_posterior
+from pseudocoresets.fidelity.blr import CHECKS, BLRProblem, run_check
+from pseudocoresets.objectives import fkl_mcmc, rkl
+from pseudocoresets.samplers import PosteriorSpec
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 3-weight model: threads only add overhead
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("label,weight,least", CHECKS, ids=[f"{c[0]}|w={c[1]}" for c in CHECKS])
+def test_objective_step_reaches_a_large_share_of_the_exact_reduction(label, weight, least):
+    r = run_check(label, weight)
+    assert r["exact_reduction"] > 0.5  # the bench itself: exact descent makes real progress
+    assert r["share"] >= least, r
+
+
+def _rkl_without_coreset_term(coreset_log_lik, data_log_lik, thetas, coreset_size, data_size, posterior):
+    """Mutant: c(theta) = -f_x only (Eq. 4's -f_u term deleted)."""
+    num = len(thetas)
+    with torch.no_grad():
+        full = torch.stack([data_log_lik(t, s).detach() for s, t in enumerate(thetas)])
+    c = -data_size * full
+    weights = c - c.mean()
+    for s in range(num):
+        ((weights[s] / (num * data_size)) * coreset_log_lik(thetas[s].detach(), s)).backward()
+    return weights.mean()
+
+
+def _contrastive_flipped(log_lik, thetas_u, thetas_x):
+    """Mutant: the pi_u and pi_x terms with swapped signs."""
+    total = torch.zeros((), dtype=thetas_u.dtype)
+    for thetas, sign in ((thetas_u, -1.0), (thetas_x, 1.0)):
+        for theta in thetas:
+            term = sign * log_lik(theta.detach()) / len(thetas)
+            term.backward()
+            total = total + term.detach()
+    return total
+
+
+def test_a_deleted_term_in_rkl_fails_its_check(monkeypatch):
+    monkeypatch.setattr(rkl, "rkl_surrogate", _rkl_without_coreset_term)
+    assert run_check("rkl, samples chains", "1")["share"] < 0.8
+
+
+def test_a_flipped_sign_in_fkl_mcmc_fails_its_check(monkeypatch):
+    monkeypatch.setattr(fkl_mcmc, "contrastive_backward", _contrastive_flipped)
+    assert run_check("fkl_mcmc", "1")["share"] < 0.7
+
+
+def test_exact_divergences_are_zero_between_equal_posteriors_and_positive_otherwise():
+    p = BLRProblem.synthetic(weight=400 / 6)
+    for kind in ("forward_kl", "reverse_kl", "w2"):
+        assert float(p.divergence(kind, p.u0)) > 1e-3
+    # the full data as its own coreset, with weight 1, reproduces the full posterior exactly
+    q = BLRProblem(p.x, p.y, p.x, p.y, p.noise_std, p.prior_std, PosteriorSpec(1.0, 1.0, p.prior_std))
+    for kind in ("forward_kl", "reverse_kl", "w2"):
+        assert abs(float(q.divergence(kind, q.x))) < 1e-8
+
+
+def test_weighted_tempered_posterior_matches_its_definition():
+    # pi ∝ [prod N(y; x theta, s^2)^w N(0, sigma^2)]^(1/T): precision (w X^T X / s^2 + I / sigma^2) / T
+    p = BLRProblem.synthetic()
+    spec = PosteriorSpec(2.5, 0.5, 3.0)
+    mean, cov = linear_gaussian_posterior(p.u0, p.v, 1.0, spec)
+    a = 2.5 * p.u0.T @ p.u0 + torch.eye(3, dtype=torch.float64) / 9.0
+    assert torch.allclose(torch.linalg.inv(cov), a / 0.5)
+    assert torch.allclose(mean, torch.linalg.solve(a, 2.5 * p.u0.T @ p.v))
