@@ -80,7 +80,13 @@ def fingerprints(out: Path) -> dict[str, str]:
     return prints
 
 
-def run(tmp: Path) -> dict[str, str]:
+# Options that restore the behaviour before issue 8 changed it on purpose: one DSA draw per batch (now per image)
+# and the rKL estimator at the coreset weight N/M (now the coreset posterior's weight, default 1), evaluated at w = 1.
+BEFORE_ISSUE_8 = {"distill.augment_per_image": False, "evaluate.augment_per_image": False, "posterior.weight": "n/m",
+                  "evaluate.coreset_weight": 1.0}
+
+
+def run(tmp: Path, legacy: bool = False) -> dict[str, str]:
     from pseudocoresets import config
     from pseudocoresets.pipeline.stages import Workspace, run_all
 
@@ -91,6 +97,8 @@ def run(tmp: Path) -> dict[str, str]:
         options = {OLD_KEYS.get(k, k): v for k, v in options.items()}
         options.pop(None, None)
     options["data.root"] = str(tmp)
+    if legacy:
+        options.update(BEFORE_ISSUE_8)
     config.apply_overrides(cfg, options)
     run_all(Workspace(cfg, tmp / "run", torch.device("cpu"), quiet=True))
     return fingerprints(tmp / "run")
@@ -100,11 +108,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", help="write the fingerprints to this JSON file")
     parser.add_argument("--compare", help="compare with the fingerprints in this JSON file")
+    parser.add_argument("--before-issue-8", action="store_true",
+                        help="run with the options that restore the pre-issue-8 behaviour (BEFORE_ISSUE_8)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["BPC_CACHE"] = str(Path(tmp) / "cache")
-        prints = run(Path(tmp))
+        prints = run(Path(tmp), args.before_issue_8)
     if args.write:
         Path(args.write).write_text(json.dumps(prints, indent=1, sort_keys=True) + "\n")
         print(f"{len(prints)} fingerprints written to {args.write}")

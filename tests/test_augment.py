@@ -343,3 +343,33 @@ def test_zca_state_round_trips_through_safetensors_bytes():
     assert torch.equal(restored.inverse(zca.transform(x)), zca.inverse(zca.transform(x)))
     with pytest.raises(UserError):
         ZCA.from_state({"mean": torch.zeros(3)})
+
+
+# ---------------------------------------------------------------- per-image draws (the reference DSA's)
+@pytest.mark.parametrize("op", FAMILIES)
+def test_per_image_draw_equals_each_image_transformed_by_its_own_single_draw(op):
+    dsa = DSA(op, per_image=True)
+    x = torch.rand(5, 3, 12, 12, dtype=torch.float64)
+    for seed in range(6):
+        params = dsa.sample(gen(seed), 5)
+        out = dsa.apply(x, params)
+        for i in range(5):
+            single = {k: (v[i].item() if isinstance(v, torch.Tensor) else v) for k, v in params.items()
+                      if k != "per_image"}
+            assert torch.allclose(out[i : i + 1], DSA(op).apply(x[i : i + 1], single), atol=1e-12), (op, seed, i)
+
+
+def test_per_image_draws_differ_between_images_and_pair_prefixes_of_two_batches():
+    dsa = DSA("rotate", per_image=True)
+    x = torch.rand(1, 1, 10, 10).expand(6, 1, 10, 10).contiguous()
+    params = dsa.sample(gen(0), 6)
+    out = dsa.apply(x, params)
+    assert not torch.allclose(out[0], out[1])  # the same picture turned by two angles
+    real, syn = torch.rand(6, 1, 10, 10), torch.rand(3, 1, 10, 10)
+    real[:3] = syn  # images i of both batches get the same transform
+    assert torch.equal(dsa.apply(real, params)[:3], dsa.apply(syn, params))
+    y = torch.rand(4, 3, 8, 8, requires_grad=True)
+    DSA("crop", per_image=True)(y, gen(1)).sum().backward()
+    assert y.grad is not None and y.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="fewer images"):
+        dsa.apply(torch.rand(7, 1, 10, 10), params)

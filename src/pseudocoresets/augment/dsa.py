@@ -5,8 +5,9 @@ objectives compare like with like, and every transformation is differentiable wi
 the pixels so gradients flow back into the synthetic images.
 
 This module implements the single-operation ("S") mode: each call samples one operation family
-from the strategy string (default ``color_crop_cutout_flip_scale_rotate``) and one set of random
-numbers for it, and that single draw is applied identically to every image of the batch.
+from the strategy string (default ``color_crop_cutout_flip_scale_rotate``) and random numbers for it:
+with ``per_image=False`` one set applied identically to every image of the batch; with ``per_image=True``
+(the reference DSA's behaviour, and the pipeline's default) one set per image.
 Sampling and applying are separate, so one draw can be applied to batches of any size::
 
     params = dsa.sample(g)             # one draw, taken only from the generator g
@@ -77,21 +78,49 @@ def _check_images(x: torch.Tensor) -> None:
         raise ValueError(f"DSA expects floating-point images, got {x.dtype}")
 
 
-def brightness(x: torch.Tensor, b: float) -> torch.Tensor:
-    """Add the constant ``b`` to every pixel."""
-    return x + b
+def _per_image(v, x: torch.Tensor):
+    """A float as is; a tensor of per-image values [>= B] as [B, 1, 1, 1] for broadcasting over x [B, C, H, W]."""
+    if isinstance(v, torch.Tensor):
+        return v[: x.shape[0]].to(x.dtype).reshape(-1, 1, 1, 1)
+    return v
 
 
-def saturation(x: torch.Tensor, s: float) -> torch.Tensor:
+def brightness(x: torch.Tensor, b) -> torch.Tensor:
+    """Add the constant ``b`` (one per image when a tensor) to every pixel."""
+    return x + _per_image(b, x)
+
+
+def saturation(x: torch.Tensor, s) -> torch.Tensor:
     """Scale each pixel's deviation from its mean over channels by ``s``."""
     mean = x.mean(dim=1, keepdim=True)
-    return (x - mean) * s + mean
+    return (x - mean) * _per_image(s, x) + mean
 
 
-def contrast(x: torch.Tensor, c: float) -> torch.Tensor:
+def contrast(x: torch.Tensor, c) -> torch.Tensor:
     """Scale each image's deviation from its own mean (over channels and pixels) by ``c``."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * c + mean
+    return (x - mean) * _per_image(c, x) + mean
+
+
+def translate_each(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """``translate`` with its own integer shift per image (dy, dx [B]): out[b, :, i, j] = x[b, :, i - dy_b, j - dx_b]."""
+    b, _, h, w = x.shape
+    rows = torch.arange(h, device=x.device)[None, :] - dy[:b, None].to(x.device)
+    cols = torch.arange(w, device=x.device)[None, :] - dx[:b, None].to(x.device)
+    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    picked = x[torch.arange(b, device=x.device)[:, None, None], :, rows.clamp(0, h - 1)[:, :, None],
+               cols.clamp(0, w - 1)[:, None, :]]  # [B, H, W, C]
+    return picked.permute(0, 3, 1, 2) * valid[:, None].to(x.dtype)
+
+
+def cutout_each(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
+    """``cutout`` with its own square per image (top, left [B])."""
+    b, _, h, w = x.shape
+    rows = torch.arange(h, device=x.device)[None, :]
+    cols = torch.arange(w, device=x.device)[None, :]
+    top, left = top[:b, None].to(x.device), left[:b, None].to(x.device)
+    inside = ((rows >= top) & (rows < top + size))[:, :, None] & ((cols >= left) & (cols < left + size))[:, None, :]
+    return x * (~inside)[:, None].to(x.dtype)
 
 
 def translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -123,27 +152,38 @@ def flip(x: torch.Tensor, do_flip: bool) -> torch.Tensor:
     return torch.flip(x, dims=(3,)) if do_flip else x
 
 
-def affine(x: torch.Tensor, matrix: list[list[float]]) -> torch.Tensor:
+def affine(x: torch.Tensor, matrix) -> torch.Tensor:
     """Resample ``x`` on the grid ``matrix @ [u, v, 1]`` in normalised coordinates (align_corners=True).
 
-    ``out(u, v) = x(matrix @ [u, v, 1])`` with bilinear interpolation and zeros outside the image.
+    ``out(u, v) = x(matrix @ [u, v, 1])`` with bilinear interpolation and zeros outside the image. ``matrix``
+    is one 2x3 matrix (nested lists) for the whole batch, or a tensor [>= B, 2, 3] of one per image.
     """
-    theta = torch.tensor(matrix, dtype=x.dtype, device=x.device).unsqueeze(0).expand(x.shape[0], 2, 3)
+    if isinstance(matrix, torch.Tensor):
+        theta = matrix[: x.shape[0]].to(device=x.device, dtype=x.dtype)
+    else:
+        theta = torch.tensor(matrix, dtype=x.dtype, device=x.device).unsqueeze(0).expand(x.shape[0], 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=True)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def scale(x: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
+def scale(x: torch.Tensor, sx, sy) -> torch.Tensor:
     """Scale the sampling grid by ``sx`` (width) and ``sy`` (height) about the centre; >1 zooms out."""
+    if isinstance(sx, torch.Tensor):
+        zero = torch.zeros_like(sx)
+        return affine(x, torch.stack([torch.stack([sx, zero, zero], 1), torch.stack([zero, sy, zero], 1)], 1))
     return affine(x, [[sx, 0.0, 0.0], [0.0, sy, 0.0]])
 
 
-def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
+def rotate(x: torch.Tensor, degrees) -> torch.Tensor:
     """Rotate about the centre by ``degrees``; positive turns content counter-clockwise as displayed."""
-    a = math.radians(degrees)
-    c, s = math.cos(a), math.sin(a)
     # out(p) = x(R p) with R the rotation by +a in (x right, y down) coordinates, which is
     # clockwise on screen; the content therefore turns by a counter-clockwise on screen.
+    if isinstance(degrees, torch.Tensor):
+        a = torch.deg2rad(degrees.double())
+        c, s, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
+        return affine(x, torch.stack([torch.stack([c, -s, zero], 1), torch.stack([s, c, zero], 1)], 1))
+    a = math.radians(degrees)
+    c, s = math.cos(a), math.sin(a)
     return affine(x, [[c, -s, 0.0], [s, c, 0.0]])
 
 
@@ -166,6 +206,7 @@ class DSA:
         brightness: float = 1.0,
         saturation: float = 2.0,
         contrast: float = 0.5,
+        per_image: bool = False,
     ):
         ops = [s for s in strategy.split("_") if s]
         if not ops:
@@ -193,19 +234,26 @@ class DSA:
         self.brightness = float(brightness)
         self.saturation = float(saturation)
         self.contrast = float(contrast)
+        self.per_image = bool(per_image)
 
     def __repr__(self) -> str:
-        return f"DSA(strategy={self.strategy!r})"
+        return f"DSA(strategy={self.strategy!r}, per_image={self.per_image})"
 
-    def sample(self, g: torch.Generator) -> dict[str, Any]:
+    def sample(self, g: torch.Generator, n: int | None = None) -> dict[str, Any]:
         """One draw: ``{"op": family, ...its random numbers as Python floats/ints/bools}``.
 
         Everything random comes from ``g``. Position-dependent draws (crop shifts, cutout corner)
         are stored as fractions in [0, 1) and turned into pixels by :meth:`apply` for the size of
         the batch it is given, so one draw serves batches of any size and any image size.
         The draw carries its own ratios, so :meth:`apply` needs nothing else from ``self``.
+
+        With ``per_image`` and a batch size ``n``, the operation family is still drawn once, but every random
+        number is a tensor of ``n`` values, one per image (the reference DSA's per-image draws); a batch of B <= n
+        images uses the first B, so a real and a synthetic batch given one draw are paired image by image.
         """
         op = self.ops[_randint(0, len(self.ops), g)] if len(self.ops) > 1 else self.ops[0]
+        if self.per_image and n is not None:
+            return self._sample_each(op, n, g)
         if op == "color":
             return {
                 "op": op,
@@ -226,11 +274,35 @@ class DSA:
             return {"op": op, "degrees": (2.0 * _uniform(g) - 1.0) * self.rotate_degrees}
         raise AssertionError(op)  # unreachable: ops are validated in __init__
 
+    def _sample_each(self, op: str, n: int, g: torch.Generator) -> dict[str, Any]:
+        def u() -> torch.Tensor:
+            return torch.rand(n, generator=g, device=g.device, dtype=torch.float64)
+
+        out: dict[str, Any] = {"op": op, "per_image": True}
+        if op == "color":
+            out.update(brightness=(u() - 0.5) * self.brightness, saturation=u() * self.saturation,
+                       contrast=u() + self.contrast)
+        elif op in ("crop", "cutout"):
+            out.update({f"{op}_pad" if op == "crop" else "cutout_ratio":
+                        self.crop_pad if op == "crop" else self.cutout_ratio, "u_y": u(), "u_x": u()})
+        elif op == "flip":
+            out["flip"] = u() < self.flip_prob
+        elif op == "scale":
+            lo, hi = 1.0 / self.scale_ratio, self.scale_ratio
+            out.update(sx=lo + (hi - lo) * u(), sy=lo + (hi - lo) * u())
+        elif op == "rotate":
+            out["degrees"] = (2.0 * u() - 1.0) * self.rotate_degrees
+        return out
+
     @staticmethod
     def crop_shifts(params: dict[str, Any], h: int, w: int) -> tuple[int, int]:
         """The integer (dy, dx) of a crop draw for an h x w image: uniform on {-m..m}, m = int(size*pad+0.5)."""
         my = int(h * params["crop_pad"] + 0.5)
         mx = int(w * params["crop_pad"] + 0.5)
+        if params.get("per_image"):  # tensors of shifts, one per image
+            dy = (params["u_y"] * (2 * my + 1)).long().clamp(max=2 * my) - my
+            dx = (params["u_x"] * (2 * mx + 1)).long().clamp(max=2 * mx) - mx
+            return dy, dx
         dy = min(int(params["u_y"] * (2 * my + 1)), 2 * my) - my
         dx = min(int(params["u_x"] * (2 * mx + 1)), 2 * mx) - mx
         return dy, dx
@@ -239,6 +311,10 @@ class DSA:
     def cutout_box(params: dict[str, Any], h: int, w: int) -> tuple[int, int, int]:
         """(top, left, side) of a cutout draw for an h x w image; the square lies fully inside."""
         side = min(int(min(h, w) * params["cutout_ratio"] + 0.5), h, w)
+        if params.get("per_image"):
+            top = (params["u_y"] * (h - side + 1)).long().clamp(max=h - side)
+            left = (params["u_x"] * (w - side + 1)).long().clamp(max=w - side)
+            return top, left, side
         top = min(int(params["u_y"] * (h - side + 1)), h - side)
         left = min(int(params["u_x"] * (w - side + 1)), w - side)
         return top, left, side
@@ -251,6 +327,8 @@ class DSA:
         _check_images(x)
         op = params["op"]
         h, w = x.shape[-2:]
+        if params.get("per_image"):
+            return self._apply_each(x, params, op, h, w)
         if op == "color":
             x = brightness(x, params["brightness"])
             x = saturation(x, params["saturation"])
@@ -269,11 +347,33 @@ class DSA:
             return rotate(x, params["degrees"])
         raise ValueError(f"unknown DSA operation {op!r}; expected one of {', '.join(FAMILIES)}")
 
+    def _apply_each(self, x: torch.Tensor, params: dict[str, Any], op: str, h: int, w: int) -> torch.Tensor:
+        if len(next(v for k, v in params.items() if isinstance(v, torch.Tensor))) < x.shape[0]:
+            raise ValueError(f"a per-image draw for fewer images than the batch of {x.shape[0]}")
+        if op == "color":
+            x = brightness(x, params["brightness"])
+            x = saturation(x, params["saturation"])
+            return contrast(x, params["contrast"])
+        if op == "crop":
+            dy, dx = self.crop_shifts(params, h, w)
+            return translate_each(x, dy, dx)
+        if op == "cutout":
+            top, left, side = self.cutout_box(params, h, w)
+            return cutout_each(x, top, left, side)
+        if op == "flip":
+            mask = params["flip"][: x.shape[0]].to(x.device).reshape(-1, 1, 1, 1)
+            return torch.where(mask, torch.flip(x, dims=(3,)), x)
+        if op == "scale":
+            return scale(x, params["sx"], params["sy"])
+        if op == "rotate":
+            return rotate(x, params["degrees"])
+        raise ValueError(f"unknown DSA operation {op!r}; expected one of {', '.join(FAMILIES)}")
+
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """``apply(x, sample(g))``: one random transform, the same for every image of the batch."""
-        return self.apply(x, self.sample(g))
+        """``apply(x, sample(g, len(x)))``: one random transform, for every image (or each its own, per_image)."""
+        return self.apply(x, self.sample(g, len(x)))
 
 
-def build_dsa(enabled: bool, strategy: str = DEFAULT_STRATEGY) -> DSA | None:
+def build_dsa(enabled: bool, strategy: str = DEFAULT_STRATEGY, per_image: bool = False) -> DSA | None:
     """A :class:`DSA` with the paper's default parameters when ``enabled``, else ``None``."""
-    return DSA(strategy) if enabled else None
+    return DSA(strategy, per_image=per_image) if enabled else None

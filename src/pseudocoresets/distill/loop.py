@@ -36,6 +36,8 @@ class DistillConfig:
     max_start_epoch: int = field(default=20, metadata={"help": "T+: start epoch r ~ U{0..T+}"})
     batch_syn: int = field(default=0, metadata={"help": "student mini-batch size (0 = whole coreset)"})
     augment: bool = field(default=False, metadata={"help": "apply DSA to the coreset inside the objective"})
+    augment_per_image: bool = field(default=True, metadata={"help": "DSA draws per image (as the reference DSA); "
+                                                            "false: one draw per batch"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and all sampling"})
 
     def validate(self, expert_epochs_available: int | None = None) -> None:

@@ -53,6 +53,8 @@ class EvalConfig:
     coreset_weight: float = field(default=0.0, metadata={"help": "coreset weight w (0 = the coreset's posterior, "
                                                           "--posterior.weight)"})
     friction: float = field(default=0.1, metadata={"help": "asghmc: friction alpha"})
+    augment_per_image: bool = field(default=True, metadata={"help": "asghmc: DSA draws per image (false: one per "
+                                                            "batch)"})
     sghmc_step_size: float = field(default=1e-4, metadata={"help": "asghmc: step size eta"})
     repeats: int = field(default=10, metadata={"help": "independent repeats (seeds) for mean +/- std"})
     test_batch: int = field(default=256, metadata={"help": "test images per forward pass"})
@@ -122,7 +124,7 @@ def _hmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepSize
 
 
 def _asghmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepSizeAdapter | None, int]:
-    kernel = sghmc.build(posterior.energy_grad(DSA()), config.sghmc_step_size, config.friction, posterior.temperature)
+    kernel = sghmc.build(posterior.energy_grad(DSA(per_image=config.augment_per_image)), config.sghmc_step_size, config.friction, posterior.temperature)
     return kernel, None, config.thin - 1
 
 

@@ -27,6 +27,7 @@ class ExpertConfig:
     momentum: float = field(default=0.0, metadata={"help": "expert SGD momentum"})
     weight_decay: float = field(default=0.0, metadata={"help": "expert L2 weight decay"})
     augment: bool = field(default=False, metadata={"help": "apply DSA augmentation to expert batches"})
+    augment_per_image: bool = field(default=True, metadata={"help": "DSA draws per image (false: one per batch)"})
     seed: int = field(default=0, metadata={"help": "base seed; expert e uses seed + e"})
 
     def validate(self) -> None:

@@ -50,7 +50,7 @@ def siamese(augment: DSA | None, real: torch.Tensor, syn: torch.Tensor,
     """One augmentation draw applied to a real and a synthetic batch alike (DSA's siamese pairing)."""
     if augment is None:
         return real, syn
-    params = augment.sample(g)
+    params = augment.sample(g, max(len(real), len(syn)))  # per-image draws pair image i of both batches
     return augment.apply(real, params), augment.apply(syn, params)
 
 

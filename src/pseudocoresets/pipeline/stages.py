@@ -115,7 +115,8 @@ def run_experts(ws: Workspace) -> Path:
         t0 = time.perf_counter()
         seed = cfg.seed + e
         log = []
-        traj = sgd_trajectory(model, model.init(seed), x, y, cfg, seed, augment=build_dsa(cfg.augment),
+        augment = build_dsa(cfg.augment, per_image=cfg.augment_per_image)
+        traj = sgd_trajectory(model, model.init(seed), x, y, cfg, seed, augment=augment,
                               on_epoch=lambda ep, loss: log.append(loss))
         save_trajectory(path, traj, seed, log)
         timings[f"expert_{e:03d}"] = time.perf_counter() - t0
@@ -150,7 +151,7 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     experts = ExpertPool(expert_paths(ws), ws.device) if uses_experts else None
     posterior = ws.config.posterior.resolve(len(data.train_y), len(idx))
     context = DistillContext(ws.model(), experts, ws.train_x(), data.train_y.to(ws.device), data.num_classes,
-                             build_dsa(cfg.augment), ws.device, posterior=posterior)
+                             build_dsa(cfg.augment, per_image=cfg.augment_per_image), ws.device, posterior=posterior)
     t0 = time.perf_counter()
     images, summary = distill(cfg, objective_cfg, context, init, labels, quiet=ws.quiet)
     elapsed = time.perf_counter() - t0
