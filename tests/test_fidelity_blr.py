@@ -55,8 +55,10 @@ def _contrastive_flipped(log_lik, thetas_u, thetas_x):
 
 
 def test_a_deleted_term_in_rkl_fails_its_check(monkeypatch):
+    # at w = N/M the coreset and full-data terms of c balance (at w = 1 the coreset term is M/N of the other and
+    # its deletion hardly moves the exact gradient either)
     monkeypatch.setattr(rkl, "rkl_surrogate", _rkl_without_coreset_term)
-    assert run_check("rkl, samples chains", "1")["share"] < 0.8
+    assert run_check("rkl, samples gaussian (paper)", "N/M")["share"] < 0.9
 
 
 def test_a_flipped_sign_in_fkl_mcmc_fails_its_check(monkeypatch):
