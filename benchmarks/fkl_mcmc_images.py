@@ -51,13 +51,18 @@ def main() -> None:
         run_distill(ws, method, 10)
     fkl_summary = json.loads((base / "main/coresets/fkl-ipc10/summary.json").read_text())
     fkl_seconds = fkl_summary["seconds_per_iteration"] * fkl_summary["iterations"]
-    # time fkl_mcmc on the same experts, then give it the same wall time
-    probe = workspace(args.dataset, base / "probe", methods=["fkl_mcmc"], **{"distill.iterations": args.probe})
-    if not (base / "probe/experts").exists():
-        shutil.copytree(base / "main/experts", base / "probe/experts")
-    run_distill(probe, "fkl_mcmc", 10)
-    probe_summary = json.loads((base / "probe/coresets/fkl_mcmc-ipc10/summary.json").read_text())
-    iterations = max(1, int(fkl_seconds / probe_summary["seconds_per_iteration"]))
+    # time fkl_mcmc on the same experts (a 1-iteration run holds its one-off chain burn-in, a longer one adds
+    # `probe` iterations), then give it the same wall time as fkl, burn-in included
+    probe_seconds = []
+    for n in (1, 1 + args.probe):
+        probe = workspace(args.dataset, base / f"probe{n}", methods=["fkl_mcmc"], **{"distill.iterations": n})
+        if not (base / f"probe{n}/experts").exists():
+            shutil.copytree(base / "main/experts", base / f"probe{n}/experts")
+        run_distill(probe, "fkl_mcmc", 10)
+        summary = json.loads((base / f"probe{n}/coresets/fkl_mcmc-ipc10/summary.json").read_text())
+        probe_seconds.append(summary["seconds_per_iteration"] * n)
+    per_iteration = (probe_seconds[1] - probe_seconds[0]) / args.probe
+    iterations = max(1, 1 + int((fkl_seconds - probe_seconds[0]) / per_iteration))
     mcmc = workspace(args.dataset, base / "main", methods=["random", "fkl", "fkl_mcmc"])
     apply_overrides(mcmc.config, {"distill.iterations": iterations})
     mcmc_dir = base / "mcmc"

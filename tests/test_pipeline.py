@@ -114,11 +114,39 @@ def test_corrupt_coreset_is_reported(finished_run, tiny_data, tmp_path):
         (["--methods", "nope"], "unknown method"),
         (["--evaluate.burn_in", "10", "--evaluate.iterations", "5"], "burn_in"),
         (["--distill.max_start_epoch", "9"], "exceeds the experts"),
+        (["--posterior.weight", "abc"], "number or n/m"),
+        (["--posterior.temperature", "0"], "must be > 0"),
+        (["--methods", "rkl", "--rkl.samples", "exact"], "gaussian or chains"),
+        (["--methods", "fkl_mcmc", "--fkl_mcmc.chain_thin", "5", "--fkl_mcmc.chain_steps", "2"], "chain_thin"),
     ],
 )
 def test_impossible_options_give_one_clear_line(tiny_data, tmp_path, args, needle):
     proc = bpc("run", "--out", str(tmp_path / "o"), "--data.root", str(tiny_data), *TINY, *args, check=False)
     assert proc.returncode == 2 and needle in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_coreset_posterior_is_recorded_and_used_by_its_evaluation(tiny_data, tmp_path):
+    out = tmp_path / "w"
+    bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--methods", "random",
+        "--posterior.weight", "n/m", "--posterior.prior_std", "0.5")
+    summary = json.loads((out / "coresets/random-ipc2/summary.json").read_text())
+    assert summary["posterior"] == {"weight": 300 / 20, "temperature": 1.0, "prior_std": 0.5}  # N = 300, M = 20
+    results = json.loads((out / "evals/random-ipc2-hmc/results.json").read_text())
+    assert results["posterior"] == summary["posterior"]
+    # an evaluation option replaces the recorded value (here in a fresh run directory)
+    other = tmp_path / "w2"
+    bpc("run", "--out", str(other), "--data.root", str(tiny_data), *TINY, "--methods", "random",
+        "--posterior.weight", "n/m", "--evaluate.coreset_weight", "2")
+    assert json.loads((other / "evals/random-ipc2-hmc/results.json").read_text())["posterior"]["weight"] == 2.0
+
+
+def test_objective_sections_come_from_yaml(tiny_data, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("wasserstein: {checkpoint_every: 1, lr_lr: 0.001}\nmethods: [wasserstein]\n")
+    out = tmp_path / "y"
+    bpc("run", "--config", str(cfg), "--out", str(out), "--data.root", str(tiny_data), *TINY)
+    saved = json.loads((out / "coresets/wasserstein-ipc2/config.json").read_text())["config"]
+    assert saved["objective"] == {"checkpoint_every": 1, "lr_lr": 0.001}
 
 
 def test_missing_dataset_message(tmp_path):

@@ -92,7 +92,7 @@ def _config_from_args(args: argparse.Namespace):
         apply_overrides(cfg, load_config_file(args.config))
     overrides = {k: v for k, v in vars(args).items() if "." in k or k in ("methods", "ipcs", "protocols")}
     apply_overrides(cfg, overrides)
-    for section in ("data", "model", "experts", "evaluate"):
+    for section in ("data", "model", "experts", "posterior", "evaluate"):
         getattr(cfg, section).validate()
     if not cfg.methods or not cfg.ipcs:
         raise UserError("--methods and --ipcs must each name at least one value")
