@@ -327,28 +327,8 @@ class DSA:
         _check_images(x)
         op = params["op"]
         h, w = x.shape[-2:]
-        if params.get("per_image"):
-            return self._apply_each(x, params, op, h, w)
-        if op == "color":
-            x = brightness(x, params["brightness"])
-            x = saturation(x, params["saturation"])
-            return contrast(x, params["contrast"])
-        if op == "crop":
-            dy, dx = self.crop_shifts(params, h, w)
-            return translate(x, dy, dx)
-        if op == "cutout":
-            top, left, side = self.cutout_box(params, h, w)
-            return cutout(x, top, left, side)
-        if op == "flip":
-            return flip(x, bool(params["flip"]))
-        if op == "scale":
-            return scale(x, params["sx"], params["sy"])
-        if op == "rotate":
-            return rotate(x, params["degrees"])
-        raise ValueError(f"unknown DSA operation {op!r}; expected one of {', '.join(FAMILIES)}")
-
-    def _apply_each(self, x: torch.Tensor, params: dict[str, Any], op: str, h: int, w: int) -> torch.Tensor:
-        if len(next(v for k, v in params.items() if isinstance(v, torch.Tensor))) < x.shape[0]:
+        each = bool(params.get("per_image"))  # tensors of per-image values (color/scale/rotate broadcast them)
+        if each and len(next(v for v in params.values() if isinstance(v, torch.Tensor))) < x.shape[0]:
             raise ValueError(f"a per-image draw for fewer images than the batch of {x.shape[0]}")
         if op == "color":
             x = brightness(x, params["brightness"])
@@ -356,13 +336,15 @@ class DSA:
             return contrast(x, params["contrast"])
         if op == "crop":
             dy, dx = self.crop_shifts(params, h, w)
-            return translate_each(x, dy, dx)
+            return translate_each(x, dy, dx) if each else translate(x, dy, dx)
         if op == "cutout":
             top, left, side = self.cutout_box(params, h, w)
-            return cutout_each(x, top, left, side)
+            return cutout_each(x, top, left, side) if each else cutout(x, top, left, side)
         if op == "flip":
-            mask = params["flip"][: x.shape[0]].to(x.device).reshape(-1, 1, 1, 1)
-            return torch.where(mask, torch.flip(x, dims=(3,)), x)
+            if each:
+                mask = params["flip"][: x.shape[0]].to(x.device).reshape(-1, 1, 1, 1)
+                return torch.where(mask, torch.flip(x, dims=(3,)), x)
+            return flip(x, bool(params["flip"]))
         if op == "scale":
             return scale(x, params["sx"], params["sy"])
         if op == "rotate":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,6 +23,27 @@ from ..samplers import CoresetPosterior, hmc
 from .interface import DistillContext
 
 ADAPT_GAIN = 0.05
+
+
+@dataclass
+class ChainOptions:
+    """Options of the persistent chains, shared by every objective that samples pi_u with them."""
+
+    chains: int = field(default=4, metadata={"help": "persistent HMC chains on pi_u"})
+    chain_steps: int = field(default=2, metadata={"help": "HMC transitions per chain and outer iteration"})
+    chain_thin: int = field(default=1, metadata={"help": "a chain contributes its state every chain_thin transitions"})
+    chain_burn_in: int = field(default=20, metadata={"help": "HMC transitions per chain before the first iteration"})
+    chain_step_size: float = field(default=0.01, metadata={"help": "initial leapfrog step size (adapted all along)"})
+    chain_leapfrog: int = field(default=5, metadata={"help": "leapfrog steps per HMC transition"})
+    chain_target_accept: float = field(default=0.75, metadata={"help": "acceptance rate the step size is adapted to"})
+
+    def validate_chains(self, section: str) -> None:
+        if min(self.chains, self.chain_steps, self.chain_thin, self.chain_leapfrog) < 1:
+            raise UserError(f"--{section}.chains, chain_steps, chain_thin and chain_leapfrog must be >= 1")
+        if self.chain_thin > self.chain_steps:
+            raise UserError(f"--{section}.chain_thin must not exceed chain_steps (no state would be kept)")
+        if self.chain_burn_in < 0 or not self.chain_step_size > 0 or not 0 < self.chain_target_accept < 1:
+            raise UserError(f"--{section}.chain_burn_in must be >= 0, chain_step_size > 0, chain_target_accept in (0, 1)")
 
 
 class PersistentChains:
@@ -33,6 +55,11 @@ class PersistentChains:
         self.log_step = math.log(step_size)
         self.positions: list[torch.Tensor] | None = None
         self.accept_probs: list[float] = []
+
+    @classmethod
+    def from_options(cls, context: DistillContext, o: ChainOptions) -> "PersistentChains":
+        return cls(context, o.chains, o.chain_steps, o.chain_thin, o.chain_burn_in, o.chain_step_size,
+                   o.chain_leapfrog, o.chain_target_accept)
 
     @property
     def step_size(self) -> float:

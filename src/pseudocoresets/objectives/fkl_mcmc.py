@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import UserError
-from .chains import PersistentChains
+from .chains import ChainOptions, PersistentChains
 from .interface import DistillContext, ObjectiveBase
 from .student import maybe_augment
 
@@ -38,29 +38,19 @@ NEEDS_EXPERTS = True
 
 
 @dataclass
-class Config:
+class Config(ChainOptions):
     """Forward KL with MCMC samples of the coreset posterior."""
 
-    chains: int = field(default=4, metadata={"help": "persistent HMC chains on pi_u"})
-    chain_steps: int = field(default=2, metadata={"help": "HMC transitions per chain and outer iteration"})
-    chain_thin: int = field(default=1, metadata={"help": "a chain contributes its state every chain_thin transitions"})
-    chain_burn_in: int = field(default=20, metadata={"help": "HMC transitions per chain before the first iteration"})
-    chain_step_size: float = field(default=0.01, metadata={"help": "initial leapfrog step size (adapted all along)"})
-    chain_leapfrog: int = field(default=5, metadata={"help": "leapfrog steps per HMC transition"})
-    chain_target_accept: float = field(default=0.75, metadata={"help": "acceptance rate the step size is adapted to"})
     x_samples: int = field(default=10, metadata={"help": "full-data posterior samples (expert snapshots) per iteration"})
     x_epochs: int = field(default=1, metadata={"help": "pi_x samples are snapshots of each expert's last x_epochs epochs"})
     noise_x: float = field(default=0.01, metadata={"help": "std of isotropic noise added to the pi_x samples"})
 
     def validate(self) -> None:
-        if min(self.chains, self.chain_steps, self.chain_thin, self.x_samples, self.x_epochs) < 1:
-            raise UserError("--fkl_mcmc.chains, chain_steps, chain_thin, x_samples and x_epochs must be >= 1")
-        if self.chain_thin > self.chain_steps:
-            raise UserError("--fkl_mcmc.chain_thin must not exceed chain_steps (no state would be kept)")
-        if self.chain_burn_in < 0 or self.noise_x < 0:
-            raise UserError("--fkl_mcmc.chain_burn_in and noise_x must be >= 0")
-        if not self.chain_step_size > 0 or self.chain_leapfrog < 1 or not 0 < self.chain_target_accept < 1:
-            raise UserError("--fkl_mcmc.chain_step_size must be > 0, chain_leapfrog >= 1, chain_target_accept in (0, 1)")
+        self.validate_chains("fkl_mcmc")
+        if min(self.x_samples, self.x_epochs) < 1:
+            raise UserError("--fkl_mcmc.x_samples and x_epochs must be >= 1")
+        if self.noise_x < 0:
+            raise UserError(f"--fkl_mcmc.noise_x must be >= 0 (got {self.noise_x})")
 
 
 def preset_values(preset: str, ipc: int) -> dict[str, Any]:
@@ -72,9 +62,7 @@ class ForwardKLMCMC(ObjectiveBase):
 
     def __init__(self, config: Config, context: DistillContext):
         super().__init__(config, context)
-        self.chains = PersistentChains(context, config.chains, config.chain_steps, config.chain_thin,
-                                       config.chain_burn_in, config.chain_step_size, config.chain_leapfrog,
-                                           config.chain_target_accept)
+        self.chains = PersistentChains.from_options(context, config)
 
     def full_data_samples(self, g: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
         """Expert snapshots of the last ``x_epochs`` epochs across experts, plus isotropic noise."""

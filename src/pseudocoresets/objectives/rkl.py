@@ -28,7 +28,7 @@ import torch
 
 from ..errors import UserError
 from ..samplers import PosteriorSpec
-from .chains import PersistentChains
+from .chains import ChainOptions, PersistentChains
 from .interface import DistillContext, ObjectiveBase
 from .student import paper_student_schedule, siamese, student_endpoint
 
@@ -37,7 +37,7 @@ NEEDS_EXPERTS = True
 
 
 @dataclass
-class Config:
+class Config(ChainOptions):
     """BPC-rKL (defaults: the official ipc-10 values)."""
 
     samples: str = field(default="gaussian", metadata={"help": "samples of pi_u: gaussian (the paper's q_u around "
@@ -45,13 +45,6 @@ class Config:
     num_samples: int = field(default=30, metadata={"help": "S: Gaussian samples of q_u per iteration (gaussian)"})
     noise: float = field(default=0.01, metadata={"help": "std of q_u (isotropic) around theta_u (gaussian)"})
     real_batch: int = field(default=1000, metadata={"help": "real images per iteration (the full-data term)"})
-    chains: int = field(default=4, metadata={"help": "persistent HMC chains on pi_u (chains)"})
-    chain_steps: int = field(default=2, metadata={"help": "HMC transitions per chain and outer iteration"})
-    chain_thin: int = field(default=1, metadata={"help": "a chain contributes its state every chain_thin transitions"})
-    chain_burn_in: int = field(default=20, metadata={"help": "HMC transitions per chain before the first iteration"})
-    chain_step_size: float = field(default=0.01, metadata={"help": "initial leapfrog step size (adapted all along)"})
-    chain_leapfrog: int = field(default=5, metadata={"help": "leapfrog steps per HMC transition"})
-    chain_target_accept: float = field(default=0.75, metadata={"help": "acceptance rate the step size is adapted to"})
 
     def validate(self) -> None:
         if self.samples not in ("gaussian", "chains"):
@@ -60,12 +53,7 @@ class Config:
             raise UserError("--rkl.num_samples and --rkl.real_batch must be >= 1")
         if self.noise < 0:
             raise UserError(f"--rkl.noise must be >= 0 (got {self.noise})")
-        if min(self.chains, self.chain_steps, self.chain_thin) < 1 or self.chain_thin > self.chain_steps:
-            raise UserError("--rkl.chains, chain_steps and chain_thin must be >= 1, chain_thin <= chain_steps")
-        if self.chain_burn_in < 0 or not self.chain_step_size > 0 or self.chain_leapfrog < 1:
-            raise UserError("--rkl.chain_burn_in must be >= 0, chain_step_size > 0 and chain_leapfrog >= 1")
-        if not 0 < self.chain_target_accept < 1:
-            raise UserError("--rkl.chain_target_accept must be in (0, 1)")
+        self.validate_chains("rkl")
 
 
 def preset_values(preset: str, ipc: int) -> dict[str, Any]:
@@ -113,9 +101,7 @@ class ReverseKL(ObjectiveBase):
         super().__init__(config, context)
         self.chains = None
         if config.samples == "chains":
-            self.chains = PersistentChains(context, config.chains, config.chain_steps, config.chain_thin,
-                                           config.chain_burn_in, config.chain_step_size, config.chain_leapfrog,
-                                           config.chain_target_accept)
+            self.chains = PersistentChains.from_options(context, config)
 
     def posterior_samples(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator):
         if self.chains is not None:
