@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name in STAGES:
         p = sub.add_parser(name, help=DESCRIPTIONS[name], description=DESCRIPTIONS[name])
-        p.add_argument("--preset", default="quick", choices=["quick", "paper", "none"],
+        p.add_argument("--preset", default="quick", choices=["quick", "paper", "blr", "none"],
                        help="starting configuration: quick (Fashion-MNIST, small ConvNet, CPU minutes), "
                        "paper (CIFAR-10, the paper's settings, meant for a GPU), none (dataclass defaults)")
         p.add_argument("--config", help="YAML/JSON file of sections (e.g. 'distill: {ipc: 20}') applied on the preset")
@@ -106,6 +106,11 @@ def _config_from_args(args: argparse.Namespace):
     return cfg
 
 
+def summary_line(summary: dict) -> str:
+    """'accuracy 0.7291, nll 0.9964' (classification) or 'rmse 1.0497, nll 1.4706' (regression)."""
+    return ", ".join(f"{m} {summary[m]['mean']:.4f}" for m in ("accuracy", "rmse", "nll") if m in summary)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -139,13 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                     for protocol in cfg.protocols:
                         path = stages.run_evaluate(ws, method, ipc, protocol)
                         res = json.loads((path / "results.json").read_text())
-                        s = res["summary"]
-                        line = (f"{method} ipc {ipc} {protocol}: accuracy {s['accuracy']['mean']:.4f}, "
-                                f"nll {s['nll']['mean']:.4f}")
+                        line = f"{method} ipc {ipc} {protocol}: {summary_line(res['summary'])}"
                         if "corrupted_mean" in res:
-                            c = res["corrupted_mean"]
-                            line += (f"; corrupted sets: accuracy {c['accuracy']['mean']:.4f}, "
-                                     f"nll {c['nll']['mean']:.4f}")
+                            line += f"; corrupted sets: {summary_line(res['corrupted_mean'])}"
                         print(f"{line} ({path})")
         elif args.command == "table":
             from .report.table import write_table

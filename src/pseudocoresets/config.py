@@ -134,9 +134,21 @@ def preset(name: str) -> RunConfig:
             ipcs=[1, 10, 20],
             preset="paper",
         )
+    if name == "blr":  # Bayesian linear regression on synthetic data: every posterior and divergence exact
+        return RunConfig(
+            data=DataConfig(name="synthetic-regression"),
+            model=ModelConfig(arch="linear", likelihood="gaussian", noise_std=1.0),
+            experts=ExpertConfig(num_experts=8, epochs=30, lr=0.05, batch_size=32),
+            distill=DistillConfig(iterations=300, optimizer="adam", lr_images=0.05, lr_schedule="linear",
+                                  lr_student=0.01, student_steps=30, max_start_epoch=10, expert_epochs=1),
+            evaluate=EvalConfig(chains=4, iterations=400, burn_in=200, thin=5, repeats=3),
+            methods=["random", "fkl", "fkl_mcmc", "rkl", "wasserstein"],
+            ipcs=[20],
+            preset="blr",
+        )
     if name == "none":
         return RunConfig()
-    raise UserError(f"unknown preset {name!r}; choose quick, paper or none")
+    raise UserError(f"unknown preset {name!r}; choose quick, paper, blr or none")
 
 
 def _coerce(value: Any, like: Any, key: str) -> Any:

@@ -1,7 +1,10 @@
-"""Image classification data: loaders for real formats, a decode cache, and train-split preprocessing."""
+"""Data: image classification sets (real formats, a decode cache) and tables (CSV, NPZ, synthetic regression),
+with train-split preprocessing."""
 
 from .datasets import DataConfig, ImageData, load_dataset
-from .preprocess import Normalizer, Preprocessor
+from .preprocess import FeatureScaler, Normalizer, Preprocessor, fit_preprocessor
+from .tabular import TabularData, load_tabular, synthetic_regression
 from .zca import ZCA
 
-__all__ = ["DataConfig", "ImageData", "Normalizer", "Preprocessor", "ZCA", "load_dataset"]
+__all__ = ["DataConfig", "FeatureScaler", "ImageData", "Normalizer", "Preprocessor", "TabularData", "ZCA",
+           "fit_preprocessor", "load_dataset", "load_tabular", "synthetic_regression"]

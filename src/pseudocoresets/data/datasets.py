@@ -1,4 +1,4 @@
-"""Dataset selection, the in-memory representation, and per-channel normalisation."""
+"""Dataset selection and the in-memory representation: images (classification) or tables (tabular.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from ..errors import UserError
 from .cifar import find_cifar_root, load_cifar10
 from .idx import load_idx_split
 from .imagefolder import load_imagefolder
+from .tabular import TabularData, load_tabular, synthetic_regression
 
-DATASETS = ("fashion-mnist", "cifar10", "imagefolder")
+DATASETS = ("fashion-mnist", "cifar10", "imagefolder", "tabular", "synthetic-regression")
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
@@ -34,9 +35,23 @@ class DataConfig:
         default="",
         metadata={
             "help": "where the data is: IDX directory (fashion-mnist; default the Debian location), "
-            "cifar-10-batches-py/ or an image-folder tree/.tar.gz (cifar10), tree or archive (imagefolder)"
+            "cifar-10-batches-py/ or an image-folder tree/.tar.gz (cifar10), tree or archive (imagefolder), "
+            ".csv or .npz file (tabular)"
         },
     )
+    target: str = field(default="", metadata={"help": "tabular CSV: target column, by name or number (default: "
+                                              "the last)"})
+    test_fraction: float = field(default=0.2, metadata={"help": "tabular: share of rows held out as the test split "
+                                                        "when the file has none"})
+    standardize: bool = field(default=True, metadata={"help": "tabular: standardise features with the train "
+                                                      "split's mean and std"})
+    intercept: bool = field(default=False, metadata={"help": "tabular: append a constant-1 feature (a bias weight "
+                                                     "for --model.arch linear)"})
+    synthetic_train: int = field(default=2000, metadata={"help": "synthetic-regression: training rows"})
+    synthetic_test: int = field(default=1000, metadata={"help": "synthetic-regression: test rows"})
+    synthetic_dim: int = field(default=10, metadata={"help": "synthetic-regression: number of features"})
+    synthetic_noise: float = field(default=1.0, metadata={"help": "synthetic-regression: noise std of the targets"})
+    seed: int = field(default=0, metadata={"help": "tabular: seed of the train/test split and synthetic data"})
     zca: bool = field(default=False, metadata={"help": "ZCA-whiten images (fitted on the train split)"})
     zca_reg: float = field(default=0.1, metadata={"help": "ZCA regularisation eps (kornia convention)"})
     cache_dir: str = field(
@@ -48,6 +63,14 @@ class DataConfig:
             raise UserError(f"unknown dataset {self.name!r}; choose one of {', '.join(DATASETS)}")
         if self.name in ("cifar10", "imagefolder") and not self.root:
             raise UserError(f"--data.root is required for {self.name} (a cifar-10-batches-py/ dir, tree or .tar.gz)")
+        if self.name == "tabular" and not self.root:
+            raise UserError("--data.root is required for tabular data (a .csv or .npz file)")
+        if not 0 < self.test_fraction < 1:
+            raise UserError(f"--data.test_fraction must be in (0, 1) (got {self.test_fraction})")
+
+    @property
+    def is_image(self) -> bool:
+        return self.name not in ("tabular", "synthetic-regression")
 
 
 @dataclass
@@ -60,6 +83,12 @@ class ImageData:
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: list[str]
+
+    is_image = True
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.train_x.shape[1:])
 
     @property
     def channels(self) -> int:
@@ -87,9 +116,14 @@ def _check(name: str, arrays, classes: list[str]) -> ImageData:
     return ImageData(name, train_x, train_y, test_x, test_y, list(classes))
 
 
-def load_dataset(config: DataConfig) -> ImageData:
-    """Read the dataset named by ``config`` from local files (see :class:`DataConfig`)."""
+def load_dataset(config: DataConfig) -> ImageData | TabularData:
+    """Read the dataset named by ``config`` from local files, or generate the synthetic one (see :class:`DataConfig`)."""
     config.validate()
+    if config.name == "synthetic-regression":
+        return synthetic_regression(config.synthetic_train, config.synthetic_test, config.synthetic_dim,
+                                    config.synthetic_noise, config.seed)
+    if config.name == "tabular":
+        return load_tabular(Path(config.root), config.target, config.test_fraction, config.seed)
     root = Path(config.root or DEFAULT_ROOTS.get(config.name, ""))
     cache = Path(config.cache_dir or default_cache_dir())
     if config.name == "fashion-mnist":

@@ -82,3 +82,39 @@ class Preprocessor:
         if "zca_eigenvectors" in state:
             zca = ZCA.from_state({k[4:]: v for k, v in state.items() if k.startswith("zca_")})
         return cls(Normalizer.from_state(state), zca)
+
+
+class FeatureScaler:
+    """Tabular features: x -> (x - mean) / std per column (train split), then an optional constant-1 column.
+
+    ``mean`` = 0 and ``std`` = 1 leave the features as they are (``--data.standardize false``).
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, intercept: bool = False):
+        self.mean = mean.reshape(1, -1).float()
+        self.std = std.reshape(1, -1).float()
+        self.intercept = bool(intercept)
+
+    @classmethod
+    def fit(cls, train_x: torch.Tensor, standardize: bool = True, intercept: bool = False) -> "FeatureScaler":
+        d = train_x.shape[1]
+        if not standardize:
+            return cls(torch.zeros(d), torch.ones(d), intercept)
+        std = train_x.double().std(0) if len(train_x) > 1 else torch.ones(d, dtype=torch.float64)
+        return cls(train_x.double().mean(0), std.clamp_min(1e-6), intercept)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x.float() - self.mean.to(x.device)) / self.std.to(x.device)
+        return torch.cat([z, torch.ones(len(z), 1, device=z.device)], 1) if self.intercept else z
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"feature_mean": self.mean.flatten(), "feature_std": self.std.flatten(),
+                "feature_intercept": torch.tensor([int(self.intercept)])}
+
+
+def fit_preprocessor(data, config, device: torch.device | str = "cpu") -> Preprocessor | FeatureScaler:
+    """The preprocessing of ``data`` (ImageData or TabularData) fitted on its train split, as ``config`` (a
+    DataConfig) asks: normalisation and ZCA for images, standardisation and an intercept column for tables."""
+    if data.is_image:
+        return Preprocessor.fit(data.train_x, config.zca, config.zca_reg, device)
+    return FeatureScaler.fit(data.train_x, config.standardize, config.intercept)

@@ -1,4 +1,4 @@
-"""The outer distillation loop: SGD with momentum on the pixels of the coreset.
+"""The outer distillation loop: SGD with momentum (the paper's) or Adam on the pixels of the coreset.
 
 It knows nothing of the divergence: each iteration it asks the objective for the gradient estimate
 (``objective.step``), takes one optimiser step, and lets the objective react (``after_update``).
@@ -26,10 +26,14 @@ class DistillConfig:
     """
 
     method: str = field(default="fkl", metadata={"help": "objective: random or one of the registered divergences"})
-    ipc: int = field(default=10, metadata={"help": "images per class"})
+    ipc: int = field(default=10, metadata={"help": "images per class (regression data: coreset points in all)"})
     iterations: int = field(default=5000, metadata={"help": "outer iterations K"})
-    lr_images: float = field(default=1000.0, metadata={"help": "SGD learning rate on the pixels"})
+    lr_images: float = field(default=1000.0, metadata={"help": "learning rate on the pixels"})
     momentum_images: float = field(default=0.5, metadata={"help": "SGD momentum on the pixels"})
+    optimizer: str = field(default="sgd", metadata={"help": "optimiser of the pixels: sgd (the paper's, with "
+                                                    "momentum) or adam (blind to the objectives' scalings)"})
+    lr_schedule: str = field(default="constant", metadata={"help": "pixel learning rate: constant, or linear "
+                                                           "(decayed to 0 over the iterations)"})
     lr_student: float = field(default=0.03, metadata={"help": "student SGD step size (lr_init)"})
     student_steps: int = field(default=30, metadata={"help": "L_u: student SGD steps on the coreset"})
     expert_epochs: int = field(default=1, metadata={"help": "L_x: target = expert snapshot r + L_x"})
@@ -48,6 +52,8 @@ class DistillConfig:
             raise UserError(f"--distill.ipc must be >= 1 (got {self.ipc})")
         if self.iterations < 0 or self.student_steps < 0 or self.batch_syn < 0:
             raise UserError("--distill.iterations, student_steps and batch_syn must be >= 0")
+        if self.optimizer not in ("sgd", "adam") or self.lr_schedule not in ("constant", "linear"):
+            raise UserError("--distill.optimizer must be sgd or adam and --distill.lr_schedule constant or linear")
         if self.lr_images <= 0 or self.lr_student <= 0:
             raise UserError("--distill.lr_images and --distill.lr_student must be > 0")
         if expert_epochs_available is not None and self.max_start_epoch + self.expert_epochs > expert_epochs_available:
@@ -62,7 +68,12 @@ class DistillConfig:
 
 
 def random_real_subset(y: torch.Tensor, num_classes: int, ipc: int, g: torch.Generator) -> torch.Tensor:
-    """Indices of ``ipc`` random real images of every class (class-major order)."""
+    """Indices of ``ipc`` random real images of every class (class-major order); without classes (regression,
+    ``num_classes`` = 0), ``ipc`` random points in all."""
+    if num_classes == 0:
+        if len(y) < ipc:
+            raise UserError(f"the training split has {len(y)} points, fewer than the coreset size {ipc}")
+        return torch.randperm(len(y), generator=g)[:ipc]
     picks = []
     for c in range(num_classes):
         idx = torch.nonzero(y == c).flatten()
@@ -98,19 +109,27 @@ def distill(
     if config.method == "random" or config.iterations == 0:
         return images.detach(), {"iterations": 0, "seconds_per_iteration": None}
     objective = prepare_objective(config, objective_config, context)
-    optimiser = torch.optim.SGD(
-        [{"params": [images], "lr": config.lr_images, "momentum": config.momentum_images}, *objective.param_groups()]
-    )
+    if config.optimizer == "adam":
+        pixels = torch.optim.Adam([images], lr=config.lr_images)
+        optimisers = [pixels] + ([torch.optim.SGD(objective.param_groups())] if objective.param_groups() else [])
+    else:  # one SGD over the pixels and the objective's own parameters (e.g. W's learnt student step size)
+        pixels = torch.optim.SGD([{"params": [images], "lr": config.lr_images, "momentum": config.momentum_images},
+                                  *objective.param_groups()])
+        optimisers = [pixels]
     metrics: dict = {}
     start = time.perf_counter()
     for k in progress(range(config.iterations), config.iterations, f"distill {config.method}", quiet):
-        optimiser.zero_grad(set_to_none=True)
+        for opt in optimisers:
+            opt.zero_grad(set_to_none=True)
         metrics = objective.step(images, labels, g)
         if images.grad is None or not torch.isfinite(images.grad).all():
             raise UserError(
                 f"{config.method}: non-finite gradient at iteration {k}; lower --distill.lr_images or lr_student"
             )
-        optimiser.step()
+        if config.lr_schedule == "linear":
+            pixels.param_groups[0]["lr"] = config.lr_images * (1 - k / config.iterations)
+        for opt in optimisers:
+            opt.step()
         objective.after_update(images, labels)
         if on_iteration is not None:
             on_iteration(k, metrics)

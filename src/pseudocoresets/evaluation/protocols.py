@@ -29,7 +29,10 @@ from ..models import FlatModel
 from ..samplers import (Chain, CoresetPosterior, PosteriorSpec, StepSizeAdapter, acceptance_rate, hmc, run_chain,
                         sghmc)
 from ..utils import generator, progress
-from .metrics import classification_metrics
+from .metrics import classification_metrics, regression_metrics
+
+# summary metrics per likelihood task (models/likelihood.py)
+METRICS = {"classification": ("accuracy", "nll", "ece", "brier"), "regression": ("rmse", "nll", "coverage_95")}
 
 
 @dataclass
@@ -117,6 +120,25 @@ def predictive_average(model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, 
     return torch.cat(out)
 
 
+@torch.no_grad()
+def predictive_samples(model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, batch: int,
+                       prepare: Prepare | None = None) -> torch.Tensor:
+    """Per-sample predictive statistics [K, N] (regression: the means f(x; theta_k)), kept for the mixture's NLL."""
+    prep = prepare or (lambda t: t)
+    out = []
+    for i in range(0, len(x), batch):
+        xb = prep(x[i : i + batch])
+        out.append(torch.stack([model.likelihood.predictive(model(theta, xb)) for theta in thetas]))
+    return torch.cat(out, dim=1)
+
+
+def predictive_metrics(model: FlatModel, predictive: torch.Tensor, targets: torch.Tensor, config: EvalConfig) -> dict:
+    """The task's metrics of a predictive (classification: averaged probabilities; regression: per-sample means)."""
+    if model.likelihood.task == "regression":
+        return regression_metrics(predictive, targets, model.likelihood.noise_std)
+    return classification_metrics(predictive, targets, config.ece_bins)
+
+
 def _hmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepSizeAdapter | None, int]:
     kernel = hmc.build(posterior.potential_and_grad, config.leapfrog_steps, config.step_size)
     adapter = StepSizeAdapter(config.step_size, config.target_accept) if config.adapt_step_size else None
@@ -148,7 +170,8 @@ def posterior_predictive(
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Run ``config.chains`` chains of the protocol's sampler on the coreset posterior (``recorded``, the one the
     coreset was learnt for, with ``config``'s non-zero options replacing it), keep their samples ([K, P], small
-    next to the test sets), then average the predictive of every kept sample on every test set."""
+    next to the test sets), then average the predictive of every kept sample on every test set (regression:
+    keep every sample's predictive mean, [K, N])."""
     g = generator(seed, coreset_x.device)
     posterior = CoresetPosterior.from_spec(model, coreset_x, coreset_y, config.posterior(recorded))
     chains: list[Chain] = []
@@ -162,7 +185,8 @@ def posterior_predictive(
         raise UserError("no posterior samples kept; raise --evaluate.iterations above burn_in")
     sampling = time.perf_counter() - start
     thetas = torch.stack(kept)
-    probs = {name: predictive_average(model, thetas, x, config.test_batch, prepare) for name, x in test_sets.items()}
+    score = predictive_samples if model.likelihood.task == "regression" else predictive_average
+    probs = {name: score(model, thetas, x, config.test_batch, prepare) for name, x in test_sets.items()}
     out = {
         "acceptance_rate": acceptance_rate(chains),
         "samples": len(kept),
@@ -195,19 +219,22 @@ def evaluate_coreset(
     averages over all of them (``corrupted_mean``) and per severity (``severity_mean[s]``).
     """
     config.validate()
+    if config.protocol == "asghmc" and coreset_x.dim() != 4:
+        raise UserError("asghmc augments images (DSA) at every step; evaluate tabular coresets with --protocols hmc")
+    keys = METRICS[model.likelihood.task]
     runs = []
     per_set: dict[str, list[dict]] = {k: [] for k in test_sets}
     for r in progress(range(config.repeats), config.repeats, f"evaluate {config.protocol}", quiet):
         probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
                                             prepare=prepare, recorded=recorded)
         for name in test_sets:
-            per_set[name].append(classification_metrics(probs[name], test_y, config.ece_bins))
+            per_set[name].append(predictive_metrics(model, probs[name], test_y, config))
         runs.append({**per_set["test"][-1], **stats, "seed": config.seed + r})
 
-    def summarise(rows: list[dict], keys=("accuracy", "nll", "ece", "brier")) -> dict:
-        return {k: dict(zip(("mean", "std"), _mean_std([row[k] for row in rows]))) for k in keys}
+    def summarise(rows: list[dict], names=keys) -> dict:
+        return {k: dict(zip(("mean", "std"), _mean_std([row[k] for row in rows]))) for k in names}
 
-    summary = summarise(runs, ("accuracy", "nll", "ece", "brier", "acceptance_rate"))
+    summary = summarise(runs, (*keys, "acceptance_rate"))
     result = {"protocol": config.protocol, "summary": summary, "repeats": runs,
               "posterior": dataclasses.asdict(config.posterior(recorded))}
     corrupted = [k for k in test_sets if k != "test"]
@@ -215,7 +242,7 @@ def evaluate_coreset(
         result["sets"] = {k: summarise(per_set[k]) for k in corrupted}
         # average over corrupted sets within each repeat, then mean/std over repeats
         def averaged(names):
-            rows = [{m: sum(per_set[n][r][m] for n in names) / len(names) for m in ("accuracy", "nll", "ece", "brier")}
+            rows = [{m: sum(per_set[n][r][m] for n in names) / len(names) for m in keys}
                     for r in range(config.repeats)]
             return summarise(rows)
 

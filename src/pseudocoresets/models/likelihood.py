@@ -1,7 +1,9 @@
 """Likelihoods p(y | f(x; theta)) of a network's outputs: the model's observation noise as a component.
 
 Every consumer (expert SGD, student steps, objectives, samplers, the evaluation's predictive) goes through
-:meth:`FlatModel.nll` and :meth:`Likelihood.predictive`, so a new likelihood is one class here.
+:meth:`FlatModel.nll` and :meth:`Likelihood.predictive`, so a new likelihood is one class here. ``task``
+(classification or regression) picks the evaluation's metrics; ``num_outputs`` is the network's output size
+for data with a given number of classes.
 
 - :class:`Categorical` (images): p(y = k | x) = softmax(f(x))_k;  nll = cross-entropy.
 - :class:`Gaussian` (regression with known noise s): p(y | x) = N(y; f(x), s^2);
@@ -31,6 +33,11 @@ def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
 
 class Categorical:
     name = "categorical"
+    task = "classification"
+
+    @staticmethod
+    def num_outputs(num_classes: int) -> int:
+        return num_classes
 
     def nll(self, outputs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         return F.cross_entropy(outputs, targets, reduction=reduction)
@@ -42,6 +49,11 @@ class Categorical:
 
 class Gaussian:
     name = "gaussian"
+    task = "regression"
+
+    @staticmethod
+    def num_outputs(num_classes: int) -> int:
+        return 1
 
     def __init__(self, noise_std: float = 1.0):
         if not noise_std > 0:
@@ -60,6 +72,11 @@ class Gaussian:
 
 class Bernoulli:
     name = "bernoulli"
+    task = "classification"
+
+    @staticmethod
+    def num_outputs(num_classes: int) -> int:
+        return 1
 
     def nll(self, outputs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         logits = outputs.reshape(targets.shape)

@@ -54,6 +54,9 @@ class Config(ChainOptions):
 
 
 def preset_values(preset: str, ipc: int) -> dict[str, Any]:
+    """blr (Bayesian linear regression): more chains, and pi_x from the last 5 epochs of the experts without noise."""
+    if preset == "blr":
+        return {"fkl_mcmc.chains": 8, "fkl_mcmc.x_epochs": 5, "fkl_mcmc.noise_x": 0.0}
     return {}
 
 

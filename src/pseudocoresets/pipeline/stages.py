@@ -16,13 +16,14 @@ from safetensors import safe_open
 
 from ..augment import build_dsa
 from ..config import RunConfig, eval_for
-from ..data import ImageData, Preprocessor, load_dataset
+from ..data import FeatureScaler, ImageData, Preprocessor, TabularData, fit_preprocessor, load_dataset
 from ..distill import distill, random_real_subset
 from ..errors import UserError
 from ..evaluation import evaluate_coreset
+from ..evaluation.gaussian import exact_comparison
 from ..experts import ExpertPool, expert_file, expert_files, save_trajectory, sgd_trajectory, trajectory_shape
 from ..io import atomic_write_json, load_tensors, save_tensors
-from ..models import FlatModel, build_model
+from ..models import FlatModel, build_likelihood, build_model
 from ..objectives import DistillContext, objective_module
 from ..report import write_report
 from ..samplers import PosteriorSpec
@@ -42,27 +43,38 @@ class Workspace:
         self.out = Path(out)
         self.device = device
         self.quiet = quiet
-        self._data: ImageData | None = None
-        self._preprocessor: Preprocessor | None = None
+        self._data: ImageData | TabularData | None = None
+        self._preprocessor: Preprocessor | FeatureScaler | None = None
         self._train_x: torch.Tensor | None = None
 
     @property
-    def data(self) -> ImageData:
+    def data(self) -> ImageData | TabularData:
         if self._data is None:
-            self._data = load_dataset(self.config.data)
+            likelihood = self.config.model.likelihood
+            data = load_dataset(self.config.data)
+            if data.is_image and likelihood != "categorical":
+                raise UserError(f"{data.name} holds images with class labels; use --model.likelihood categorical")
+            self._data = data if data.is_image else data.for_likelihood(likelihood)
         return self._data
 
     @property
-    def preprocessor(self) -> Preprocessor:
-        """Train-split normalisation and (when ``data.zca``) the train-split ZCA."""
+    def is_regression(self) -> bool:
+        return build_likelihood(self.config.model.likelihood).task == "regression"
+
+    @property
+    def preprocessor(self) -> Preprocessor | FeatureScaler:
+        """Images: train-split normalisation and (``data.zca``) ZCA; tables: standardisation (+ intercept)."""
         if self._preprocessor is None:
-            d = self.config.data
-            self._preprocessor = Preprocessor.fit(self.data.train_x, d.zca, d.zca_reg, self.device)
+            self._preprocessor = fit_preprocessor(self.data, self.config.data, self.device)
         return self._preprocessor
 
-    def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        """Stored uint8 images -> network inputs."""
-        return self.preprocessor(x_uint8.to(self.device))
+    def prepare(self, x_stored: torch.Tensor) -> torch.Tensor:
+        """Stored inputs (uint8 images, raw table rows) -> network inputs."""
+        return self.preprocessor(x_stored.to(self.device))
+
+    def targets(self, y: torch.Tensor) -> torch.Tensor:
+        """Labels (int64) or real targets (in the model's float32) on the device."""
+        return y.to(self.device, torch.float32 if y.is_floating_point() else torch.int64)
 
     def train_x(self) -> torch.Tensor:
         if self._train_x is None:
@@ -71,7 +83,20 @@ class Workspace:
 
     def model(self) -> FlatModel:
         d = self.data
-        return build_model(self.config.model, (d.channels, d.image_size, d.image_size), d.num_classes).to(self.device)
+        outputs = build_likelihood(self.config.model.likelihood).num_outputs(d.num_classes)
+        input_shape = tuple(self.prepare(d.train_x[:1]).shape[1:])  # after preprocessing (e.g. an intercept column)
+        return build_model(self.config.model, input_shape, outputs).to(self.device)
+
+    def check_image_options(self, augment: bool = False, corruptions: bool = False, protocol: str = "") -> None:
+        """Augmentation, corrupted test sets and A-SGHMC exist for images only; one line before any work."""
+        if self.config.data.is_image:
+            return
+        if augment:
+            raise UserError("DSA augmentation (+aug, --experts.augment) works on images only; drop it for tabular data")
+        if corruptions:
+            raise UserError("corrupted test sets exist for images only; drop --evaluate.corruptions for tabular data")
+        if protocol == "asghmc":
+            raise UserError("asghmc augments images at every step; use --protocols hmc for tabular data")
 
     # artifact identities -------------------------------------------------------------------------
     def experts_dir(self) -> ArtifactDir:
@@ -100,12 +125,13 @@ def run_experts(ws: Workspace) -> Path:
     """Stage 1: ``num_experts`` SGD trajectories, one file each (finished experts are kept on re-runs)."""
     cfg = ws.config.experts
     cfg.validate()
+    ws.check_image_options(augment=cfg.augment)
     art = ws.experts_dir()
     if art.is_complete():
         return art.path
     model = ws.model()  # loads the data first: a missing dataset leaves no directory behind
     art.claim()
-    x, y = ws.train_x(), ws.data.train_y.to(ws.device)
+    x, y = ws.train_x(), ws.targets(ws.data.train_y)
     timings = {}
     for e in range(cfg.num_experts):
         path = expert_file(art.path, e)
@@ -140,17 +166,20 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     cfg.validate(ws.config.experts.epochs if uses_experts else None)
     if objective_cfg is not None:
         objective_cfg.validate()
+    ws.check_image_options(augment=cfg.augment)
     art = ws.coreset_dir(method, ipc)
     if art.is_complete():
         return art.path
     data = ws.data
+    if method.partition("+")[0] == "dc" and ws.is_regression:
+        raise UserError("dc matches gradients class by class; it needs class labels, not regression targets")
     art.claim()
     idx = random_real_subset(data.train_y, data.num_classes, ipc, generator(cfg.seed))
     init = ws.prepare(data.train_x[idx])
-    labels = data.train_y[idx].to(ws.device)
+    labels = ws.targets(data.train_y[idx])
     experts = ExpertPool(expert_paths(ws), ws.device) if uses_experts else None
     posterior = ws.config.posterior.resolve(len(data.train_y), len(idx))
-    context = DistillContext(ws.model(), experts, ws.train_x(), data.train_y.to(ws.device), data.num_classes,
+    context = DistillContext(ws.model(), experts, ws.train_x(), ws.targets(data.train_y), data.num_classes,
                              build_dsa(cfg.augment, per_image=cfg.augment_per_image), ws.device, posterior=posterior)
     t0 = time.perf_counter()
     images, summary = distill(cfg, objective_cfg, context, init, labels, quiet=ws.quiet)
@@ -176,13 +205,15 @@ def load_coreset(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.
         spec = PosteriorSpec(**recorded)
     except (TypeError, ValueError) as exc:
         raise UserError(f"{file} holds a garbled posterior record ({exc}); re-run 'bpc distill'") from exc
-    return t["images"].float(), t["labels"].long(), spec
+    labels = t["labels"].float() if t["labels"].is_floating_point() else t["labels"].long()
+    return t["images"].float(), labels, spec
 
 
 def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     """Stage 3: Bayesian evaluation of one coreset on the test split with one protocol."""
     ev = eval_for(ws.config, ipc, protocol)
     ev.validate()
+    ws.check_image_options(corruptions=bool(ev.corruptions), protocol=protocol)
     art = ws.eval_dir(method, ipc, protocol)
     if art.is_complete():
         return art.path
@@ -195,9 +226,13 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     test_sets = {"test": ws.data.test_x.to(ws.device)}
     test_sets.update(corrupted_sets(ws, ev))
     t0 = time.perf_counter()
-    results = evaluate_coreset(ws.model(), x, y, test_sets, ws.data.test_y.to(ws.device), ev, quiet=ws.quiet,
+    model = ws.model()
+    results = evaluate_coreset(model, x, y, test_sets, ws.targets(ws.data.test_y), ev, quiet=ws.quiet,
                                prepare=ws.prepare, recorded=recorded)
     results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
+    if ws.config.model.arch == "linear" and ws.is_regression:  # Bayesian linear regression: everything exact
+        results["exact"] = exact_comparison(ws.train_x(), ws.data.train_y, x, y, ws.config.model.noise_std,
+                                            ev.posterior(recorded), ws.prepare(ws.data.test_x), ws.data.test_y)
     atomic_write_json(art.path / "results.json", results)
     art.finish(ev.seed, {"evaluate": time.perf_counter() - t0}, {"method": method, "ipc": ipc})
     return art.path

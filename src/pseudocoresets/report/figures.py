@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from safetensors import safe_open  # noqa: E402
 
 from ..data.preprocess import Preprocessor  # noqa: E402
 from ..io import load_tensors  # noqa: E402
@@ -33,6 +34,11 @@ def _save(fig, path: Path) -> list[Path]:
         out.append(target)
     plt.close(fig)
     return out
+
+
+def is_image_coreset(path: Path) -> bool:
+    with safe_open(str(Path(path) / "coreset.safetensors"), framework="pt") as f:
+        return len(f.get_slice("images").get_shape()) == 4
 
 
 def coreset_pixels(path: Path) -> tuple[torch.Tensor, torch.Tensor]:

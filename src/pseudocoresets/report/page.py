@@ -20,6 +20,8 @@ def make_figures(out: Path, bench_json: Path | None = None) -> list[Path]:
     coresets = sorted(p for p in (out / "coresets").glob("*") if (p / "manifest.json").exists())
     by_ipc: dict[int, dict[str, Path]] = {}
     for path in coresets:
+        if not figures.is_image_coreset(path):
+            continue  # tabular coresets have no pictures
         manifest = read_json(path / "manifest.json")
         name = path.name.rsplit("-ipc", 1)[0]
         made += figures.coreset_grid(path, fig_dir / f"fig1_{path.name}", f"{name}, ipc {manifest.get('ipc')}",

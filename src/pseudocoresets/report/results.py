@@ -11,26 +11,48 @@ from pathlib import Path
 from ..errors import UserError
 from ..io import atomic_write_json, atomic_write_text, read_json
 
-METRICS = ("accuracy", "nll", "ece", "brier", "acceptance_rate")
+# every metric a results file may hold, in table order, with its column title; a table shows the columns that
+# at least one of its rows has (classification: accuracy, NLL, ECE, Brier; regression: RMSE, NLL, coverage;
+# Bayesian linear regression adds the exact divergences between the coreset and the full-data posterior)
+COLUMNS = {
+    "accuracy": "accuracy", "rmse": "RMSE", "nll": "NLL", "ece": "ECE", "brier": "Brier",
+    "coverage_95": "95% coverage", "forward_kl": "exact KL(pi_x‖pi_u)", "reverse_kl": "exact KL(pi_u‖pi_x)",
+    "w2": "exact W2", "acceptance_rate": "acceptance",
+}
+EXACT = ("forward_kl", "reverse_kl", "w2")
 
 
 def collect_results(out: Path) -> list[dict]:
+    """One row per finished evaluation: its identity and every metric as {"mean", "std"} (std None if exact)."""
     rows = []
     for path in sorted((Path(out) / "evals").glob("*/results.json")):
         if not (path.parent / "manifest.json").exists():
             continue
         r = read_json(path)
+        exact = {k: {"mean": r["exact"][k], "std": None} for k in EXACT if k in r.get("exact", {})}
         rows.append({"run": str(path.parent.relative_to(out)), "method": r["method"], "ipc": r["ipc"],
                      "protocol": r["protocol"], "dataset": r.get("dataset", ""), "repeats": len(r["repeats"]),
-                     **{m: r["summary"][m] for m in METRICS}, "corrupted_mean": r.get("corrupted_mean")})
+                     **{m: v for m, v in r["summary"].items() if m in COLUMNS}, **exact,
+                     "corrupted_mean": r.get("corrupted_mean")})
     return rows
 
 
+def format_metric(value: dict | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value['mean']:.4f}" if value["std"] is None else f"{value['mean']:.4f} ± {value['std']:.4f}"
+
+
+def present_columns(rows: list[dict], candidates=COLUMNS) -> list[str]:
+    return [m for m in candidates if any(m in r for r in rows)]
+
+
 def markdown_table(rows: list[dict]) -> str:
-    head = "| dataset | ipc | method | protocol | accuracy | NLL | ECE | Brier | acceptance | repeats |"
-    lines = [head, "|" + "---|" * 10]
+    columns = present_columns(rows)
+    head = "| dataset | ipc | method | protocol | " + " | ".join(COLUMNS[m] for m in columns) + " | repeats |"
+    lines = [head, "|" + "---|" * (len(columns) + 5)]
     for r in sorted(rows, key=lambda r: (r["dataset"], r["ipc"], r["protocol"], r["method"])):
-        cells = [f"{r[m]['mean']:.4f} ± {r[m]['std']:.4f}" for m in METRICS]
+        cells = [format_metric(r.get(m)) for m in columns]
         lines.append(f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | " + " | ".join(cells)
                      + f" | {r['repeats']} |")
     return "\n".join(lines) + "\n"
@@ -45,13 +67,13 @@ def write_report(out: Path) -> dict:
     table = markdown_table(rows)
     corrupted = [r for r in rows if r.get("corrupted_mean")]
     if corrupted:
-        table += "\nAverage over the corrupted test sets:\n\n| dataset | ipc | method | protocol | accuracy | NLL | ECE | Brier |\n"
-        table += "|---|---|---|---|---|---|---|---|\n"
+        columns = present_columns([r["corrupted_mean"] for r in corrupted])
+        table += ("\nAverage over the corrupted test sets:\n\n| dataset | ipc | method | protocol | "
+                  + " | ".join(COLUMNS[m] for m in columns) + " |\n" + "|---" * (len(columns) + 4) + "|\n")
         for r in sorted(corrupted, key=lambda r: (r["dataset"], r["ipc"], r["protocol"], r["method"])):
             c = r["corrupted_mean"]
             table += (f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | "
-                      + " | ".join(f"{c[m]['mean']:.4f} ± {c[m]['std']:.4f}" for m in ("accuracy", "nll", "ece", "brier"))
-                      + " |\n")
+                      + " | ".join(format_metric(c.get(m)) for m in columns) + " |\n")
     atomic_write_json(out / "report.json", {"rows": rows})
     atomic_write_text(out / "report.md", "# Results\n\nmean ± std over repeats\n\n" + table)
     return {"rows": rows, "markdown": table}
