@@ -16,7 +16,7 @@ LAYERS = [
     {"utils", "io"},
     {"data", "augment", "corruptions", "models"},
     {"experts", "samplers"},
-    {"objectives", "evaluation"},
+    {"objectives", "evaluation", "reference"},
     {"distill"},
     {"fidelity"},
     {"config"},

@@ -16,9 +16,11 @@ from .config import apply_overrides, eval_for, load_config_file, preset, section
 from .errors import UserError
 
 # Every stage accepts every section, so one config file or command line serves all stages of a run.
-STAGES = ("experts", "distill", "evaluate", "run", "table")
+STAGES = ("experts", "reference", "distill", "evaluate", "run", "table")
 DESCRIPTIONS = {
     "experts": "Train expert SGD trajectories on the full data (snapshot after every epoch).",
+    "reference": "Sample the full-data posterior (cyclical SGHMC on mini-batches, or full-batch HMC): the 'Full "
+    "data' row and the yardstick of --evaluate.agreement.",
     "distill": "Learn pseudocoresets (or draw random ones) for every method x ipc of the config.",
     "evaluate": "Bayesian evaluation (HMC or A-SGHMC on the coreset, optionally on corrupted test sets) of every "
     "method x ipc x protocol of the config.",
@@ -134,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         ws = stages.Workspace(cfg, Path(args.out), choose_device(args.device), quiet=args.quiet)
         if args.command == "experts":
             print(f"experts: {stages.run_experts(ws)}")
+        elif args.command == "reference":
+            path = stages.run_reference(ws)
+            res = json.loads((path / "results.json").read_text())
+            print(f"full-data reference ({res['samples']} samples): {summary_line(res['summary'])} ({path})")
         elif args.command == "distill":
             for ipc in cfg.ipcs:
                 for method in cfg.methods:

@@ -24,10 +24,11 @@ from .evaluation import EvalConfig
 from .experts import ExpertConfig
 from .models import ModelConfig
 from .objectives import OBJECTIVES, objective_module
+from .reference import ReferenceConfig
 from .samplers import PosteriorConfig
 
 STAGE_SECTIONS = {"data": DataConfig, "model": ModelConfig, "experts": ExpertConfig, "posterior": PosteriorConfig,
-                  "distill": DistillConfig, "evaluate": EvalConfig}
+                  "reference": ReferenceConfig, "distill": DistillConfig, "evaluate": EvalConfig}
 TOP_LEVEL = ("methods", "ipcs", "protocols")
 
 
@@ -42,6 +43,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     experts: ExpertConfig = field(default_factory=ExpertConfig)
     posterior: PosteriorConfig = field(default_factory=PosteriorConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     objectives: dict[str, Any] = field(default_factory=dict)  # objective name -> its Config (filled on access)
@@ -116,6 +118,7 @@ def preset(name: str) -> RunConfig:
             data=DataConfig(name="fashion-mnist"),
             model=ModelConfig(width=32, depth=3),
             experts=ExpertConfig(num_experts=3, epochs=4),
+            reference=ReferenceConfig(chains=2, cycles=3, epochs_per_cycle=1.0, batch_size=256),
             distill=DistillConfig(iterations=150, lr_images=100.0, lr_student=0.01, student_steps=20,
                                   max_start_epoch=2, expert_epochs=1),
             evaluate=EvalConfig(chains=4, iterations=40, burn_in=20, thin=10, repeats=3),
@@ -139,6 +142,7 @@ def preset(name: str) -> RunConfig:
             data=DataConfig(name="synthetic-regression"),
             model=ModelConfig(arch="linear", likelihood="gaussian", noise_std=1.0),
             experts=ExpertConfig(num_experts=8, epochs=30, lr=0.05, batch_size=32),
+            reference=ReferenceConfig(sampler="hmc", chains=4, iterations=400, burn_in=200, thin=5),
             distill=DistillConfig(iterations=300, optimizer="adam", lr_images=0.05, lr_schedule="linear",
                                   lr_student=0.01, student_steps=30, max_start_epoch=10, expert_epochs=1),
             evaluate=EvalConfig(chains=4, iterations=400, burn_in=200, thin=5, repeats=3),

@@ -43,6 +43,8 @@ class DistillConfig:
     augment_per_image: bool = field(default=True, metadata={"help": "DSA draws per image (as the reference DSA); "
                                                             "false: one draw per batch"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and all sampling"})
+    checkpoint_every: int = field(default=25, metadata={"help": "save a resumable checkpoint every this many "
+                                                        "iterations (and on SIGINT/SIGTERM); 0 = only on signals"})
 
     def validate(self, expert_epochs_available: int | None = None) -> None:
         methods = ("random", *OBJECTIVES)
@@ -50,8 +52,8 @@ class DistillConfig:
             raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(methods)}")
         if self.ipc < 1:
             raise UserError(f"--distill.ipc must be >= 1 (got {self.ipc})")
-        if self.iterations < 0 or self.student_steps < 0 or self.batch_syn < 0:
-            raise UserError("--distill.iterations, student_steps and batch_syn must be >= 0")
+        if self.iterations < 0 or self.student_steps < 0 or self.batch_syn < 0 or self.checkpoint_every < 0:
+            raise UserError("--distill.iterations, student_steps, batch_syn and checkpoint_every must be >= 0")
         if self.optimizer not in ("sgd", "adam") or self.lr_schedule not in ("constant", "linear"):
             raise UserError("--distill.optimizer must be sgd or adam and --distill.lr_schedule constant or linear")
         if self.lr_images <= 0 or self.lr_student <= 0:
@@ -89,6 +91,38 @@ def prepare_objective(config: DistillConfig, objective_config: Any, context: Dis
     return build_objective(config.method, objective_config, context)
 
 
+def loop_state(k: int, images: torch.Tensor, optimisers: list, objective: Objective, g: torch.Generator,
+               elapsed: float) -> dict[str, torch.Tensor]:
+    """Everything iteration ``k`` (the next to run) depends on, as named tensors (a checkpoint)."""
+    state = {"iteration": torch.tensor([k]), "images": images.detach(), "generator": g.get_state(),
+             "elapsed": torch.tensor([elapsed], dtype=torch.float64)}
+    for i, opt in enumerate(optimisers):
+        for pid, entries in opt.state_dict()["state"].items():
+            for key, value in entries.items():
+                state[f"optimiser.{i}.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    state.update({f"objective.{k2}": v for k2, v in objective.state_dict().items()})
+    return state
+
+
+def restore_state(state: dict[str, torch.Tensor], images: torch.Tensor, optimisers: list, objective: Objective,
+                  g: torch.Generator) -> tuple[int, float]:
+    """Load a :func:`loop_state` checkpoint into the live objects; returns (next iteration, elapsed seconds)."""
+    with torch.no_grad():
+        images.copy_(state["images"].to(images.device))
+    g.set_state(state["generator"].cpu())
+    for i, opt in enumerate(optimisers):
+        sd = opt.state_dict()
+        entries: dict[int, dict] = {}
+        for name, value in state.items():
+            if name.startswith(f"optimiser.{i}."):
+                _, _, pid, key = name.split(".", 3)
+                entries.setdefault(int(pid), {})[key] = value
+        sd["state"] = entries
+        opt.load_state_dict(sd)
+    objective.load_state_dict({k[len("objective."):]: v for k, v in state.items() if k.startswith("objective.")})
+    return int(state["iteration"][0]), float(state["elapsed"][0])
+
+
 def distill(
     config: DistillConfig,
     objective_config: Any,
@@ -97,9 +131,16 @@ def distill(
     labels: torch.Tensor,
     quiet: bool = False,
     on_iteration: Callable[[int, dict], None] | None = None,
+    resume: dict[str, torch.Tensor] | None = None,
+    on_checkpoint: Callable[[dict[str, torch.Tensor]], None] | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """Run ``config.iterations`` outer steps of the objective ``config.method`` (configured by
     ``objective_config``, its module's ``Config``) from ``init_images``.
+
+    ``resume``: a checkpoint (:func:`loop_state`) to continue from, bit for bit. ``on_checkpoint`` receives one
+    every ``config.checkpoint_every`` iterations, and when ``stop_requested()`` turns true (e.g. after SIGTERM),
+    after which the loop raises KeyboardInterrupt.
 
     Returns the learnt images (normalised space) and a summary (timings, last metrics, learnt extras).
     """
@@ -117,8 +158,9 @@ def distill(
                                   *objective.param_groups()])
         optimisers = [pixels]
     metrics: dict = {}
-    start = time.perf_counter()
-    for k in progress(range(config.iterations), config.iterations, f"distill {config.method}", quiet):
+    first, before = restore_state(resume, images, optimisers, objective, g) if resume is not None else (0, 0.0)
+    start = time.perf_counter() - before
+    for k in progress(range(first, config.iterations), config.iterations - first, f"distill {config.method}", quiet):
         for opt in optimisers:
             opt.zero_grad(set_to_none=True)
         metrics = objective.step(images, labels, g)
@@ -133,6 +175,12 @@ def distill(
         objective.after_update(images, labels)
         if on_iteration is not None:
             on_iteration(k, metrics)
+        stop = stop_requested is not None and stop_requested()
+        periodic = config.checkpoint_every and (k + 1) % config.checkpoint_every == 0 and k + 1 < config.iterations
+        if on_checkpoint is not None and (stop or periodic):
+            on_checkpoint(loop_state(k + 1, images, optimisers, objective, g, time.perf_counter() - start))
+        if stop:
+            raise KeyboardInterrupt
     elapsed = time.perf_counter() - start
     summary = {
         "iterations": config.iterations,

@@ -12,6 +12,10 @@ mixture; the metrics take the per-sample means ``f`` [S, N]:
   variance); 0.95 when the predictive is calibrated and close to Gaussian.
 
 :func:`gaussian_predictive_metrics` gives the same three for an exact Gaussian predictive N(m(x), v(x)).
+
+Agreement with a reference predictive q (the full-data posterior's, reference/), per test point, averaged over
+the test set (the NeurIPS 2021 approximate-inference competition's yardsticks): top-1 agreement
+1[argmax p = argmax q], total variation 1/2 sum_k |p_k - q_k|, and KL(q || p) = sum_k q_k log(q_k / p_k).
 """
 
 from __future__ import annotations
@@ -86,4 +90,15 @@ def gaussian_predictive_metrics(mean: torch.Tensor, var: torch.Tensor, targets: 
         "rmse": float(((mean - y) ** 2).mean().sqrt()),
         "nll": float(nll_i.mean()),
         "coverage_95": float(((y - mean).abs() <= 1.96 * var.sqrt()).double().mean()),
+    }
+
+
+def agreement_metrics(probs: torch.Tensor, reference: torch.Tensor, eps: float = 1e-12) -> dict[str, float]:
+    """Top-1 agreement, total variation and KL(reference || probs) between two predictives [N, K]."""
+    p, q = probs.double().cpu(), reference.double().cpu()
+    kl = (q * (q.clamp_min(eps).log() - p.clamp_min(eps).log())).sum(1)
+    return {
+        "agreement": float((p.argmax(1) == q.argmax(1)).double().mean()),
+        "tv": float(0.5 * (p - q).abs().sum(1).mean()),
+        "predictive_kl": float(kl.mean()),
     }

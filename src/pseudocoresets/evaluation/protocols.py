@@ -29,7 +29,7 @@ from ..models import FlatModel
 from ..samplers import (Chain, CoresetPosterior, PosteriorSpec, StepSizeAdapter, acceptance_rate, hmc, run_chain,
                         sghmc)
 from ..utils import generator, progress
-from .metrics import classification_metrics, regression_metrics
+from .metrics import agreement_metrics, classification_metrics, regression_metrics
 
 # summary metrics per likelihood task (models/likelihood.py)
 METRICS = {"classification": ("accuracy", "nll", "ece", "brier"), "regression": ("rmse", "nll", "coverage_95")}
@@ -66,6 +66,8 @@ class EvalConfig:
         metadata={"help": "corrupted test sets (CIFAR-10-C protocol): names, 'standard' (15) or 'all' (19)"},
     )
     severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5], metadata={"help": "corruption severities"})
+    agreement: bool = field(default=False, metadata={"help": "also compare the predictive with the full-data "
+                                                      "reference posterior's (agreement, TV, KL; runs 'bpc reference')"})
     ece_bins: int = field(default=15, metadata={"help": "bins of the expected calibration error"})
     seed: int = field(default=0, metadata={"help": "base seed; repeat r uses seed + r"})
 
@@ -212,23 +214,34 @@ def evaluate_coreset(
     quiet: bool = False,
     prepare: Prepare | None = None,
     recorded: PosteriorSpec = PosteriorSpec(),
+    reference: dict[str, torch.Tensor] | None = None,
 ) -> dict:
     """All repeats of the protocol on every test set (``test`` plus e.g. ``fog/3``); mean/std over repeats.
 
     Results: ``summary`` (the clean ``test`` set), ``sets[name]`` per test set, and for corrupted sets the
-    averages over all of them (``corrupted_mean``) and per severity (``severity_mean[s]``).
+    averages over all of them (``corrupted_mean``) and per severity (``severity_mean[s]``). With ``reference``
+    (the full-data posterior's predictive per test set, classification) every set also gets agreement, total
+    variation and predictive KL to it (metrics.py).
     """
     config.validate()
     if config.protocol == "asghmc" and coreset_x.dim() != 4:
         raise UserError("asghmc augments images (DSA) at every step; evaluate tabular coresets with --protocols hmc")
     keys = METRICS[model.likelihood.task]
+    if reference is not None:
+        if model.likelihood.task != "classification":
+            raise UserError("agreement with a reference predictive is defined for classification; regression "
+                            "evaluations of linear models report the exact divergences instead")
+        keys = (*keys, "agreement", "tv", "predictive_kl")
     runs = []
     per_set: dict[str, list[dict]] = {k: [] for k in test_sets}
     for r in progress(range(config.repeats), config.repeats, f"evaluate {config.protocol}", quiet):
         probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
                                             prepare=prepare, recorded=recorded)
         for name in test_sets:
-            per_set[name].append(predictive_metrics(model, probs[name], test_y, config))
+            row = predictive_metrics(model, probs[name], test_y, config)
+            if reference is not None:
+                row.update(agreement_metrics(probs[name], reference[name]))
+            per_set[name].append(row)
         runs.append({**per_set["test"][-1], **stats, "seed": config.seed + r})
 
     def summarise(rows: list[dict], names=keys) -> dict:

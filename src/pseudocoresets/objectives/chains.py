@@ -103,5 +103,16 @@ class PersistentChains:
             raise UserError("the coreset-posterior chains diverged (non-finite weights); lower chain_step_size")
         return samples
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Chain positions (absent before the first iteration) and the adapted log step size."""
+        state = {"chains.log_step": torch.tensor([self.log_step], dtype=torch.float64)}
+        if self.positions is not None:
+            state["chains.positions"] = torch.stack(self.positions)
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.log_step = float(state["chains.log_step"][0])
+        self.positions = list(state["chains.positions"].unbind(0)) if "chains.positions" in state else None
+
     def acceptance(self) -> float:
         return sum(self.accept_probs) / len(self.accept_probs) if self.accept_probs else float("nan")

@@ -73,6 +73,17 @@ class GradientMatching(ObjectiveBase):
         self.inner_g = generator(context.seed + 7, context.device)
         self.by_class = [torch.nonzero(context.real_y == k).flatten() for k in range(context.num_classes)]
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {"round_step": torch.tensor([self.round_step]), "inner_g": self.inner_g.get_state()}
+        if self.theta is not None:
+            state["theta"] = self.theta.detach()
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.round_step = int(state["round_step"][0])
+        self.inner_g.set_state(state["inner_g"].cpu())
+        self.theta = state["theta"].to(self.ctx.device) if "theta" in state else None
+
     def _grads(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, create_graph: bool) -> list[torch.Tensor]:
         loss = self.ctx.model.nll(theta, x, y)
         (grad,) = torch.autograd.grad(loss, theta, create_graph=create_graph)

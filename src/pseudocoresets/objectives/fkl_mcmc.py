@@ -14,8 +14,11 @@ points and never the covariance of pi_u. Here
 - the pi_u term comes from persistent HMC chains on the current coreset posterior (objectives/chains.py), so
   its spread is the coreset posterior's own, as in contrastive-divergence learning of pseudocoresets (BPC-CD,
   Tiwary et al., UAI 2024, is the closest relative: it also keeps an MTT term, which we do not);
-- the pi_x term comes from full-data posterior samples: expert snapshots of the last ``x_epochs`` epochs across
-  experts, with optional isotropic noise ``noise_x`` (the paper's Sigma_x).
+- the pi_x term comes from full-data posterior samples: with ``x_source = reference`` the samples of the
+  reference stage (cyclical SGHMC or HMC on the full data, reference/), else expert snapshots of the last
+  ``x_epochs`` epochs across experts with optional isotropic noise ``noise_x`` (the paper's Sigma_x). Expert
+  snapshots are SGD iterates: their spread is set by the learning rate and batch size, not by pi_x, and on
+  Bayesian linear regression it can be many posterior standard deviations (README, "Posterior fidelity").
 
 As in ``fkl`` the coreset log-likelihood is averaged over the M points and the factor w/T dropped, so the
 estimate is grad_u KL * T / (w M): the exact direction, scaled by a constant the learning rate absorbs.
@@ -44,19 +47,28 @@ class Config(ChainOptions):
     x_samples: int = field(default=10, metadata={"help": "full-data posterior samples (expert snapshots) per iteration"})
     x_epochs: int = field(default=1, metadata={"help": "pi_x samples are snapshots of each expert's last x_epochs epochs"})
     noise_x: float = field(default=0.01, metadata={"help": "std of isotropic noise added to the pi_x samples"})
+    x_source: str = field(default="experts", metadata={"help": "pi_x samples from: experts (snapshots) or reference "
+                                                       "(the full-data reference posterior, 'bpc reference')"})
 
     def validate(self) -> None:
         self.validate_chains("fkl_mcmc")
+        if self.x_source not in ("experts", "reference"):
+            raise UserError(f"--fkl_mcmc.x_source must be experts or reference (got {self.x_source!r})")
         if min(self.x_samples, self.x_epochs) < 1:
             raise UserError("--fkl_mcmc.x_samples and x_epochs must be >= 1")
         if self.noise_x < 0:
             raise UserError(f"--fkl_mcmc.noise_x must be >= 0 (got {self.noise_x})")
 
 
+def needs_reference(config: Config) -> bool:
+    """Whether the pipeline must provide the reference stage's samples (``context.reference``)."""
+    return config.x_source == "reference"
+
+
 def preset_values(preset: str, ipc: int) -> dict[str, Any]:
-    """blr (Bayesian linear regression): more chains, and pi_x from the last 5 epochs of the experts without noise."""
+    """blr (Bayesian linear regression): more chains, and pi_x from the reference posterior's samples (HMC)."""
     if preset == "blr":
-        return {"fkl_mcmc.chains": 8, "fkl_mcmc.x_epochs": 5, "fkl_mcmc.noise_x": 0.0}
+        return {"fkl_mcmc.chains": 8, "fkl_mcmc.x_source": "reference", "fkl_mcmc.noise_x": 0.0}
     return {}
 
 
@@ -67,9 +79,23 @@ class ForwardKLMCMC(ObjectiveBase):
         super().__init__(config, context)
         self.chains = PersistentChains.from_options(context, config)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.chains.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.chains.load_state_dict(state)
+
     def full_data_samples(self, g: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-        """Expert snapshots of the last ``x_epochs`` epochs across experts, plus isotropic noise."""
+        """``x_samples`` reference samples drawn at random, or expert snapshots of the last ``x_epochs`` epochs
+        across experts; plus isotropic noise ``noise_x``."""
         pool, c = self.ctx.experts, self.c
+        if c.x_source == "reference":
+            ref = self.ctx.reference
+            if ref is None:
+                raise UserError("fkl_mcmc with x_source reference needs the reference posterior's samples")
+            idx = torch.randint(len(ref), (c.x_samples,), generator=g, device=g.device)
+            thetas = ref[idx.to(ref.device)].to(dtype)
+            return thetas + c.noise_x * torch.randn(thetas.shape, generator=g, device=thetas.device, dtype=dtype)
         last = pool.num_snapshots - 1
         first = max(last - c.x_epochs + 1, 0)
         rows = []

@@ -53,6 +53,7 @@ class DistillContext:
     student: StudentSettings | None = None
     seed: int = 0
     posterior: PosteriorSpec = PosteriorSpec()  # the coreset posterior pi_u the coreset is learnt for
+    reference: torch.Tensor | None = None  # samples of the full-data posterior pi_x [K, P] (reference stage)
 
 
 class Objective(Protocol):
@@ -69,6 +70,13 @@ class Objective(Protocol):
 
     def summary(self) -> dict[str, Any]:
         """What the objective learnt besides the images (recorded in the coreset's summary.json)."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything the objective carries from one iteration to the next (chains, networks, learnt scalars,
+        its own generators), as tensors: the distillation checkpoint stores it for a bit-identical resume."""
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned."""
 
 
 class ObjectiveBase:
@@ -88,3 +96,9 @@ class ObjectiveBase:
 
     def summary(self) -> dict[str, Any]:
         return {}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}  # stateless between iterations
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        pass

@@ -103,6 +103,13 @@ class ReverseKL(ObjectiveBase):
         if config.samples == "chains":
             self.chains = PersistentChains.from_options(context, config)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.chains.state_dict() if self.chains is not None else {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if self.chains is not None:
+            self.chains.load_state_dict(state)
+
     def posterior_samples(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator):
         if self.chains is not None:
             return self.chains.advance(images, labels, g), {}

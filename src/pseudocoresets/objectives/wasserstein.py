@@ -113,6 +113,13 @@ class Wasserstein(ObjectiveBase):
     def param_groups(self) -> list[dict]:
         return [{"params": [self.eta], "lr": self.c.lr_lr, "momentum": 0.5}]
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"eta": self.eta.detach().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            self.eta.copy_(state["eta"])
+
     def _student_step(self, labels: torch.Tensor) -> Step:
         """One differentiable student step theta - eta grad CE(A(u), theta) (Eq. 10) for these labels."""
         batch = self.ctx.student.batch

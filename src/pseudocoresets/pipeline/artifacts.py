@@ -3,8 +3,11 @@
 Layout of a run directory ``out``::
 
     out/experts/                           config.json, expert_000.safetensors ..., manifest.json
-    out/coresets/<method>-ipc<n>/          config.json, coreset.safetensors, summary.json, manifest.json
-    out/evals/<method>-ipc<n>-<protocol>/  config.json, results.json, manifest.json
+    out/reference/                         config.json, samples.safetensors, results.json, predictive/, manifest.json
+    out/coresets/<method>-ipc<n>[-w..]/    config.json, coreset.safetensors, summary.json, manifest.json
+    out/evals/<method>-ipc<n>-<protocol>[-w..][-eval-w..]/  config.json, results.json, manifest.json
+
+(a suffix names a non-default coreset posterior, ``-wnm`` for w = N/M, and evaluation-time posterior options)
     out/report.md, out/report.json, ...    (written by :mod:`pseudocoresets.report`)
 
 Each stage writes into its own directory: ``config.json`` (the resolved configuration that produced it),
@@ -47,12 +50,18 @@ def experts_path(out: Path) -> Path:
     return Path(out) / "experts"
 
 
-def coreset_path(out: Path, method: str, ipc: int) -> Path:
-    return Path(out) / "coresets" / f"{method}-ipc{ipc}"
+def reference_path(out: Path) -> Path:
+    return Path(out) / "reference"
 
 
-def evaluation_path(out: Path, method: str, ipc: int, protocol: str) -> Path:
-    return Path(out) / "evals" / f"{method}-ipc{ipc}-{protocol}"
+def coreset_path(out: Path, method: str, ipc: int, tag: str = "") -> Path:
+    """``tag``: the coreset posterior's suffix when it is not the default (PosteriorConfig.tag)."""
+    return Path(out) / "coresets" / f"{method}-ipc{ipc}{tag}"
+
+
+def evaluation_path(out: Path, method: str, ipc: int, protocol: str, tag: str = "") -> Path:
+    """``tag``: the coreset's posterior suffix, then the evaluation's own posterior options when set."""
+    return Path(out) / "evals" / f"{method}-ipc{ipc}-{protocol}{tag}"
 
 
 def _canonical(obj: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -21,14 +22,20 @@ from ..distill import distill, random_real_subset
 from ..errors import UserError
 from ..evaluation import evaluate_coreset
 from ..evaluation.gaussian import exact_comparison
+from ..evaluation.protocols import METRICS, predictive_average, predictive_metrics, predictive_samples
 from ..experts import ExpertPool, expert_file, expert_files, save_trajectory, sgd_trajectory, trajectory_shape
-from ..io import atomic_write_json, load_tensors, save_tensors
+from ..io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
 from ..models import FlatModel, build_likelihood, build_model
 from ..objectives import DistillContext, objective_module
+from ..reference import CSGHMCState, sample_csghmc, sample_hmc
 from ..report import write_report
 from ..samplers import PosteriorSpec
 from ..utils import generator
-from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path
+from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path, reference_path
+
+
+NO_AGREEMENT_FOR_REGRESSION = ("--evaluate.agreement compares class predictives; for regression with --model.arch "
+                               "linear the evaluation reports the exact divergences instead")
 
 
 def _asdict(x) -> dict:
@@ -98,27 +105,69 @@ class Workspace:
         if protocol == "asghmc":
             raise UserError("asghmc augments images at every step; use --protocols hmc for tabular data")
 
+    def check_cells(self) -> None:
+        """Options of every (method, ipc, protocol) cell that the data or model rule out, before any work."""
+        regression = self.is_regression
+        for method in self.config.methods:
+            for ipc in self.config.ipcs:
+                cfg, _ = self.config.cell(method, ipc)
+                self.check_image_options(augment=cfg.augment)
+                if cfg.method == "dc" and regression:
+                    raise UserError("dc matches gradients class by class; it needs class labels, not regression "
+                                    "targets")
+                for protocol in self.config.protocols:
+                    ev = eval_for(self.config, ipc, protocol)
+                    self.check_image_options(corruptions=bool(ev.corruptions), protocol=protocol)
+                    if ev.agreement and regression:
+                        raise UserError(NO_AGREEMENT_FOR_REGRESSION)
+
     # artifact identities -------------------------------------------------------------------------
     def experts_dir(self) -> ArtifactDir:
         cfg = {k: _asdict(getattr(self.config, k)) for k in ("data", "model", "experts")}
         return ArtifactDir(experts_path(self.out), "experts", cfg)
 
+    def reference_dir(self) -> ArtifactDir:
+        cfg = {k: _asdict(getattr(self.config, k)) for k in ("data", "model", "reference")}
+        cfg["prior_std"] = self.config.posterior.prior_std
+        return ArtifactDir(reference_path(self.out), "reference", cfg)
+
     def coreset_dir(self, method: str, ipc: int) -> ArtifactDir:
         distill_cfg, objective_cfg = self.config.cell(method, ipc)
-        cfg = {**self.experts_dir().config, "posterior": _asdict(self.config.posterior), "distill": _asdict(distill_cfg)}
+        run_control = {"checkpoint_every"}  # how often to save, not what is computed
+        learning = {k: v for k, v in _asdict(distill_cfg).items() if k not in run_control}
+        cfg = {**self.experts_dir().config, "posterior": _asdict(self.config.posterior), "distill": learning}
         if objective_cfg is not None:
             cfg["objective"] = _asdict(objective_cfg)
-        return ArtifactDir(coreset_path(self.out, method, ipc), "coreset", cfg)
+        if needs_reference(method, objective_cfg):
+            cfg["reference"] = self.reference_dir().config
+        return ArtifactDir(coreset_path(self.out, method, ipc, self.config.posterior.tag()), "coreset", cfg)
 
     def eval_dir(self, method: str, ipc: int, protocol: str) -> ArtifactDir:
         ev = eval_for(self.config, ipc, protocol)
         cfg = {**self.coreset_dir(method, ipc).config, "evaluate": _asdict(ev)}
-        return ArtifactDir(evaluation_path(self.out, method, ipc, protocol), "evaluation", cfg)
+        if ev.agreement:
+            cfg["reference"] = self.reference_dir().config
+        return ArtifactDir(evaluation_path(self.out, method, ipc, protocol, self.posterior_tag(ev)), "evaluation", cfg)
+
+    def posterior_tag(self, ev) -> str:
+        """The coreset's posterior suffix plus ``-eval-...`` for posterior options the user set for evaluation."""
+        own = {"coreset_weight": "w", "temperature": "T", "prior_std": "prior"}
+        parts = [f"{short}{getattr(ev, key):g}" for key, short in own.items()
+                 if f"evaluate.{key}" in self.config.explicit and getattr(ev, key)]
+        return self.config.posterior.tag() + ("-eval-" + "-".join(parts) if parts else "")
 
 
 def needs_experts(method: str) -> bool:
     base = method.partition("+")[0]
     return base != "random" and objective_module(base).NEEDS_EXPERTS
+
+
+def needs_reference(method: str, objective_cfg) -> bool:
+    """Whether the objective of ``method`` reads full-data reference samples (its module's ``needs_reference``)."""
+    base = method.partition("+")[0]
+    if base == "random" or objective_cfg is None:
+        return False
+    return bool(getattr(objective_module(base), "needs_reference", lambda cfg: False)(objective_cfg))
 
 
 def run_experts(ws: Workspace) -> Path:
@@ -159,6 +208,107 @@ def expert_paths(ws: Workspace) -> list[Path]:
     return expert_files(art.path, ws.config.experts.num_experts)
 
 
+def _chain_starts(ws: Workspace, count: int, g: torch.Generator, init_std: float) -> list[torch.Tensor]:
+    """Final snapshots of the experts (one per chain, cycling) when the run has experts, else N(0, init_std^2 I)."""
+    if ws.experts_dir().is_complete():
+        pool = ExpertPool(expert_paths(ws), ws.device)
+        return [pool.snapshot(c % len(pool.paths), pool.num_snapshots - 1).float() for c in range(count)]
+    n = ws.model().num_params
+    return [init_std * torch.randn(n, generator=g, device=ws.device) for _ in range(count)]
+
+
+def run_reference(ws: Workspace) -> Path:
+    """The full-data reference posterior: samples (samples.safetensors), its own metrics on the test split
+    (results.json, the "Full data" row) and its predictive per test set (predictive/, filled on demand).
+    cSGHMC chains save their state after every cycle (chain_<c>.safetensors), HMC chains when they finish, so a
+    killed run resumes where it stopped."""
+    cfg = ws.config.reference
+    cfg.validate()
+    ws.config.posterior.validate()
+    art = ws.reference_dir()
+    if art.is_complete():
+        return art.path
+    model = ws.model()
+    x, y = ws.train_x(), ws.targets(ws.data.train_y)
+    if cfg.sampler == "csghmc":
+        cfg.check_schedule(len(y))
+    art.claim()
+    prior = float(ws.config.posterior.prior_std)
+    g = generator(cfg.seed, ws.device)
+    starts = _chain_starts(ws, cfg.chains, g, cfg.init_std)
+    t0 = time.perf_counter()
+    samples, accepts = [], []
+    for c in range(cfg.chains):
+        path = art.path / f"chain_{c:03d}.safetensors"
+        saved = load_tensors(path, ws.device) if path.exists() else {}
+        if cfg.sampler == "hmc":
+            if "samples" not in saved:
+                chain_g = generator(cfg.seed + 1000 + c, ws.device)
+                kept, accept = sample_hmc(model, x, y, prior, cfg, starts[c], chain_g)
+                saved = {"samples": torch.stack(kept), "accept": torch.tensor([accept])}
+                save_tensors(path, saved)
+            accepts.append(float(saved["accept"][0]))
+        else:
+            if "position" in saved:
+                state = CSGHMCState(saved["position"], saved["velocity"], int(saved["cycle"][0]),
+                                    saved["generator_state"].cpu(), list(saved["samples"]))
+            else:
+                chain_g = generator(cfg.seed + 1000 + c, ws.device)
+                state = CSGHMCState(starts[c], torch.zeros_like(starts[c]), 0, chain_g.get_state(), [])
+
+            def checkpoint(st: CSGHMCState, path=path, c=c) -> None:
+                save_tensors(path, {"position": st.position, "velocity": st.velocity,
+                                    "cycle": torch.tensor([st.cycle]), "generator_state": st.generator_state,
+                                    "samples": torch.stack(st.samples)})
+                if not ws.quiet:
+                    print(f"reference chain {c + 1}/{cfg.chains}: cycle {st.cycle}/{cfg.cycles}")
+
+            state = sample_csghmc(model, x, y, prior, cfg, state, on_cycle=checkpoint)
+            saved = {"samples": torch.stack(state.samples)}
+        samples.append(saved["samples"])
+    thetas = torch.cat(samples)
+    sampling = time.perf_counter() - t0
+    save_tensors(art.path / "samples.safetensors", {"samples": thetas})
+    predictive = reference_predictive(ws, art.path, "test", ws.data.test_x)
+    metrics = predictive_metrics(model, predictive, ws.targets(ws.data.test_y), ws.config.evaluate)
+    keys = METRICS[model.likelihood.task]
+    results = {"method": "full data", "protocol": f"reference-{cfg.sampler}", "ipc": 0,
+               "dataset": ws.config.data.name, "samples": len(thetas),
+               "summary": {k: {"mean": metrics[k], "std": None} for k in keys},
+               "acceptance_rate": sum(accepts) / len(accepts) if accepts else None,
+               "sampling_seconds": sampling, "repeats": [metrics]}
+    atomic_write_json(art.path / "results.json", results)
+    art.finish(cfg.seed, {"sampling": sampling, "total": time.perf_counter() - t0},
+               {"samples": len(thetas), "num_params": model.num_params})
+    return art.path
+
+
+def reference_predictive(ws: Workspace, directory: Path, name: str, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The reference posterior's predictive on one test set (``name``: ``test`` or e.g. ``fog/3`` with the
+    corruption ``seed``), computed once and kept under ``predictive/`` of the reference directory."""
+    key = "test" if name == "test" else f"{name.replace('/', '-')}-seed{seed}"
+    path = Path(directory) / "predictive" / f"{key}.safetensors"
+    if path.exists():
+        return load_tensors(path, ws.device)["probs"]
+    thetas = load_tensors(Path(directory) / "samples.safetensors", ws.device)["samples"]
+    model = ws.model()
+    if model.likelihood.task == "regression":
+        probs = predictive_samples(model, thetas, x.to(ws.device), ws.config.evaluate.test_batch, ws.prepare)
+    else:
+        probs = predictive_average(model, thetas, x.to(ws.device), ws.config.evaluate.test_batch, ws.prepare)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_tensors(path, {"probs": probs})
+    return probs
+
+
+def reference_samples(ws: Workspace) -> torch.Tensor:
+    art = ws.reference_dir()
+    if not art.is_complete():
+        raise UserError(f"no complete reference posterior in {art.path} for this configuration; run "
+                        "'bpc reference' first")
+    return load_tensors(art.path / "samples.safetensors", ws.device)["samples"]
+
+
 def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     """Stage 2: learn (or, for ``random``, draw) the coreset of one (method, ipc) cell."""
     cfg, objective_cfg = ws.config.cell(method, ipc)
@@ -179,18 +329,83 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     labels = ws.targets(data.train_y[idx])
     experts = ExpertPool(expert_paths(ws), ws.device) if uses_experts else None
     posterior = ws.config.posterior.resolve(len(data.train_y), len(idx))
+    reference = reference_samples(ws) if needs_reference(method, objective_cfg) else None
     context = DistillContext(ws.model(), experts, ws.train_x(), ws.targets(data.train_y), data.num_classes,
-                             build_dsa(cfg.augment, per_image=cfg.augment_per_image), ws.device, posterior=posterior)
+                             build_dsa(cfg.augment, per_image=cfg.augment_per_image), ws.device, posterior=posterior,
+                             reference=reference)
     t0 = time.perf_counter()
-    images, summary = distill(cfg, objective_cfg, context, init, labels, quiet=ws.quiet)
+    checkpoint = art.path / "checkpoint.safetensors"
+    resume = load_tensors(checkpoint, ws.device) if checkpoint.exists() else None
+    log = ProgressLog(art.path / "progress.jsonl", int(resume["iteration"][0]) if resume is not None else 0)
+    with StopOnSignal() as stop:
+        images, summary = distill(cfg, objective_cfg, context, init, labels, quiet=ws.quiet, on_iteration=log.write,
+                                  resume=resume, on_checkpoint=lambda state: save_tensors(checkpoint, state),
+                                  stop_requested=stop.requested)
     elapsed = time.perf_counter() - t0
     save_tensors(art.path / "coreset.safetensors",
                  {"images": images, "labels": labels, "init_images": init, "init_indices": idx,
                   **ws.preprocessor.state()},
                  metadata={"method": method, "ipc": str(ipc), "posterior": json.dumps(_asdict(posterior))})
     atomic_write_json(art.path / "summary.json", {**summary, "posterior": _asdict(posterior)})
-    art.finish(cfg.seed, {"distill": elapsed}, {"method": method, "ipc": ipc, "classes": data.classes})
+    art.finish(cfg.seed, {"distill": elapsed}, {"method": method, "ipc": ipc, "classes": data.classes,
+                                                "resumed_at": log.start})
+    checkpoint.unlink(missing_ok=True)
     return art.path
+
+
+class ProgressLog:
+    """``progress.jsonl``: one JSON line per distillation iteration (its metrics); on a resume from iteration
+    ``start`` the lines of later iterations (written after the checkpoint, or cut by a kill) are dropped."""
+
+    def __init__(self, path: Path, start: int):
+        self.path, self.start = Path(path), start
+        kept = []
+        if start and self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    break
+                if row.get("iteration", start) >= start:
+                    break
+                kept.append(line)
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        self.t0 = time.perf_counter()
+
+    def write(self, k: int, metrics: dict) -> None:
+        row = {"iteration": k, "seconds": round(time.perf_counter() - self.t0, 4),
+               **{m: v for m, v in metrics.items() if isinstance(v, (int, float, str, bool))}}
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+class StopOnSignal:
+    """While active, SIGINT and SIGTERM only set a flag that the distillation loop reads after the current
+    iteration (it then saves a checkpoint and stops); a second signal interrupts at once."""
+
+    def __init__(self):
+        self.stop = False
+        self.previous: dict = {}
+
+    def requested(self) -> bool:
+        return self.stop
+
+    def _handle(self, signum, frame):
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __enter__(self) -> "StopOnSignal":
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: signals stay as they are
+            self.previous = {}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def load_coreset(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, PosteriorSpec]:
@@ -214,6 +429,8 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     ev = eval_for(ws.config, ipc, protocol)
     ev.validate()
     ws.check_image_options(corruptions=bool(ev.corruptions), protocol=protocol)
+    if ev.agreement and ws.is_regression:
+        raise UserError(NO_AGREEMENT_FOR_REGRESSION)
     art = ws.eval_dir(method, ipc, protocol)
     if art.is_complete():
         return art.path
@@ -227,8 +444,13 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     test_sets.update(corrupted_sets(ws, ev))
     t0 = time.perf_counter()
     model = ws.model()
+    reference = None
+    if ev.agreement:
+        reference_samples(ws)  # a clear error when it is missing
+        ref_dir = ws.reference_dir().path
+        reference = {name: reference_predictive(ws, ref_dir, name, xs, ev.seed) for name, xs in test_sets.items()}
     results = evaluate_coreset(model, x, y, test_sets, ws.targets(ws.data.test_y), ev, quiet=ws.quiet,
-                               prepare=ws.prepare, recorded=recorded)
+                               prepare=ws.prepare, recorded=recorded, reference=reference)
     results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
     if ws.config.model.arch == "linear" and ws.is_regression:  # Bayesian linear regression: everything exact
         results["exact"] = exact_comparison(ws.train_x(), ws.data.train_y, x, y, ws.config.model.noise_std,
@@ -263,8 +485,12 @@ def corrupted_sets(ws: Workspace, ev) -> dict[str, torch.Tensor]:
 def run_all(ws: Workspace) -> dict:
     """``bpc run``: experts (if any method needs them), every (method, ipc) coreset and its evaluation, report."""
     t0 = time.perf_counter()
+    ws.check_cells()
     if any(needs_experts(m) for m in ws.config.methods):
         run_experts(ws)
+    cells = [ws.config.cell(m, ipc) for m in ws.config.methods for ipc in ws.config.ipcs]
+    if ws.config.evaluate.agreement or any(needs_reference(c.method, o) for c, o in cells):
+        run_reference(ws)
     for ipc in ws.config.ipcs:
         for method in ws.config.methods:
             run_distill(ws, method, ipc)

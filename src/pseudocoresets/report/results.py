@@ -16,25 +16,40 @@ from ..io import atomic_write_json, atomic_write_text, read_json
 # Bayesian linear regression adds the exact divergences between the coreset and the full-data posterior)
 COLUMNS = {
     "accuracy": "accuracy", "rmse": "RMSE", "nll": "NLL", "ece": "ECE", "brier": "Brier",
-    "coverage_95": "95% coverage", "forward_kl": "exact KL(pi_x‖pi_u)", "reverse_kl": "exact KL(pi_u‖pi_x)",
+    "coverage_95": "95% coverage", "agreement": "agreement", "tv": "TV", "predictive_kl": "KL(ref‖pred)",
+    "forward_kl": "exact KL(pi_x‖pi_u)", "reverse_kl": "exact KL(pi_u‖pi_x)",
     "w2": "exact W2", "acceptance_rate": "acceptance",
 }
 EXACT = ("forward_kl", "reverse_kl", "w2")
 
 
 def collect_results(out: Path) -> list[dict]:
-    """One row per finished evaluation: its identity and every metric as {"mean", "std"} (std None if exact)."""
+    """One row per finished evaluation: its identity and every metric as {"mean", "std"} (std None if exact);
+    the full-data reference posterior, when the run has one, is a row with method "full data" and ipc 0."""
     rows = []
+    ref = Path(out) / "reference"
+    if (ref / "manifest.json").exists() and (ref / "results.json").exists():
+        r = read_json(ref / "results.json")
+        rows.append({"run": "reference", "method": r["method"], "ipc": 0, "protocol": r["protocol"],
+                     "dataset": r.get("dataset", ""), "repeats": 1, **r["summary"], "corrupted_mean": None})
     for path in sorted((Path(out) / "evals").glob("*/results.json")):
         if not (path.parent / "manifest.json").exists():
             continue
         r = read_json(path)
         exact = {k: {"mean": r["exact"][k], "std": None} for k in EXACT if k in r.get("exact", {})}
         rows.append({"run": str(path.parent.relative_to(out)), "method": r["method"], "ipc": r["ipc"],
-                     "protocol": r["protocol"], "dataset": r.get("dataset", ""), "repeats": len(r["repeats"]),
+                     "protocol": r["protocol"] + posterior_label(r.get("posterior")), "dataset": r.get("dataset", ""),
+                     "repeats": len(r["repeats"]),
                      **{m: v for m, v in r["summary"].items() if m in COLUMNS}, **exact,
                      "corrupted_mean": r.get("corrupted_mean")})
     return rows
+
+
+def posterior_label(posterior: dict | None) -> str:
+    """'' for the paper's unweighted coreset posterior (w = 1), else the weight sampled, e.g. ' (w=600)'."""
+    if not posterior or posterior.get("weight", 1) == 1:
+        return ""
+    return f" (w={posterior['weight']:g})"
 
 
 def format_metric(value: dict | None) -> str:

@@ -16,6 +16,9 @@ HIGHER_IS_BETTER = {"accuracy", "agreement", "coverage_95"}
 
 
 def table1_markdown(rows: list[dict]) -> str:
+    """The coreset rows, and above them the full-data reference posterior (ipc 0) when the run has one."""
+    references = [r for r in rows if r["ipc"] == 0]
+    rows = [r for r in rows if r["ipc"] != 0]
     protocols = sorted({r["protocol"] for r in rows}, key=lambda p: (p != "hmc", p))
     datasets = sorted({r["dataset"] for r in rows})
     out = []
@@ -26,6 +29,9 @@ def table1_markdown(rows: list[dict]) -> str:
         title = "Acc (↑)" if first == "accuracy" else "RMSE (↓)"
         head = "| ipc | method | " + " | ".join(f"{p} {title} | {p} NLL (↓)" for p in protocols) + " |"
         out += [f"**{dataset}**", "", head, "|" + "---|" * (2 + 2 * len(protocols))]
+        for ref in (r for r in references if r["dataset"] == dataset):
+            values = [format_metric(ref[m]) if m in ref else "" for m in pair]
+            out.append(f"| — | full data ({ref['protocol']}) | " + " | ".join(values * len(protocols)) + " |")
         best = {}
         for ipc in sorted({r["ipc"] for r in sub}):
             for p in protocols:

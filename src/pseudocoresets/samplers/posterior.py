@@ -54,6 +54,19 @@ class PosteriorConfig:
         if not self.temperature > 0 or not self.prior_std > 0:
             raise UserError("--posterior.temperature and --posterior.prior_std must be > 0")
 
+    def tag(self) -> str:
+        """A directory-name suffix for a non-default posterior ("" for w = 1, T = 1, sigma = 1), so that coresets
+        learnt for different posteriors live side by side: e.g. ``-wnm`` for w = N/M, ``-w10-T0.1``."""
+        parts = []
+        weight = str(self.weight).strip().lower()
+        if weight != "1":
+            parts.append("w" + ("nm" if weight == "n/m" else f"{float(weight):g}"))
+        if self.temperature != 1.0:
+            parts.append(f"T{self.temperature:g}")
+        if self.prior_std != 1.0:
+            parts.append(f"prior{self.prior_std:g}")
+        return "".join(f"-{p}" for p in parts)
+
     def resolve(self, num_data: int, num_coreset: int) -> PosteriorSpec:
         """The spec for a coreset of ``num_coreset`` points standing for ``num_data`` points."""
         self.validate()

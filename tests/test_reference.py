@@ -1,0 +1,106 @@
+"""The full-data reference posterior (reference/sampler.py): cyclical SGHMC and full-batch HMC against the exact
+posterior of Bayesian linear regression, bit-identical resume, and the agreement metrics it feeds."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from pseudocoresets.evaluation.gaussian import linear_gaussian_posterior
+from pseudocoresets.evaluation.metrics import agreement_metrics
+from pseudocoresets.models import ModelConfig, build_model
+from pseudocoresets.reference import CSGHMCState, ReferenceConfig, cyclical_lr, sample_csghmc, sample_hmc
+from pseudocoresets.reference import sampler as reference_sampler
+from pseudocoresets.samplers import PosteriorSpec
+
+
+def blr(n=500, d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(d, generator=g, dtype=torch.float64) + torch.randn(n, generator=g, dtype=torch.float64)
+    model = build_model(ModelConfig(arch="linear", likelihood="gaussian", noise_std=1.0), (d,), 1, torch.float64)
+    mean, cov = linear_gaussian_posterior(x, y, 1.0, PosteriorSpec(1.0, 1.0, 1.0))
+    return model, x, y, mean, cov
+
+
+CSGHMC = ReferenceConfig(cycles=6, epochs_per_cycle=10, batch_size=50, lr=0.05, exploration=0.3,
+                         samples_per_cycle=10, sample_spacing=5)
+
+
+def start_state(d: int, seed: int = 1) -> CSGHMCState:
+    g = torch.Generator().manual_seed(seed)
+    return CSGHMCState(torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64), 0, g.get_state(), [])
+
+
+def matches_posterior(samples: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> bool:
+    """Mean within one posterior sd per coordinate, sd within a factor 1.6 (60 correlated samples)."""
+    sd = cov.diagonal().sqrt()
+    ratio = samples.std(0) / sd
+    return bool(((samples.mean(0) - mean).abs() < sd).all() and (ratio > 1 / 1.6).all() and (ratio < 1.6).all())
+
+
+def test_cyclical_schedule_restarts_every_cycle():
+    assert cyclical_lr(0.1, 0, 100) == pytest.approx(0.1)
+    assert cyclical_lr(0.1, 50, 100) == pytest.approx(0.05)
+    assert cyclical_lr(0.1, 99, 100) < 1e-4
+
+
+def test_csghmc_samples_the_full_data_posterior_and_a_mean_gradient_does_not(monkeypatch):
+    model, x, y, mean, cov = blr()
+    state = sample_csghmc(model, x, y, 1.0, CSGHMC, start_state(3))
+    samples = torch.stack(state.samples)
+    assert len(samples) == CSGHMC.cycles * CSGHMC.samples_per_cycle
+    assert matches_posterior(samples, mean, cov), (samples.mean(0) - mean, samples.std(0) / cov.diagonal().sqrt())
+
+    # mutant: the potential's likelihood as a mean over the batch instead of N/B times its sum (posterior N x wider)
+    real = reference_sampler.minibatch_energy_grad
+
+    def mean_gradient(model, x, y, prior_std, batch):
+        grad = real(model, x, y, prior_std, batch)
+        return lambda theta, g: grad(theta, g) / len(y)
+
+    monkeypatch.setattr(reference_sampler, "minibatch_energy_grad", mean_gradient)
+    wrong = torch.stack(sample_csghmc(model, x, y, 1.0, CSGHMC, start_state(3)).samples)
+    assert not matches_posterior(wrong, mean, cov)
+
+
+def test_csghmc_without_injected_noise_collapses():
+    """Exploration over the whole cycle (no noise) is SGD with momentum: its spread is not the posterior's."""
+    model, x, y, mean, cov = blr()
+    cfg = dataclasses.replace(CSGHMC, exploration=0.0)
+    noisy = torch.stack(sample_csghmc(model, x, y, 1.0, cfg, start_state(3)).samples)
+    assert matches_posterior(noisy, mean, cov)
+    no_noise = dataclasses.replace(CSGHMC, exploration=0.95, samples_per_cycle=3, sample_spacing=1)
+    collapsed = torch.stack(sample_csghmc(model, x, y, 1.0, no_noise, start_state(3)).samples)
+    assert not matches_posterior(collapsed, mean, cov)
+
+
+def test_csghmc_resumes_bit_for_bit_after_any_cycle():
+    model, x, y, _, _ = blr(n=100)
+    cfg = dataclasses.replace(CSGHMC, cycles=3, epochs_per_cycle=2, samples_per_cycle=2, sample_spacing=3)
+    saved = []
+    full = sample_csghmc(model, x, y, 1.0, cfg, start_state(3),
+                         on_cycle=lambda s: saved.append(dataclasses.replace(s, samples=list(s.samples))))
+    resumed = sample_csghmc(model, x, y, 1.0, cfg, saved[0])
+    assert len(full.samples) == len(resumed.samples) == 6
+    assert all(torch.equal(a, b) for a, b in zip(full.samples, resumed.samples))
+
+
+def test_full_batch_hmc_reference_matches_the_exact_posterior():
+    model, x, y, mean, cov = blr()
+    cfg = ReferenceConfig(sampler="hmc", iterations=400, burn_in=100, thin=5, step_size=0.01)
+    samples, accept = sample_hmc(model, x, y, 1.0, cfg, torch.zeros(3, dtype=torch.float64),
+                                 torch.Generator().manual_seed(0))
+    assert 0.5 < accept < 0.95
+    assert matches_posterior(torch.stack(samples), mean, cov)
+
+
+def test_agreement_metrics():
+    p = torch.tensor([[0.7, 0.3], [0.2, 0.8]])
+    assert agreement_metrics(p, p) == {"agreement": 1.0, "tv": 0.0, "predictive_kl": 0.0}
+    q = torch.tensor([[0.4, 0.6], [0.2, 0.8]])
+    out = agreement_metrics(p, q)
+    assert out["agreement"] == 0.5
+    assert out["tv"] == pytest.approx(0.15)  # (0.3 + 0) / 2 points
+    kl = 0.4 * torch.log(torch.tensor(0.4 / 0.7)) + 0.6 * torch.log(torch.tensor(0.6 / 0.3))
+    assert out["predictive_kl"] == pytest.approx(float(kl) / 2)
