@@ -129,15 +129,17 @@ def test_coreset_posterior_is_recorded_and_used_by_its_evaluation(tiny_data, tmp
     out = tmp_path / "w"
     bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--methods", "random",
         "--posterior.weight", "n/m", "--posterior.prior_std", "0.5")
-    summary = json.loads((out / "coresets/random-ipc2/summary.json").read_text())
+    # a non-default coreset posterior is named in the directories (-wnm: w = N/M; prior 0.5)
+    summary = json.loads((out / "coresets/random-ipc2-wnm-prior0.5/summary.json").read_text())
     assert summary["posterior"] == {"weight": 300 / 20, "temperature": 1.0, "prior_std": 0.5}  # N = 300, M = 20
-    results = json.loads((out / "evals/random-ipc2-hmc/results.json").read_text())
+    results = json.loads((out / "evals/random-ipc2-hmc-wnm-prior0.5/results.json").read_text())
     assert results["posterior"] == summary["posterior"]
     # an evaluation option replaces the recorded value (here in a fresh run directory)
     other = tmp_path / "w2"
     bpc("run", "--out", str(other), "--data.root", str(tiny_data), *TINY, "--methods", "random",
         "--posterior.weight", "n/m", "--evaluate.coreset_weight", "2")
-    assert json.loads((other / "evals/random-ipc2-hmc/results.json").read_text())["posterior"]["weight"] == 2.0
+    path = other / "evals/random-ipc2-hmc-wnm-eval-w2/results.json"
+    assert json.loads(path.read_text())["posterior"]["weight"] == 2.0
 
 
 def test_objective_sections_come_from_yaml(tiny_data, tmp_path):
