@@ -208,3 +208,33 @@ def test_interrupted_table_resumes(tiny_data, tmp_path, finished_run):
     bpc("table", "--out", str(out), "--data.root", str(tiny_data), *TINY)
     assert (out / "evals/random-ipc2-hmc/results.json").exists()
     assert (out / "evals/fkl-ipc2-hmc/results.json").stat().st_mtime_ns == kept
+
+
+@pytest.mark.parametrize("content", [b"garbage, not safetensors", "incomplete"])
+def test_bad_distill_checkpoint_is_one_line_and_its_advice_works(finished_run, tiny_data, tmp_path, content):
+    """A garbled or incomplete checkpoint.safetensors stops `bpc distill` with one line; following the advice
+    (delete it) rebuilds the coreset, identical to the uninterrupted run's."""
+    import shutil
+
+    from safetensors.numpy import save_file
+    from safetensors.torch import load_file
+
+    src, _ = finished_run
+    out = tmp_path / "ck"
+    shutil.copytree(src / "experts", out / "experts")
+    checkpoint = out / "coresets/fkl-ipc2/checkpoint.safetensors"
+    checkpoint.parent.mkdir(parents=True)
+    if content == "incomplete":
+        save_file({"images": np.zeros((20, 1, 28, 28), np.float32)}, str(checkpoint))
+    else:
+        checkpoint.write_bytes(content)
+    args = ("distill", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--methods", "fkl")
+    proc = bpc(*args, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "checkpoint.safetensors" in proc.stderr and "delete it" in proc.stderr
+    checkpoint.unlink()
+    bpc(*args)
+    new = load_file(str(out / "coresets/fkl-ipc2/coreset.safetensors"))["images"]
+    old = load_file(str(src / "coresets/fkl-ipc2/coreset.safetensors"))["images"]
+    assert np.array_equal(new.numpy(), old.numpy())
+    assert not checkpoint.exists() and (out / "coresets/fkl-ipc2/progress.jsonl").read_text().count("\n") == 3

@@ -34,10 +34,6 @@ from ..utils import generator
 from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path, reference_path
 
 
-NO_AGREEMENT_FOR_REGRESSION = ("--evaluate.agreement compares class predictives; for regression with --model.arch "
-                               "linear the evaluation reports the exact divergences instead")
-
-
 def _asdict(x) -> dict:
     return dataclasses.asdict(x)
 
@@ -94,32 +90,35 @@ class Workspace:
         input_shape = tuple(self.prepare(d.train_x[:1]).shape[1:])  # after preprocessing (e.g. an intercept column)
         return build_model(self.config.model, input_shape, outputs).to(self.device)
 
-    def check_image_options(self, augment: bool = False, corruptions: bool = False, protocol: str = "") -> None:
-        """Augmentation, corrupted test sets and A-SGHMC exist for images only; one line before any work."""
-        if self.config.data.is_image:
-            return
-        if augment:
+    def check_image_options(self, augment: bool = False) -> None:
+        """DSA augmentation exists for images only; one line before any work."""
+        if augment and not self.config.data.is_image:
             raise UserError("DSA augmentation (+aug, --experts.augment) works on images only; drop it for tabular data")
-        if corruptions:
-            raise UserError("corrupted test sets exist for images only; drop --evaluate.corruptions for tabular data")
-        if protocol == "asghmc":
-            raise UserError("asghmc augments images at every step; use --protocols hmc for tabular data")
+
+    def check_distill_cell(self, cfg) -> None:
+        """What the data rule out for one coreset (``cfg``: its DistillConfig)."""
+        self.check_image_options(augment=cfg.augment)
+        if cfg.method == "dc" and self.is_regression:
+            raise UserError("dc matches gradients class by class; it needs class labels, not regression targets")
+
+    def check_eval_cell(self, ev) -> None:
+        """What the data rule out for one evaluation (``ev``: its EvalConfig)."""
+        if not self.config.data.is_image:
+            if ev.corruptions:
+                raise UserError("corrupted test sets exist for images only; drop --evaluate.corruptions for tabular data")
+            if ev.protocol == "asghmc":
+                raise UserError("asghmc augments images at every step; use --protocols hmc for tabular data")
+        if ev.agreement and self.is_regression:
+            raise UserError("--evaluate.agreement compares class predictives; for regression with --model.arch "
+                            "linear the evaluation reports the exact divergences instead")
 
     def check_cells(self) -> None:
-        """Options of every (method, ipc, protocol) cell that the data or model rule out, before any work."""
-        regression = self.is_regression
+        """Every (method, ipc, protocol) cell of the run, before any work."""
         for method in self.config.methods:
             for ipc in self.config.ipcs:
-                cfg, _ = self.config.cell(method, ipc)
-                self.check_image_options(augment=cfg.augment)
-                if cfg.method == "dc" and regression:
-                    raise UserError("dc matches gradients class by class; it needs class labels, not regression "
-                                    "targets")
+                self.check_distill_cell(self.config.cell(method, ipc)[0])
                 for protocol in self.config.protocols:
-                    ev = eval_for(self.config, ipc, protocol)
-                    self.check_image_options(corruptions=bool(ev.corruptions), protocol=protocol)
-                    if ev.agreement and regression:
-                        raise UserError(NO_AGREEMENT_FOR_REGRESSION)
+                    self.check_eval_cell(eval_for(self.config, ipc, protocol))
 
     # artifact identities -------------------------------------------------------------------------
     def experts_dir(self) -> ArtifactDir:
@@ -208,6 +207,21 @@ def expert_paths(ws: Workspace) -> list[Path]:
     return expert_files(art.path, ws.config.experts.num_experts)
 
 
+def load_checkpoint(path: Path, required: set[str], device: torch.device) -> dict[str, torch.Tensor]:
+    """A stage's saved partial state, or {} when there is none; one clear line when it lacks what it must hold."""
+    if not Path(path).exists():
+        return {}
+    state = load_tensors(path, device)
+    missing = sorted(required - state.keys())
+    if missing:
+        raise UserError(f"{path} is incomplete (no {', '.join(missing)}); delete it to restart that part of the stage")
+    return state
+
+
+CSGHMC_KEYS = {"position", "velocity", "cycle", "generator_state", "samples"}
+DISTILL_KEYS = {"iteration", "images", "generator", "elapsed"}
+
+
 def _chain_starts(ws: Workspace, count: int, g: torch.Generator, init_std: float) -> list[torch.Tensor]:
     """Final snapshots of the experts (one per chain, cycling) when the run has experts, else N(0, init_std^2 I)."""
     if ws.experts_dir().is_complete():
@@ -240,7 +254,7 @@ def run_reference(ws: Workspace) -> Path:
     samples, accepts = [], []
     for c in range(cfg.chains):
         path = art.path / f"chain_{c:03d}.safetensors"
-        saved = load_tensors(path, ws.device) if path.exists() else {}
+        saved = load_checkpoint(path, {"samples", "accept"} if cfg.sampler == "hmc" else CSGHMC_KEYS, ws.device)
         if cfg.sampler == "hmc":
             if "samples" not in saved:
                 chain_g = generator(cfg.seed + 1000 + c, ws.device)
@@ -249,7 +263,7 @@ def run_reference(ws: Workspace) -> Path:
                 save_tensors(path, saved)
             accepts.append(float(saved["accept"][0]))
         else:
-            if "position" in saved:
+            if saved:
                 state = CSGHMCState(saved["position"], saved["velocity"], int(saved["cycle"][0]),
                                     saved["generator_state"].cpu(), list(saved["samples"]))
             else:
@@ -316,13 +330,11 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     cfg.validate(ws.config.experts.epochs if uses_experts else None)
     if objective_cfg is not None:
         objective_cfg.validate()
-    ws.check_image_options(augment=cfg.augment)
+    ws.check_distill_cell(cfg)
     art = ws.coreset_dir(method, ipc)
     if art.is_complete():
         return art.path
     data = ws.data
-    if method.partition("+")[0] == "dc" and ws.is_regression:
-        raise UserError("dc matches gradients class by class; it needs class labels, not regression targets")
     art.claim()
     idx = random_real_subset(data.train_y, data.num_classes, ipc, generator(cfg.seed))
     init = ws.prepare(data.train_x[idx])
@@ -335,7 +347,7 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
                              reference=reference)
     t0 = time.perf_counter()
     checkpoint = art.path / "checkpoint.safetensors"
-    resume = load_tensors(checkpoint, ws.device) if checkpoint.exists() else None
+    resume = load_checkpoint(checkpoint, DISTILL_KEYS, ws.device) or None
     log = ProgressLog(art.path / "progress.jsonl", int(resume["iteration"][0]) if resume is not None else 0)
     with StopOnSignal() as stop:
         images, summary = distill(cfg, objective_cfg, context, init, labels, quiet=ws.quiet, on_iteration=log.write,
@@ -428,9 +440,7 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     """Stage 3: Bayesian evaluation of one coreset on the test split with one protocol."""
     ev = eval_for(ws.config, ipc, protocol)
     ev.validate()
-    ws.check_image_options(corruptions=bool(ev.corruptions), protocol=protocol)
-    if ev.agreement and ws.is_regression:
-        raise UserError(NO_AGREEMENT_FOR_REGRESSION)
+    ws.check_eval_cell(ev)
     art = ws.eval_dir(method, ipc, protocol)
     if art.is_complete():
         return art.path
