@@ -25,10 +25,21 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    flags = []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
+                flags = [f for f in line.split(":", 1)[1].split() if f in wanted]
+                break
+    except OSError:
+        pass
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "cpu": cpu or platform.processor(),
         "cores": os.cpu_count(),
+        "cpu_flags": " ".join(flags),
+        "torch_cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
         "memory_gb": round(mem_gb, 1),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         "torch": torch.__version__,
@@ -59,5 +70,6 @@ def write_results(name: str, payload: dict, markdown: str) -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     m = payload["machine"]
     header = (f"# {name}\n\nMachine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, GPU: {m['gpu']}; "
+              f"CPU flags: {m.get('cpu_flags', '?')}; "
               f"torch {m['torch']}, python {m['python']}; {m['date']}.\n\n")
     (RESULTS / f"{name}.md").write_text(header + markdown)

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...")
         p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
         p.add_argument("--quiet", action="store_true", help="no progress output")
+        p.add_argument("--precision", default=argparse.SUPPRESS, choices=["fp32", "bf16", "auto"],
+                       help="compute precision of every network pass (same as --model.precision): fp32; bf16 mixed "
+                       "precision (parameters, pixels and sums stay fp32); auto = bf16 where the device has it")
         p.add_argument("--methods", default=argparse.SUPPRESS,
                        help="comma-separated methods, e.g. random,fkl (default: the preset's)")
         p.add_argument("--ipcs", default=argparse.SUPPRESS, help="comma-separated images per class, e.g. 1,10,20")
@@ -93,6 +96,8 @@ def _config_from_args(args: argparse.Namespace):
     if args.config:
         apply_overrides(cfg, load_config_file(args.config))
     overrides = {k: v for k, v in vars(args).items() if "." in k or k in ("methods", "ipcs", "protocols")}
+    if "precision" in vars(args):
+        overrides["model.precision"] = args.precision
     apply_overrides(cfg, overrides)
     for section in ("data", "model", "experts", "posterior", "evaluate"):
         getattr(cfg, section).validate()

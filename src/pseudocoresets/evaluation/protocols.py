@@ -142,7 +142,8 @@ def predictive_metrics(model: FlatModel, predictive: torch.Tensor, targets: torc
 
 
 def _hmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepSizeAdapter | None, int]:
-    kernel = hmc.build(posterior.potential_and_grad, config.leapfrog_steps, config.step_size)
+    kernel = hmc.build(posterior.potential_and_grad, config.leapfrog_steps, config.step_size,
+                       posterior.metropolis_potential)
     adapter = StepSizeAdapter(config.step_size, config.target_accept) if config.adapt_step_size else None
     return kernel, adapter, 0
 

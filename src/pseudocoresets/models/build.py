@@ -11,6 +11,7 @@ from ..errors import UserError
 from .convnet import ConvNet
 from .flat import FlatModel
 from .likelihood import LIKELIHOODS, build_likelihood
+from .precision import PRECISIONS
 
 ARCHS = ("convnet", "linear")
 NORMS = ("instancenorm", "none")
@@ -28,6 +29,8 @@ class ModelConfig:
     pooling: str = field(default="avgpool", metadata={"help": f"convnet: pooling after each block, one of {POOLINGS}"})
     likelihood: str = field(default="categorical", metadata={"help": f"p(y | f(x)), one of {LIKELIHOODS}"})
     noise_std: float = field(default=1.0, metadata={"help": "gaussian likelihood: the known noise std s"})
+    precision: str = field(default="fp32", metadata={"help": f"compute precision of the network, one of {PRECISIONS} "
+                           "(bf16: mixed precision, parameters and sums in fp32; auto: bf16 where the device has it)"})
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
@@ -40,6 +43,8 @@ class ModelConfig:
             raise UserError(f"unknown --model.pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         if self.likelihood not in LIKELIHOODS:
             raise UserError(f"unknown --model.likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown --model.precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if not self.noise_std > 0:
             raise UserError(f"--model.noise_std must be > 0 (got {self.noise_std})")
 

@@ -6,20 +6,27 @@ Experts, students and samplers all hold parameters as a single 1-D tensor ``thet
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
 from .likelihood import Categorical
+from .precision import autocast_dtype
 
 
 class FlatModel:
     """Functional view of ``module``: ``model(theta, x)`` returns its outputs (logits) for parameters ``theta``;
-    ``model.nll(theta, x, y)`` the negative log-likelihood under ``likelihood`` (categorical by default)."""
+    ``model.nll(theta, x, y)`` the negative log-likelihood under ``likelihood`` (categorical by default).
 
-    def __init__(self, module: nn.Module, likelihood=None):
+    ``precision`` (``fp32`` or ``bf16``, see :mod:`.precision`) is the compute precision of the forward pass; the
+    outputs are always fp32. :meth:`with_precision` gives a view of the same network in another precision."""
+
+    def __init__(self, module: nn.Module, likelihood=None, precision: str = "fp32"):
         self.module = module
         self.likelihood = likelihood if likelihood is not None else Categorical()
+        self.precision = precision
         self.names = [n for n, _ in module.named_parameters()]
         self.shapes = [p.shape for _, p in module.named_parameters()]
         self.numels = [p.numel() for _, p in module.named_parameters()]
@@ -38,8 +45,19 @@ class FlatModel:
     def flatten(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([params[n].reshape(-1) for n in self.names])
 
+    def with_precision(self, precision: str) -> "FlatModel":
+        """The same network (shared module and parameters layout) computing in ``precision``."""
+        view = copy.copy(self)
+        view.precision = precision
+        return view
+
     def __call__(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.module, self.unflatten(theta), (x,))
+        dtype = autocast_dtype(self.precision)
+        if dtype is None:
+            return functional_call(self.module, self.unflatten(theta), (x,))
+        with torch.autocast(device_type=x.device.type, dtype=dtype):
+            out = functional_call(self.module, self.unflatten(theta), (x,))
+        return out.float()
 
     def nll(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """-log p(y | x, theta), averaged (``mean``), summed (``sum``) or per example (``none``)."""

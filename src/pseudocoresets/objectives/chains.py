@@ -86,7 +86,8 @@ class PersistentChains:
     def advance(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Move every chain on pi_u(current images); return the kept positions [chains * (steps // thin), P]."""
         posterior = CoresetPosterior.from_spec(self.ctx.model, images.detach(), labels, self.ctx.posterior)
-        kernel = hmc.build(posterior.potential_and_grad, self.leapfrog, self.step_size)
+        kernel = hmc.build(posterior.potential_and_grad, self.leapfrog, self.step_size,
+                           posterior.metropolis_potential)
         self.accept_probs = []
         if self.positions is None:
             states = [kernel.init(theta) for theta in self._start(g, images.dtype)]

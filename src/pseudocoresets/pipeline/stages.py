@@ -25,7 +25,7 @@ from ..evaluation.gaussian import exact_comparison
 from ..evaluation.protocols import METRICS, predictive_average, predictive_metrics, predictive_samples
 from ..experts import ExpertPool, expert_file, expert_files, save_trajectory, sgd_trajectory, trajectory_shape
 from ..io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
-from ..models import FlatModel, build_likelihood, build_model
+from ..models import FlatModel, build_likelihood, build_model, resolve_precision
 from ..objectives import DistillContext, objective_module
 from ..reference import CSGHMCState, sample_csghmc, sample_hmc
 from ..report import write_report
@@ -88,7 +88,22 @@ class Workspace:
         d = self.data
         outputs = build_likelihood(self.config.model.likelihood).num_outputs(d.num_classes)
         input_shape = tuple(self.prepare(d.train_x[:1]).shape[1:])  # after preprocessing (e.g. an intercept column)
-        return build_model(self.config.model, input_shape, outputs).to(self.device)
+        model = build_model(self.config.model, input_shape, outputs).to(self.device)
+        return model.with_precision(self.precision)
+
+    @property
+    def precision(self) -> str:
+        """The compute precision actually used on this device (``auto`` resolved)."""
+        return resolve_precision(self.config.model.precision, self.device)
+
+    def model_identity(self) -> dict:
+        """The model section as it defines artifacts: the resolved precision, recorded only when it is not fp32 (so
+        fp32 runs keep the identity they had before the option existed)."""
+        cfg = _asdict(self.config.model)
+        cfg.pop("precision", None)
+        if self.precision != "fp32":
+            cfg["precision"] = self.precision
+        return cfg
 
     def check_image_options(self, augment: bool = False) -> None:
         """DSA augmentation exists for images only; one line before any work."""
@@ -122,11 +137,12 @@ class Workspace:
 
     # artifact identities -------------------------------------------------------------------------
     def experts_dir(self) -> ArtifactDir:
-        cfg = {k: _asdict(getattr(self.config, k)) for k in ("data", "model", "experts")}
+        cfg = {"data": _asdict(self.config.data), "model": self.model_identity(), "experts": _asdict(self.config.experts)}
         return ArtifactDir(experts_path(self.out), "experts", cfg)
 
     def reference_dir(self) -> ArtifactDir:
-        cfg = {k: _asdict(getattr(self.config, k)) for k in ("data", "model", "reference")}
+        cfg = {"data": _asdict(self.config.data), "model": self.model_identity(),
+               "reference": _asdict(self.config.reference)}
         cfg["prior_std"] = self.config.posterior.prior_std
         return ArtifactDir(reference_path(self.out), "reference", cfg)
 

@@ -152,7 +152,8 @@ def sample_hmc(model: FlatModel, x: torch.Tensor, y: torch.Tensor, prior_std: fl
                start: torch.Tensor, g: torch.Generator) -> tuple[list[torch.Tensor], float]:
     """One full-batch HMC chain on pi_x; (kept samples, mean acceptance after burn-in)."""
     posterior = CoresetPosterior.from_spec(model, x, y, PosteriorSpec(1.0, 1.0, prior_std))
-    kernel = hmc.build(posterior.potential_and_grad, config.leapfrog_steps, config.step_size)
+    kernel = hmc.build(posterior.potential_and_grad, config.leapfrog_steps, config.step_size,
+                       posterior.metropolis_potential)
     adapter = StepSizeAdapter(config.step_size, 0.75)
     chain = run_chain(kernel, start, g, config.iterations, config.burn_in, config.thin, 0, adapter)
     accept = sum(chain.accept_probs) / max(1, len(chain.accept_probs))

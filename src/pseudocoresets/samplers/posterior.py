@@ -16,6 +16,7 @@ the coreset per call, as A-SGHMC).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -101,6 +102,20 @@ class CoresetPosterior:
         u = self.energy(theta) / self.temperature
         (grad,) = torch.autograd.grad(u, theta)
         return u.detach(), grad
+
+    @property
+    def metropolis_potential(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """theta -> U(theta) / T with the network in fp32, for HMC's Metropolis test when the model computes in
+        bf16 (None in fp32: the integrator's potential is already exact)."""
+        if self.model.precision == "fp32":
+            return None
+        exact = dataclasses.replace(self, model=self.model.with_precision("fp32"))
+
+        @torch.no_grad()
+        def potential(theta: torch.Tensor) -> torch.Tensor:
+            return exact.energy(theta) / exact.temperature
+
+        return potential
 
     def energy_grad(self, augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None):
         """(theta, g) -> grad U(theta), the coreset augmented afresh by ``augment`` at every call if given."""
