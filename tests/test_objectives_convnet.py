@@ -117,3 +117,18 @@ def test_periodic_checkpoints(setup):
     distill(*_config("fkl", iterations=7, checkpoint_every=3), ctx, x[pick].clone(), y[pick], quiet=True,
             on_checkpoint=saved.append)
     assert [int(s["iteration"][0]) for s in saved] == [3, 6]
+
+
+@pytest.mark.parametrize("method", sorted(OBJECTIVES))
+def test_every_objective_learns_with_dsa(setup, method):
+    """DSA on (the official setting): every objective's step reaches the pixels through the augmentation. (rkl
+    once drew its siamese views inside its no-grad weight pass and cached them, so its backward found no graph.)"""
+    from pseudocoresets.augment import DSA
+
+    ctx, x, y = setup
+    ctx = dataclasses.replace(ctx, augment=DSA())
+    init, labels = x[[0, 4, 1, 5, 2, 6, 3, 7]].clone(), y[[0, 4, 1, 5, 2, 6, 3, 7]]
+    cfg, own = _config(method, iterations=2)
+    cfg.augment = True
+    images, _ = distill(cfg, own, ctx, init, labels, quiet=True)
+    assert torch.isfinite(images).all() and not torch.allclose(images, init)

@@ -131,9 +131,11 @@ class ReverseKL(ObjectiveBase):
         augmented: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
         def views(s: int):
-            # one siamese augmentation draw per sample, shared by the real batch and the coreset
+            # one siamese augmentation draw per sample, shared by the real batch and the coreset; drawn with
+            # autograd on even when first asked for inside the no-grad weight pass, as the backward reuses it
             if s not in augmented:
-                augmented[s] = siamese(ctx.augment, real_x, images, g)
+                with torch.enable_grad():
+                    augmented[s] = siamese(ctx.augment, real_x, images, g)
             return augmented[s]
 
         model = ctx.model.with_precision("fp32")  # see the module docstring (precision)
