@@ -136,38 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .utils import choose_device, configure_threads
 
+        from .pipeline.lock import RunDirectoryLock
+
         configure_threads(args.threads)
         cfg = _config_from_args(args)
         ws = stages.Workspace(cfg, Path(args.out), choose_device(args.device), quiet=args.quiet)
-        if args.command == "experts":
-            print(f"experts: {stages.run_experts(ws)}")
-        elif args.command == "reference":
-            path = stages.run_reference(ws)
-            res = json.loads((path / "results.json").read_text())
-            print(f"full-data reference ({res['samples']} samples): {summary_line(res['summary'])} ({path})")
-        elif args.command == "distill":
-            for ipc in cfg.ipcs:
-                for method in cfg.methods:
-                    print(f"coreset: {stages.run_distill(ws, method, ipc)}")
-        elif args.command == "evaluate":
-            for ipc in cfg.ipcs:
-                for method in cfg.methods:
-                    for protocol in cfg.protocols:
-                        path = stages.run_evaluate(ws, method, ipc, protocol)
-                        res = json.loads((path / "results.json").read_text())
-                        line = f"{method} ipc {ipc} {protocol}: {summary_line(res['summary'])}"
-                        if "corrupted_mean" in res:
-                            line += f"; corrupted sets: {summary_line(res['corrupted_mean'])}"
-                        print(f"{line} ({path})")
-        elif args.command == "table":
-            from .report.table import write_table
-
-            stages.run_all(ws)
-            print(write_table(Path(args.out)))
-        elif args.command == "run":
-            report = stages.run_all(ws)
-            print(report["markdown"], end="")
-            print(f"wall time {report['wall_seconds']:.0f}s; artifacts in {args.out}")
+        with RunDirectoryLock(Path(args.out)):
+            run_stage(args, cfg, ws)
         return 0
     except UserError as exc:
         print(f"bpc: error: {exc}", file=sys.stderr)
@@ -175,6 +150,46 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bpc: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
         return 130
+    except OSError as exc:  # read-only or full disk, a path that is not a directory, permissions...
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"bpc: error: {exc.strerror or exc}{where}; check that --out and the data paths are writable "
+              "directories on a disk with free space", file=sys.stderr)
+        return 2
+
+
+def run_stage(args: argparse.Namespace, cfg, ws) -> None:
+    """One stage command (everything but ``report``), run inside the run directory's lock."""
+    from .pipeline import stages
+
+    if args.command == "experts":
+        print(f"experts: {stages.run_experts(ws)}")
+    elif args.command == "reference":
+        path = stages.run_reference(ws)
+        res = json.loads((path / "results.json").read_text())
+        print(f"full-data reference ({res['samples']} samples): {summary_line(res['summary'])} ({path})")
+    elif args.command == "distill":
+        for ipc in cfg.ipcs:
+            for method in cfg.methods:
+                print(f"coreset: {stages.run_distill(ws, method, ipc)}")
+    elif args.command == "evaluate":
+        for ipc in cfg.ipcs:
+            for method in cfg.methods:
+                for protocol in cfg.protocols:
+                    path = stages.run_evaluate(ws, method, ipc, protocol)
+                    res = json.loads((path / "results.json").read_text())
+                    line = f"{method} ipc {ipc} {protocol}: {summary_line(res['summary'])}"
+                    if "corrupted_mean" in res:
+                        line += f"; corrupted sets: {summary_line(res['corrupted_mean'])}"
+                    print(f"{line} ({path})")
+    elif args.command == "table":
+        from .report.table import write_table
+
+        stages.run_all(ws)
+        print(write_table(Path(args.out)))
+    elif args.command == "run":
+        report = stages.run_all(ws)
+        print(report["markdown"], end="")
+        print(f"wall time {report['wall_seconds']:.0f}s; artifacts in {args.out}")
 
 
 if __name__ == "__main__":

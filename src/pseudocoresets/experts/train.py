@@ -46,14 +46,26 @@ def sgd_trajectory(
     seed: int,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    resume: dict[str, torch.Tensor] | None = None,
+    on_checkpoint: Callable[[dict[str, torch.Tensor]], None] | None = None,
 ) -> torch.Tensor:
-    """SGD on normalised images ``x`` [N,C,H,W]; returns snapshots [epochs + 1, P] (copies, never views)."""
+    """SGD on normalised images ``x`` [N,C,H,W]; returns snapshots [epochs + 1, P] (copies, never views).
+
+    ``on_checkpoint`` receives the state after every epoch (snapshots so far, momentum, generator state, epoch
+    losses); passing it back as ``resume`` continues from there and gives the same trajectory bit for bit."""
     g = generator(seed, x.device)
     theta = theta0.detach().clone()
     velocity = torch.zeros_like(theta)
     snapshots = [theta.clone()]
+    losses: list[float] = []
+    if resume is not None:
+        snapshots = [s.to(theta) for s in resume["snapshots"]]
+        theta = snapshots[-1].clone()
+        velocity = resume["velocity"].to(theta)
+        g.set_state(resume["generator_state"].cpu())
+        losses = [float(v) for v in resume["losses"]]
     n = len(x)
-    for epoch in range(config.epochs):
+    for epoch in range(len(snapshots) - 1, config.epochs):
         order = torch.randperm(n, generator=g, device=x.device)
         total, count = 0.0, 0
         for start in range(0, n, config.batch_size):
@@ -77,6 +89,10 @@ def sgd_trajectory(
         if not torch.isfinite(theta).all():
             raise UserError(f"expert diverged (non-finite weights) at epoch {epoch + 1}; lower --experts.lr")
         snapshots.append(theta.detach().clone())
+        losses.append(total / max(count, 1))
         if on_epoch is not None:
-            on_epoch(epoch + 1, total / max(count, 1))
+            on_epoch(epoch + 1, losses[-1])
+        if on_checkpoint is not None and epoch + 1 < config.epochs:
+            on_checkpoint({"snapshots": torch.stack(snapshots), "velocity": velocity, "generator_state": g.get_state(),
+                           "losses": torch.tensor(losses, dtype=torch.float64)})
     return torch.stack(snapshots)

@@ -12,8 +12,11 @@ Layout of a run directory ``out``::
 
 Each stage writes into its own directory: ``config.json`` (the resolved configuration that produced it),
 its tensors (safetensors) or results (JSON), and last ``manifest.json`` (package versions, seed, device,
-timings, status). A directory whose manifest says ``complete`` for the same config is finished work and
-is skipped; the same directory with a *different* config is refused rather than overwritten.
+timings, status). A directory is finished work, skipped on re-runs, when its manifest says ``complete`` for the
+same config and every file the stage promises exists. The same directory with a *different* config is refused
+rather than overwritten once it holds any work (finished files or a partial checkpoint); a directory holding only
+its config.json (a stage that failed before doing anything, e.g. on a bad option) is taken over by the
+corrected configuration.
 """
 
 from __future__ import annotations
@@ -71,10 +74,11 @@ def _canonical(obj: Any) -> str:
 class ArtifactDir:
     """One stage's output directory, bound to the config that defines it."""
 
-    def __init__(self, path: Path, kind: str, config: dict[str, Any]):
+    def __init__(self, path: Path, kind: str, config: dict[str, Any], promises: tuple[str, ...] = ()):
         self.path = Path(path)
         self.kind = kind
         self.config = config
+        self.promises = tuple(promises)  # files a complete directory must hold
 
     @property
     def manifest_path(self) -> Path:
@@ -85,21 +89,33 @@ class ArtifactDir:
         cfg_path = self.path / "config.json"
         if cfg_path.exists():
             saved = read_json(cfg_path)
-            if _canonical(saved.get("config")) != _canonical(self.config) or saved.get("kind") != self.kind:
+            if not isinstance(saved, dict):
+                saved = {}
+            if _canonical(saved.get("config")) == _canonical(self.config) and saved.get("kind") == self.kind:
+                return
+            if self.holds_work():
                 raise UserError(
                     f"{self.path} holds a {saved.get('kind')} made with a different configuration; "
                     "choose another --out or delete that directory"
                 )
-        else:
-            atomic_write_json(cfg_path, {"kind": self.kind, "config": self.config})
+        atomic_write_json(cfg_path, {"kind": self.kind, "config": self.config})
+
+    def holds_work(self) -> bool:
+        """Whether anything besides config.json (and temporary files) is in the directory."""
+        if not self.path.is_dir():
+            return False
+        return any(p.name != "config.json" and not p.name.endswith(".tmp") for p in self.path.iterdir())
 
     def is_complete(self) -> bool:
         if not self.manifest_path.exists() or not (self.path / "config.json").exists():
             return False
         saved = read_json(self.path / "config.json")
-        if _canonical(saved.get("config")) != _canonical(self.config):
+        if not isinstance(saved, dict) or _canonical(saved.get("config")) != _canonical(self.config):
             return False
-        return read_json(self.manifest_path).get("status") == "complete"
+        if not all((self.path / name).is_file() for name in self.promises):
+            return False
+        manifest = read_json(self.manifest_path)
+        return isinstance(manifest, dict) and manifest.get("status") == "complete"
 
     def finish(self, seed: int | None, timings: dict[str, float], extra: dict[str, Any] | None = None) -> None:
         atomic_write_json(

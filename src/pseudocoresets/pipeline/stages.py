@@ -138,13 +138,14 @@ class Workspace:
     # artifact identities -------------------------------------------------------------------------
     def experts_dir(self) -> ArtifactDir:
         cfg = {"data": _asdict(self.config.data), "model": self.model_identity(), "experts": _asdict(self.config.experts)}
-        return ArtifactDir(experts_path(self.out), "experts", cfg)
+        files = tuple(expert_file(experts_path(self.out), e).name for e in range(self.config.experts.num_experts))
+        return ArtifactDir(experts_path(self.out), "experts", cfg, files)
 
     def reference_dir(self) -> ArtifactDir:
         cfg = {"data": _asdict(self.config.data), "model": self.model_identity(),
                "reference": _asdict(self.config.reference)}
         cfg["prior_std"] = self.config.posterior.prior_std
-        return ArtifactDir(reference_path(self.out), "reference", cfg)
+        return ArtifactDir(reference_path(self.out), "reference", cfg, ("samples.safetensors", "results.json"))
 
     def coreset_dir(self, method: str, ipc: int) -> ArtifactDir:
         distill_cfg, objective_cfg = self.config.cell(method, ipc)
@@ -155,14 +156,16 @@ class Workspace:
             cfg["objective"] = _asdict(objective_cfg)
         if needs_reference(method, objective_cfg):
             cfg["reference"] = self.reference_dir().config
-        return ArtifactDir(coreset_path(self.out, method, ipc, self.config.posterior.tag()), "coreset", cfg)
+        return ArtifactDir(coreset_path(self.out, method, ipc, self.config.posterior.tag()), "coreset", cfg,
+                           ("coreset.safetensors", "summary.json"))
 
     def eval_dir(self, method: str, ipc: int, protocol: str) -> ArtifactDir:
         ev = eval_for(self.config, ipc, protocol)
         cfg = {**self.coreset_dir(method, ipc).config, "evaluate": _asdict(ev)}
         if ev.agreement:
             cfg["reference"] = self.reference_dir().config
-        return ArtifactDir(evaluation_path(self.out, method, ipc, protocol, self.posterior_tag(ev)), "evaluation", cfg)
+        return ArtifactDir(evaluation_path(self.out, method, ipc, protocol, self.posterior_tag(ev)), "evaluation", cfg,
+                           ("results.json",))
 
     def posterior_tag(self, ev) -> str:
         """The coreset's posterior suffix plus ``-eval-...`` for posterior options the user set for evaluation."""
@@ -204,11 +207,19 @@ def run_experts(ws: Workspace) -> Path:
             continue  # finished earlier; a missing or broken file is retrained
         t0 = time.perf_counter()
         seed = cfg.seed + e
-        log = []
+        partial = path.with_name(f"{path.stem}.partial.safetensors")  # its state after the last finished epoch
+        resume = load_checkpoint(partial, EXPERT_KEYS, ws.device) or None
+        log = [] if resume is None else [float(v) for v in resume["losses"]]
         augment = build_dsa(cfg.augment, per_image=cfg.augment_per_image)
-        traj = sgd_trajectory(model, model.init(seed), x, y, cfg, seed, augment=augment,
-                              on_epoch=lambda ep, loss: log.append(loss))
+        try:
+            traj = sgd_trajectory(model, model.init(seed), x, y, cfg, seed, augment=augment,
+                                  on_epoch=lambda ep, loss: log.append(loss), resume=resume,
+                                  on_checkpoint=lambda state: save_tensors(partial, state))
+        except UserError:  # diverged: its partial state is of no use to a corrected re-run
+            partial.unlink(missing_ok=True)
+            raise
         save_trajectory(path, traj, seed, log)
+        partial.unlink(missing_ok=True)
         timings[f"expert_{e:03d}"] = time.perf_counter() - t0
         if not ws.quiet:
             print(f"expert {e + 1}/{cfg.num_experts}: final train loss {log[-1]:.4f} ({timings[f'expert_{e:03d}']:.1f}s)")
@@ -234,6 +245,7 @@ def load_checkpoint(path: Path, required: set[str], device: torch.device) -> dic
     return state
 
 
+EXPERT_KEYS = {"snapshots", "velocity", "generator_state", "losses"}
 CSGHMC_KEYS = {"position", "velocity", "cycle", "generator_state", "samples"}
 DISTILL_KEYS = {"iteration", "images", "generator", "elapsed"}
 
