@@ -79,7 +79,7 @@ def stage_at(out: Path) -> str:
 
 def problems(out: Path) -> list[str]:
     found = [f"temporary file {p}" for p in out.rglob("*.tmp")]
-    found += [f"partial file {p}" for p in out.rglob("*.partial.safetensors")]
+    found += [f"partial file {p}" for p in out.rglob("*.partial.*")]
     found += [f"checkpoint left {p}" for p in out.rglob("checkpoint.safetensors")]
     for p in out.rglob("*.json"):
         try:

@@ -85,13 +85,13 @@ def test_sigkill_mid_stage_resumes_to_identical_artifacts(tiny_data, tmp_path, u
     ready = {
         "expert epoch": lambda: any(out.glob("experts/*.partial.safetensors")),
         "distill checkpoint": lambda: (out / "coresets/fkl-ipc2/checkpoint.safetensors").exists(),
-        "evaluation": lambda: (out / "evals/fkl-ipc2-hmc/config.json").exists(),
+        "evaluation": lambda: (out / "evals/fkl-ipc2-hmc/repeats.partial.json").exists(),
     }[point]
     killed = _kill_when(_start(out, tiny_data), ready)
     assert killed, f"the run finished before reaching the {point}"
     bpc("run", "--out", str(out), "--data.root", str(tiny_data), *LONGER)
     assert artifacts(out) == uninterrupted
-    assert not list(out.rglob("*.tmp")) and not list(out.rglob("*.partial.safetensors"))
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob("*.partial.*"))
 
 
 def test_second_process_on_the_same_out_is_refused_with_one_line(tiny_data, tmp_path):  # noqa: F811
@@ -142,3 +142,27 @@ def test_unusable_out_is_one_line(tiny_data, tmp_path, kind):  # noqa: F811
     proc = bpc("experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert plain.read_text() == "not a directory"
+
+
+def test_evaluation_resumes_from_its_finished_repeats():
+    from pseudocoresets.evaluation.protocols import EvalConfig, evaluate_coreset
+
+    torch.manual_seed(0)
+    model = FlatModel(build_convnet(ModelConfig(width=4, depth=1), 1, 8, 3))
+    x, y = torch.randn(9, 1, 8, 8), torch.arange(9) % 3
+    test = {"test": torch.randn(30, 1, 8, 8)}
+    cfg = EvalConfig(chains=2, iterations=6, burn_in=2, thin=2, repeats=3)
+    saved = []
+    full = evaluate_coreset(model, x, y, test, torch.arange(30) % 3, cfg, quiet=True,
+                            on_repeat=lambda records: saved.append(json.loads(json.dumps(records))))
+    assert [len(s) for s in saved] == [1, 2, 3]
+    calls = []
+    resumed = evaluate_coreset(model, x, y, test, torch.arange(30) % 3, cfg, quiet=True, finished=saved[0],
+                               on_repeat=lambda records: calls.append(len(records)))
+    assert calls == [2, 3]  # only the missing repeats ran
+    assert resumed["summary"] == full["summary"]
+    # a record kept from another seed would change the result: the records are what is summarised
+    wrong = json.loads(json.dumps(saved[0]))
+    wrong[0]["sets"]["test"]["accuracy"] += 0.5
+    assert evaluate_coreset(model, x, y, test, torch.arange(30) % 3, cfg, quiet=True,
+                            finished=wrong)["summary"] != full["summary"]

@@ -216,8 +216,14 @@ def evaluate_coreset(
     prepare: Prepare | None = None,
     recorded: PosteriorSpec = PosteriorSpec(),
     reference: dict[str, torch.Tensor] | None = None,
+    finished: list[dict] | None = None,
+    on_repeat: Callable[[list[dict]], None] | None = None,
 ) -> dict:
     """All repeats of the protocol on every test set (``test`` plus e.g. ``fog/3``); mean/std over repeats.
+
+    Each repeat r has its own seed (``config.seed + r``), so repeats are independent: ``on_repeat`` receives the
+    records of the repeats finished so far (JSON-able) after each one, and passing them back as ``finished``
+    skips them, with the same final result as an uninterrupted evaluation.
 
     Results: ``summary`` (the clean ``test`` set), ``sets[name]`` per test set, and for corrupted sets the
     averages over all of them (``corrupted_mean``) and per severity (``severity_mean[s]``). With ``reference``
@@ -233,17 +239,22 @@ def evaluate_coreset(
             raise UserError("agreement with a reference predictive is defined for classification; regression "
                             "evaluations of linear models report the exact divergences instead")
         keys = (*keys, "agreement", "tv", "predictive_kl")
-    runs = []
-    per_set: dict[str, list[dict]] = {k: [] for k in test_sets}
+    records = list(finished or [])[: config.repeats]
     for r in progress(range(config.repeats), config.repeats, f"evaluate {config.protocol}", quiet):
+        if r < len(records):
+            continue
         probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
                                             prepare=prepare, recorded=recorded)
+        sets = {}
         for name in test_sets:
-            row = predictive_metrics(model, probs[name], test_y, config)
+            sets[name] = predictive_metrics(model, probs[name], test_y, config)
             if reference is not None:
-                row.update(agreement_metrics(probs[name], reference[name]))
-            per_set[name].append(row)
-        runs.append({**per_set["test"][-1], **stats, "seed": config.seed + r})
+                sets[name].update(agreement_metrics(probs[name], reference[name]))
+        records.append({"sets": sets, "stats": {**stats, "seed": config.seed + r}})
+        if on_repeat is not None:
+            on_repeat(records)
+    per_set: dict[str, list[dict]] = {k: [rec["sets"][k] for rec in records] for k in test_sets}
+    runs = [{**rec["sets"]["test"], **rec["stats"]} for rec in records]
 
     def summarise(rows: list[dict], names=keys) -> dict:
         return {k: dict(zip(("mean", "std"), _mean_std([row[k] for row in rows]))) for k in names}

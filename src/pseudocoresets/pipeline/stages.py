@@ -24,7 +24,7 @@ from ..evaluation import evaluate_coreset
 from ..evaluation.gaussian import exact_comparison
 from ..evaluation.protocols import METRICS, predictive_average, predictive_metrics, predictive_samples
 from ..experts import ExpertPool, expert_file, expert_files, save_trajectory, sgd_trajectory, trajectory_shape
-from ..io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
+from ..io import atomic_write_json, atomic_write_text, load_tensors, save_tensors, read_json
 from ..models import FlatModel, build_likelihood, build_model, resolve_precision
 from ..objectives import DistillContext, objective_module
 from ..reference import CSGHMCState, sample_csghmc, sample_hmc
@@ -487,14 +487,23 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
         reference_samples(ws)  # a clear error when it is missing
         ref_dir = ws.reference_dir().path
         reference = {name: reference_predictive(ws, ref_dir, name, xs, ev.seed) for name, xs in test_sets.items()}
+    partial = art.path / "repeats.partial.json"  # the repeats finished so far (each has its own seed)
+    finished = read_json(partial) if partial.exists() else None
+    if finished is not None and not (isinstance(finished, list) and all(
+            isinstance(rec, dict) and set(rec) == {"sets", "stats"} and set(rec["sets"]) == set(test_sets)
+            for rec in finished)):
+        raise UserError(f"{partial} does not hold this evaluation's finished repeats; delete it to redo them")
     results = evaluate_coreset(model, x, y, test_sets, ws.targets(ws.data.test_y), ev, quiet=ws.quiet,
-                               prepare=ws.prepare, recorded=recorded, reference=reference)
+                               prepare=ws.prepare, recorded=recorded, reference=reference, finished=finished,
+                               on_repeat=lambda records: atomic_write_json(partial, records))
     results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
     if ws.config.model.arch == "linear" and ws.is_regression:  # Bayesian linear regression: everything exact
         results["exact"] = exact_comparison(ws.train_x(), ws.data.train_y, x, y, ws.config.model.noise_std,
                                             ev.posterior(recorded), ws.prepare(ws.data.test_x), ws.data.test_y)
     atomic_write_json(art.path / "results.json", results)
-    art.finish(ev.seed, {"evaluate": time.perf_counter() - t0}, {"method": method, "ipc": ipc})
+    art.finish(ev.seed, {"evaluate": time.perf_counter() - t0}, {"method": method, "ipc": ipc,
+                                                                  "resumed_repeats": len(finished or [])})
+    partial.unlink(missing_ok=True)
     return art.path
 
 
