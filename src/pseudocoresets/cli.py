@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import apply_overrides, eval_for, load_config_file, preset, sections
+from .config import apply_overrides, load_config_file, preset, sections, validate_run
 from .errors import UserError
 
 # Every stage accepts every section, so one config file or command line serves all stages of a run.
@@ -99,17 +99,7 @@ def _config_from_args(args: argparse.Namespace):
     if "precision" in vars(args):
         overrides["model.precision"] = args.precision
     apply_overrides(cfg, overrides)
-    for section in ("data", "model", "experts", "posterior", "evaluate"):
-        getattr(cfg, section).validate()
-    if not cfg.methods or not cfg.ipcs:
-        raise UserError("--methods and --ipcs must each name at least one value")
-    for m in cfg.methods:
-        distill_cfg, objective_cfg = cfg.cell(m, cfg.ipcs[0])
-        distill_cfg.validate()
-        if objective_cfg is not None:
-            objective_cfg.validate()
-    for protocol in cfg.protocols:
-        eval_for(cfg, cfg.ipcs[0], protocol).validate()
+    validate_run(cfg)
     return cfg
 
 
@@ -145,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             run_stage(args, cfg, ws)
         return 0
     except UserError as exc:
-        print(f"bpc: error: {exc}", file=sys.stderr)
+        print(f"bpc: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("bpc: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)

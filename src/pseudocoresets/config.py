@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,50 @@ def preset(name: str) -> RunConfig:
     raise UserError(f"unknown preset {name!r}; choose quick, paper, blr or none")
 
 
+CELL_OPTIONS = {"distill.method": "methods", "distill.ipc": "ipcs", "evaluate.protocol": "protocols"}
+
+
+def reconcile_cell_options(config: RunConfig) -> None:
+    """``--distill.method``, ``--distill.ipc`` and ``--evaluate.protocol`` name one cell, ``--methods``, ``--ipcs``
+    and ``--protocols`` the cells of a run: a cell option the user set becomes the list when the list was not
+    set, and is refused when the list says otherwise (never silently ignored)."""
+    for key, top in CELL_OPTIONS.items():
+        if key not in config.explicit:
+            continue
+        section, name = key.split(".")
+        value = getattr(config.section(section), name)
+        if top in config.explicit and getattr(config, top) != [value]:
+            listed = ",".join(str(v) for v in getattr(config, top))
+            raise UserError(f"--{key} {value} contradicts --{top} {listed}; give only --{top}")
+        setattr(config, top, [value])
+
+
+def validate_run(config: RunConfig) -> None:
+    """Every check that needs no data, for every cell of the run, before any work."""
+    reconcile_cell_options(config)
+    for section in ("data", "model", "experts", "posterior", "evaluate"):
+        config.section(section).validate()
+    if not config.methods or not config.ipcs or not config.protocols:
+        raise UserError("--methods, --ipcs and --protocols must each name at least one value")
+    if any(ipc < 1 for ipc in config.ipcs):
+        raise UserError(f"--ipcs must be >= 1 (got {','.join(str(i) for i in config.ipcs)})")
+    for method in config.methods:
+        for ipc in config.ipcs:
+            distill_cfg, objective_cfg = config.cell(method, ipc)
+            uses_experts = objective_cfg is not None and objective_module(distill_cfg.method).NEEDS_EXPERTS
+            distill_cfg.validate(config.experts.epochs if uses_experts else None)
+            if objective_cfg is not None:
+                objective_cfg.validate()
+    for ipc in config.ipcs:
+        for protocol in config.protocols:
+            eval_for(config, ipc, protocol).validate()
+    if config.evaluate.agreement:
+        config.reference.validate()
+
+
 def _coerce(value: Any, like: Any, key: str) -> Any:
+    """``value`` as the type of ``like``; no silent truncation (6.9 is not an int, true is not a number) and
+    no non-finite numbers (nan, inf)."""
     if isinstance(like, bool):
         if isinstance(value, bool):
             return value
@@ -165,10 +209,17 @@ def _coerce(value: Any, like: Any, key: str) -> Any:
             return False
         raise UserError(f"option {key} expects true/false, got {value!r}")
     try:
+        if isinstance(like, (int, float)) and isinstance(value, bool):
+            raise ValueError("a boolean is not a number")
         if isinstance(like, int):
-            return int(value)
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("not a whole number")
+            return int(value) if not isinstance(value, str) else int(value.strip())
         if isinstance(like, float):
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise UserError(f"option {key} must be a finite number (got {value!r})")
+            return number
         if isinstance(like, list):
             items = value if isinstance(value, list) else [v for v in str(value).split(",") if v]
             return [_coerce(v, like[0] if like else "", key) for v in items]
@@ -213,8 +264,16 @@ def load_config_file(path: str) -> dict[str, Any]:
         data = yaml.safe_load(text) if not path.endswith(".json") else json.loads(text)
     except FileNotFoundError as exc:
         raise UserError(f"config file {path} not found") from exc
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise UserError(f"config file {path} is not valid YAML/JSON: {exc}") from exc
+    except IsADirectoryError as exc:
+        raise UserError(f"--config {path} is a directory; give a YAML or JSON file") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not text (binary bytes); give a YAML or JSON file") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UserError(f"config file {path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"config file {path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of sections")
     flat = _flatten(data)

@@ -16,10 +16,13 @@ def choose_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; any explicit torch device string is honoured."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        from .errors import UserError
+    from .errors import UserError
 
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} was asked for but CUDA is not available; use --device cpu or auto")
     return device
 

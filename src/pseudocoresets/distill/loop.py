@@ -58,6 +58,9 @@ class DistillConfig:
             raise UserError("--distill.optimizer must be sgd or adam and --distill.lr_schedule constant or linear")
         if self.lr_images <= 0 or self.lr_student <= 0:
             raise UserError("--distill.lr_images and --distill.lr_student must be > 0")
+        if self.expert_epochs < 1 or self.max_start_epoch < 0:
+            raise UserError(f"--distill.expert_epochs must be >= 1 and --distill.max_start_epoch >= 0 (got "
+                            f"{self.expert_epochs} and {self.max_start_epoch})")
         if expert_epochs_available is not None and self.max_start_epoch + self.expert_epochs > expert_epochs_available:
             raise UserError(
                 f"max_start_epoch ({self.max_start_epoch}) + expert_epochs ({self.expert_epochs}) exceeds the "

@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 import torch
 
+from ..corruptions import CORRUPTIONS
+
 from ..augment import DSA
 from ..errors import UserError
 from ..models import FlatModel
@@ -86,6 +88,18 @@ class EvalConfig:
             raise UserError("--evaluate.step_size must be > 0 and init_std >= 0")
         if self.prior_std < 0 or self.temperature < 0 or self.coreset_weight < 0:
             raise UserError("--evaluate.prior_std, temperature and coreset_weight must be >= 0 (0 = the coreset's)")
+        if self.test_batch < 1 or self.ece_bins < 1:
+            raise UserError(f"--evaluate.test_batch and --evaluate.ece_bins must be >= 1 (got {self.test_batch} and "
+                            f"{self.ece_bins})")
+        if not 0 < self.target_accept < 1:
+            raise UserError(f"--evaluate.target_accept must be in (0, 1) (got {self.target_accept})")
+        known = {*CORRUPTIONS, "standard", "all"}
+        unknown = [c for c in self.corruptions if c not in known]
+        if unknown:
+            raise UserError(f"unknown corruption(s) {', '.join(unknown)}; choose from standard, all, "
+                            f"{', '.join(CORRUPTIONS)}")
+        if any(not 1 <= s <= 5 for s in self.severities) or (self.corruptions and not self.severities):
+            raise UserError(f"--evaluate.severities must be in 1..5 (got {self.severities})")
 
     def posterior(self, recorded: PosteriorSpec) -> PosteriorSpec:
         """The posterior to sample: the coreset's recorded one, with the options set here (non-zero) replacing it."""

@@ -105,6 +105,19 @@ class Workspace:
             cfg["precision"] = self.precision
         return cfg
 
+    def check_coreset(self, path: Path, x: torch.Tensor, y: torch.Tensor) -> None:
+        """A loaded coreset fits this run's data: input shape, label range, finite values (one line if not)."""
+        shape = tuple(self.prepare(self.data.train_x[:1]).shape[1:])
+        problem = None
+        if tuple(x.shape[1:]) != shape:
+            problem = f"inputs of shape {tuple(x.shape[1:])}, the data's are {shape}"
+        elif not torch.isfinite(x).all():
+            problem = "non-finite values"
+        elif not self.is_regression and len(y) and (int(y.min()) < 0 or int(y.max()) >= max(self.data.num_classes, 2)):
+            problem = f"labels outside 0..{max(self.data.num_classes, 2) - 1}"
+        if problem:
+            raise UserError(f"{path} holds {problem}; delete its directory and re-run 'bpc distill'")
+
     def check_image_options(self, augment: bool = False) -> None:
         """DSA augmentation exists for images only; one line before any work."""
         if augment and not self.config.data.is_image:
@@ -202,9 +215,8 @@ def run_experts(ws: Workspace) -> Path:
     timings = {}
     for e in range(cfg.num_experts):
         path = expert_file(art.path, e)
-        shape = trajectory_shape(path)
-        if shape is not None and shape[0] == cfg.epochs + 1:
-            continue  # finished earlier; a missing or broken file is retrained
+        if trajectory_shape(path) == (cfg.epochs + 1, model.num_params):
+            continue  # finished earlier; a missing, broken or mis-shaped file is retrained
         t0 = time.perf_counter()
         seed = cfg.seed + e
         partial = path.with_name(f"{path.stem}.partial.safetensors")  # its state after the last finished epoch
@@ -231,7 +243,15 @@ def expert_paths(ws: Workspace) -> list[Path]:
     art = ws.experts_dir()
     if not art.is_complete():
         raise UserError(f"no complete experts in {art.path} for this configuration; run 'bpc experts' first")
-    return expert_files(art.path, ws.config.experts.num_experts)
+    paths = expert_files(art.path, ws.config.experts.num_experts)
+    expected = (ws.config.experts.epochs + 1, ws.model().num_params)
+    for path in paths:
+        shape = trajectory_shape(path)
+        if shape != expected:
+            found = "unreadable" if shape is None else f"shape {shape[0]}x{shape[1]}"
+            raise UserError(f"{path} is damaged ({found}, expected {expected[0]}x{expected[1]}); delete it and "
+                            "re-run 'bpc experts'")
+    return paths
 
 
 def load_checkpoint(path: Path, required: set[str], device: torch.device) -> dict[str, torch.Tensor]:
@@ -478,6 +498,7 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     _ = ws.data
     art.claim()
     x, y, recorded = load_coreset(core.path, ws.device)
+    ws.check_coreset(core.path / "coreset.safetensors", x, y)
     test_sets = {"test": ws.data.test_x.to(ws.device)}
     test_sets.update(corrupted_sets(ws, ev))
     t0 = time.perf_counter()

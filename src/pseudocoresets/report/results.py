@@ -36,12 +36,16 @@ def collect_results(out: Path) -> list[dict]:
         if not (path.parent / "manifest.json").exists():
             continue
         r = read_json(path)
-        exact = {k: {"mean": r["exact"][k], "std": None} for k in EXACT if k in r.get("exact", {})}
-        rows.append({"run": str(path.parent.relative_to(out)), "method": r["method"], "ipc": r["ipc"],
-                     "protocol": r["protocol"] + posterior_label(r.get("posterior")), "dataset": r.get("dataset", ""),
-                     "repeats": len(r["repeats"]),
-                     **{m: v for m, v in r["summary"].items() if m in COLUMNS}, **exact,
-                     "corrupted_mean": r.get("corrupted_mean")})
+        try:
+            exact = {k: {"mean": r["exact"][k], "std": None} for k in EXACT if k in r.get("exact", {})}
+            rows.append({"run": str(path.parent.relative_to(out)), "method": r["method"], "ipc": r["ipc"],
+                         "protocol": r["protocol"] + posterior_label(r.get("posterior")),
+                         "dataset": r.get("dataset", ""), "repeats": len(r["repeats"]),
+                         **{m: v for m, v in r["summary"].items() if m in COLUMNS}, **exact,
+                         "corrupted_mean": r.get("corrupted_mean")})
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UserError(f"{path} is not a results file bpc wrote (no {exc}); delete {path.parent} and re-run "
+                            "'bpc evaluate'") from exc
     return rows
 
 
