@@ -76,7 +76,11 @@ def artifacts(out: Path) -> dict:
 def uninterrupted(tiny_data, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("full") / "run"
     bpc("run", "--out", str(out), "--data.root", str(tiny_data), *LONGER)
-    return artifacts(out)
+    return out, artifacts(out)
+
+
+def progress_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("point", ["expert epoch", "distill checkpoint", "evaluation"])
@@ -90,7 +94,12 @@ def test_sigkill_mid_stage_resumes_to_identical_artifacts(tiny_data, tmp_path, u
     killed = _kill_when(_start(out, tiny_data), ready)
     assert killed, f"the run finished before reaching the {point}"
     bpc("run", "--out", str(out), "--data.root", str(tiny_data), *LONGER)
-    assert artifacts(out) == uninterrupted
+    assert artifacts(out) == uninterrupted[1]
+    # the metric logs hold each epoch and iteration once, as an uninterrupted run's
+    experts = progress_rows(out / "experts/progress.jsonl")
+    assert sorted((r["expert"], r["epoch"]) for r in experts) == [(e, k) for e in range(2) for k in range(1, 9)]
+    iterations = [r["iteration"] for r in progress_rows(out / "coresets/fkl-ipc2/progress.jsonl")]
+    assert iterations == list(range(40))
     assert not list(out.rglob("*.tmp")) and not list(out.rglob("*.partial.*"))
 
 
@@ -166,3 +175,11 @@ def test_evaluation_resumes_from_its_finished_repeats():
     wrong[0]["sets"]["test"]["accuracy"] += 0.5
     assert evaluate_coreset(model, x, y, test, torch.arange(30) % 3, cfg, quiet=True,
                             finished=wrong)["summary"] != full["summary"]
+
+
+def test_report_draws_the_training_curves(uninterrupted):
+    out = uninterrupted[0]
+    proc = bpc("report", "--out", str(out))
+    assert proc.returncode == 0
+    assert (out / "figures/curves.svg").stat().st_size > 1000
+    assert "curves" in (out / "report.html").read_text()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Iterable, Iterator, TypeVar
 
 import torch
@@ -40,18 +39,37 @@ def configure_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def progress(items: Iterable[T], total: int, desc: str, quiet: bool = False) -> Iterator[T]:
-    """Yield ``items``, printing a one-line progress counter to stderr when it is a terminal and not quiet."""
-    show = not quiet and sys.stderr.isatty() and os.environ.get("BPC_QUIET") != "1"
-    start = time.perf_counter()
-    last = 0.0
-    for i, item in enumerate(items):
-        yield item
-        now = time.perf_counter()
-        if show and (now - last > 0.5 or i + 1 == total):
-            last = now
-            rate = (i + 1) / max(now - start, 1e-9)
-            sys.stderr.write(f"\r{desc}: {i + 1}/{total} ({rate:.1f}/s)")
-            sys.stderr.flush()
-    if show:
-        sys.stderr.write("\n")
+def showing_progress(quiet: bool = False) -> bool:
+    """Progress bars appear on a terminal unless ``quiet`` or BPC_QUIET=1 (so never in CI logs or pipes)."""
+    return not quiet and sys.stderr.isatty() and os.environ.get("BPC_QUIET") != "1"
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, quiet: bool = False, initial: int = 0):
+    """A tqdm bar (rate and ETA) on stderr, or an object with the same ``update``/``close`` that shows nothing."""
+    if not showing_progress(quiet):
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+
+def progress(items: Iterable[T], total: int, desc: str, quiet: bool = False, initial: int = 0) -> Iterator[T]:
+    """Yield ``items`` with a progress bar (:func:`progress_bar`); ``initial`` counts work done before a resume."""
+    bar = progress_bar(initial + total, desc, quiet, initial)
+    try:
+        for item in items:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()

@@ -163,7 +163,8 @@ def distill(
     metrics: dict = {}
     first, before = restore_state(resume, images, optimisers, objective, g) if resume is not None else (0, 0.0)
     start = time.perf_counter() - before
-    for k in progress(range(first, config.iterations), config.iterations - first, f"distill {config.method}", quiet):
+    for k in progress(range(first, config.iterations), config.iterations - first, f"distill {config.method}", quiet,
+                      initial=first):
         for opt in optimisers:
             opt.zero_grad(set_to_none=True)
         metrics = objective.step(images, labels, g)

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import signal
 import time
+from typing import Callable
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ from ..objectives import DistillContext, objective_module
 from ..reference import CSGHMCState, sample_csghmc, sample_hmc
 from ..report import write_report
 from ..samplers import PosteriorSpec
-from ..utils import generator
+from ..utils import generator, progress_bar
 from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path, reference_path
 
 
@@ -213,19 +214,32 @@ def run_experts(ws: Workspace) -> Path:
     art.claim()
     x, y = ws.train_x(), ws.targets(ws.data.train_y)
     timings = {}
+    done = [trajectory_shape(expert_file(art.path, e)) == (cfg.epochs + 1, model.num_params)
+            for e in range(cfg.num_experts)]
+    bar = progress_bar(cfg.num_experts * cfg.epochs, "experts (epochs)", ws.quiet, cfg.epochs * sum(done))
     for e in range(cfg.num_experts):
         path = expert_file(art.path, e)
-        if trajectory_shape(path) == (cfg.epochs + 1, model.num_params):
+        if done[e]:
             continue  # finished earlier; a missing, broken or mis-shaped file is retrained
         t0 = time.perf_counter()
         seed = cfg.seed + e
         partial = path.with_name(f"{path.stem}.partial.safetensors")  # its state after the last finished epoch
         resume = load_checkpoint(partial, EXPERT_KEYS, ws.device) or None
         log = [] if resume is None else [float(v) for v in resume["losses"]]
+        bar.update(len(log))
+        # progress.jsonl: one line per expert epoch; lines of this expert past its saved state are dropped
+        metrics = ProgressLog(art.path / "progress.jsonl",
+                              keep=lambda row, e=e, n=len(log): row.get("expert") != e or row.get("epoch", 0) <= n)
+
+        def on_epoch(epoch: int, loss: float, e=e, metrics=metrics) -> None:
+            log.append(loss)
+            metrics.write(epoch, {"expert": e, "train_loss": loss}, key="epoch")
+            bar.update(1)
+
         augment = build_dsa(cfg.augment, per_image=cfg.augment_per_image)
         try:
             traj = sgd_trajectory(model, model.init(seed), x, y, cfg, seed, augment=augment,
-                                  on_epoch=lambda ep, loss: log.append(loss), resume=resume,
+                                  on_epoch=on_epoch, resume=resume,
                                   on_checkpoint=lambda state: save_tensors(partial, state))
         except UserError:  # diverged: its partial state is of no use to a corrected re-run
             partial.unlink(missing_ok=True)
@@ -233,8 +247,8 @@ def run_experts(ws: Workspace) -> Path:
         save_trajectory(path, traj, seed, log)
         partial.unlink(missing_ok=True)
         timings[f"expert_{e:03d}"] = time.perf_counter() - t0
-        if not ws.quiet:
-            print(f"expert {e + 1}/{cfg.num_experts}: final train loss {log[-1]:.4f} ({timings[f'expert_{e:03d}']:.1f}s)")
+        bar.set_postfix_str(f"expert {e + 1}: final train loss {log[-1]:.4f}")
+    bar.close()
     art.finish(cfg.seed, timings, {"num_params": model.num_params, "snapshots": cfg.epochs + 1})
     return art.path
 
@@ -414,26 +428,28 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
 
 
 class ProgressLog:
-    """``progress.jsonl``: one JSON line per distillation iteration (its metrics); on a resume from iteration
-    ``start`` the lines of later iterations (written after the checkpoint, or cut by a kill) are dropped."""
+    """A JSONL metrics log, one line per iteration or epoch, readable while the run goes (``tail -f``). On a resume
+    the lines of work after the resumed state (written after the checkpoint, or cut by a kill) are dropped:
+    ``keep(row)`` says which lines stay (the default keeps iterations before ``start``)."""
 
-    def __init__(self, path: Path, start: int):
+    def __init__(self, path: Path, start: int = 0, keep: Callable[[dict], bool] | None = None):
         self.path, self.start = Path(path), start
+        keep = keep or (lambda row: row.get("iteration", start) < start)
         kept = []
-        if start and self.path.exists():
+        if self.path.exists():
             for line in self.path.read_text().splitlines():
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:
-                    break
-                if row.get("iteration", start) >= start:
-                    break
+                    break  # a line cut by a kill, and whatever follows it
+                if not isinstance(row, dict) or not keep(row):
+                    continue
                 kept.append(line)
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
         self.t0 = time.perf_counter()
 
-    def write(self, k: int, metrics: dict) -> None:
-        row = {"iteration": k, "seconds": round(time.perf_counter() - self.t0, 4),
+    def write(self, k: int, metrics: dict, key: str = "iteration") -> None:
+        row = {key: k, "seconds": round(time.perf_counter() - self.t0, 4),
                **{m: v for m, v in metrics.items() if isinstance(v, (int, float, str, bool))}}
         with open(self.path, "a") as fh:
             fh.write(json.dumps(row) + "\n")

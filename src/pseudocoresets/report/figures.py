@@ -125,3 +125,58 @@ def radar_plot(results: dict[str, dict], out: Path, title: str = "") -> list[Pat
     axes[0].legend(fontsize=7, loc="lower left", bbox_to_anchor=(-0.3, -0.15))
     fig.suptitle(title, fontsize=10)
     return _save(fig, out)
+
+
+CURVE_METRICS = ("surrogate", "matching_loss", "covariance", "matching_distance")
+
+
+def curves_plot(expert_rows: list[dict], distill_rows: dict[str, list[dict]], out: Path) -> list[Path]:
+    """Training curves from the runs' progress.jsonl: expert train loss per epoch (one line per expert), and per
+    coreset its objective's own metric per iteration (a running mean over 10 iterations over the raw values)."""
+    panels = (1 if expert_rows else 0) + len(distill_rows)
+    cols = min(3, max(panels, 1))
+    rows = (panels + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    flat = list(axes.flat)
+    i = 0
+    if expert_rows:
+        ax = flat[i]
+        for e in sorted({r["expert"] for r in expert_rows}):
+            rs = sorted((r for r in expert_rows if r["expert"] == e), key=lambda r: r["epoch"])
+            ax.plot([r["epoch"] for r in rs], [r["train_loss"] for r in rs], lw=1)
+        ax.set(xlabel="epoch", ylabel="train NLL", title="experts")
+        i += 1
+    for name, rs in distill_rows.items():
+        ax = flat[i]
+        i += 1
+        metric = next((m for m in CURVE_METRICS if any(m in r for r in rs)), None)
+        if metric is None:
+            continue
+        pts = [(r["iteration"], r[metric]) for r in rs if isinstance(r.get(metric), (int, float))]
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        ax.plot(xs, ys, lw=0.6, alpha=0.4)
+        if len(ys) >= 10:
+            smooth = [sum(ys[max(0, k - 9):k + 1]) / len(ys[max(0, k - 9):k + 1]) for k in range(len(ys))]
+            ax.plot(xs, smooth, lw=1.2)
+        ax.set(xlabel="iteration", ylabel=metric, title=name)
+    for ax in flat[i:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def agreement_plot(rows: list[dict], out: Path, title: str = "") -> list[Path]:
+    """Agreement with and total variation to the full-data posterior's predictive, per coreset (mean ± std)."""
+    rows = [r for r in rows if r.get("agreement")]
+    labels = [f"{r['method']} ipc{r['ipc']}\n{r['protocol']}" for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.1 * len(rows) + 2), 3.4))
+    for ax, metric, better in zip(axes, ("agreement", "tv"), ("higher", "lower")):
+        means = [r[metric]["mean"] for r in rows]
+        stds = [r[metric]["std"] or 0.0 for r in rows]
+        ax.bar(range(len(rows)), means, yerr=stds, capsize=3)
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels(labels, fontsize=6)
+        ax.set_title(f"{'agreement' if metric == 'agreement' else 'total variation'} ({better} is better)", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out)

@@ -41,7 +41,29 @@ def make_figures(out: Path, bench_json: Path | None = None) -> list[Path]:
     for (ipc, protocol), group in evals.items():
         made += figures.radar_plot(group, fig_dir / f"fig4_radar_ipc{ipc}_{protocol}",
                                    f"corrupted test sets, ipc {ipc}, {protocol}")
+    rows = [r for r in collect_results(out) if r.get("agreement")]
+    if rows:
+        made += figures.agreement_plot(rows, fig_dir / "agreement", "predictive agreement with the full-data posterior")
+    expert_rows = read_jsonl(out / "experts" / "progress.jsonl")
+    distill_rows = {p.parent.name: read_jsonl(p) for p in sorted((out / "coresets").glob("*/progress.jsonl"))}
+    distill_rows = {k: v for k, v in distill_rows.items() if v}
+    if expert_rows or distill_rows:
+        made += figures.curves_plot(expert_rows, distill_rows, fig_dir / "curves")
     return made
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The readable lines of a progress log (a line cut by a kill ends it); [] when there is none."""
+    rows = []
+    if Path(path).exists():
+        for line in Path(path).read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
 
 
 def _md_table_to_html(md: str) -> str:
