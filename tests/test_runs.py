@@ -3,6 +3,7 @@ directory, orphan temporary files cleaned, corrected re-runs after a failed stag
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -183,3 +184,22 @@ def test_report_draws_the_training_curves(uninterrupted):
     assert proc.returncode == 0
     assert (out / "figures/curves.svg").stat().st_size > 1000
     assert "curves" in (out / "report.html").read_text()
+
+
+def test_snapshots_with_a_quick_score_leave_the_coreset_unchanged(tiny_data, tmp_path):  # noqa: F811
+    from safetensors.torch import load_file
+
+    args = ["--data.root", str(tiny_data), *TINY, "--methods", "fkl"]
+    bpc("experts", "--out", str(tmp_path / "a"), *args)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    bpc("distill", "--out", str(tmp_path / "a"), *args)
+    bpc("distill", "--out", str(tmp_path / "b"), *args, "--distill.snapshot_every", "1")
+    a = load_file(str(tmp_path / "a/coresets/fkl-ipc2/coreset.safetensors"))["images"]
+    b = load_file(str(tmp_path / "b/coresets/fkl-ipc2/coreset.safetensors"))["images"]
+    assert torch.equal(a, b)
+    snaps = sorted((tmp_path / "b/coresets/fkl-ipc2/snapshots").glob("*.safetensors"))
+    assert [p.name for p in snaps] == [f"iter_{k:06d}.safetensors" for k in (1, 2, 3)]
+    assert torch.equal(load_file(str(snaps[-1]))["images"], b)
+    scores = [r["snapshot_accuracy"] for r in progress_rows(tmp_path / "b/coresets/fkl-ipc2/progress.jsonl")
+              if "snapshot_accuracy" in r]
+    assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)

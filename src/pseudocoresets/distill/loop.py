@@ -45,6 +45,8 @@ class DistillConfig:
     seed: int = field(default=0, metadata={"help": "seed for initialisation and all sampling"})
     checkpoint_every: int = field(default=25, metadata={"help": "save a resumable checkpoint every this many "
                                                         "iterations (and on SIGINT/SIGTERM); 0 = only on signals"})
+    snapshot_every: int = field(default=0, metadata={"help": "keep the coreset every this many iterations "
+                                                     "(snapshots/) with a quick SGD score in progress.jsonl; 0 = off"})
 
     def validate(self, expert_epochs_available: int | None = None) -> None:
         methods = ("random", *OBJECTIVES)
@@ -52,8 +54,9 @@ class DistillConfig:
             raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(methods)}")
         if self.ipc < 1:
             raise UserError(f"--distill.ipc must be >= 1 (got {self.ipc})")
-        if self.iterations < 0 or self.student_steps < 0 or self.batch_syn < 0 or self.checkpoint_every < 0:
-            raise UserError("--distill.iterations, student_steps, batch_syn and checkpoint_every must be >= 0")
+        if min(self.iterations, self.student_steps, self.batch_syn, self.checkpoint_every, self.snapshot_every) < 0:
+            raise UserError("--distill.iterations, student_steps, batch_syn, checkpoint_every and snapshot_every "
+                            "must be >= 0")
         if self.optimizer not in ("sgd", "adam") or self.lr_schedule not in ("constant", "linear"):
             raise UserError("--distill.optimizer must be sgd or adam and --distill.lr_schedule constant or linear")
         if self.lr_images <= 0 or self.lr_student <= 0:
@@ -137,13 +140,15 @@ def distill(
     resume: dict[str, torch.Tensor] | None = None,
     on_checkpoint: Callable[[dict[str, torch.Tensor]], None] | None = None,
     stop_requested: Callable[[], bool] | None = None,
+    on_snapshot: Callable[[int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """Run ``config.iterations`` outer steps of the objective ``config.method`` (configured by
     ``objective_config``, its module's ``Config``) from ``init_images``.
 
     ``resume``: a checkpoint (:func:`loop_state`) to continue from, bit for bit. ``on_checkpoint`` receives one
     every ``config.checkpoint_every`` iterations, and when ``stop_requested()`` turns true (e.g. after SIGTERM),
-    after which the loop raises KeyboardInterrupt.
+    after which the loop raises KeyboardInterrupt. ``on_snapshot(k, images)`` is called after every
+    ``config.snapshot_every``-th iteration.
 
     Returns the learnt images (normalised space) and a summary (timings, last metrics, learnt extras).
     """
@@ -179,6 +184,8 @@ def distill(
         objective.after_update(images, labels)
         if on_iteration is not None:
             on_iteration(k, metrics)
+        if on_snapshot is not None and config.snapshot_every and (k + 1) % config.snapshot_every == 0:
+            on_snapshot(k + 1, images.detach())
         stop = stop_requested is not None and stop_requested()
         periodic = config.checkpoint_every and (k + 1) % config.checkpoint_every == 0 and k + 1 < config.iterations
         if on_checkpoint is not None and (stop or periodic):

@@ -163,7 +163,7 @@ class Workspace:
 
     def coreset_dir(self, method: str, ipc: int) -> ArtifactDir:
         distill_cfg, objective_cfg = self.config.cell(method, ipc)
-        run_control = {"checkpoint_every"}  # how often to save, not what is computed
+        run_control = {"checkpoint_every", "snapshot_every"}  # how often to save, not what is computed
         learning = {k: v for k, v in _asdict(distill_cfg).items() if k not in run_control}
         cfg = {**self.experts_dir().config, "posterior": _asdict(self.config.posterior), "distill": learning}
         if objective_cfg is not None:
@@ -414,7 +414,7 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     with StopOnSignal() as stop:
         images, summary = distill(cfg, objective_cfg, context, init, labels, quiet=ws.quiet, on_iteration=log.write,
                                   resume=resume, on_checkpoint=lambda state: save_tensors(checkpoint, state),
-                                  stop_requested=stop.requested)
+                                  stop_requested=stop.requested, on_snapshot=snapshotter(ws, art.path, labels, log))
     elapsed = time.perf_counter() - t0
     save_tensors(art.path / "coreset.safetensors",
                  {"images": images, "labels": labels, "init_images": init, "init_indices": idx,
@@ -425,6 +425,20 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
                                                 "resumed_at": log.start})
     checkpoint.unlink(missing_ok=True)
     return art.path
+
+
+def snapshotter(ws: Workspace, directory: Path, labels: torch.Tensor, log: "ProgressLog"):
+    """``on_snapshot`` of the distillation loop: keep the coreset under ``snapshots/`` and log a quick score
+    (one SGD-trained network, first 1000 test points; evaluation/quick.py) as a line of progress.jsonl."""
+    from ..evaluation.quick import quick_score
+
+    def save(k: int, images: torch.Tensor) -> None:
+        save_tensors(directory / "snapshots" / f"iter_{k:06d}.safetensors", {"images": images, "labels": labels})
+        score = quick_score(ws.model(), images, labels, ws.data.test_x[:1000].to(ws.device),
+                            ws.targets(ws.data.test_y[:1000]), ws.prepare)
+        log.write(k - 1, {f"snapshot_{m}": v for m, v in score.items()})
+
+    return save
 
 
 class ProgressLog:
