@@ -13,7 +13,7 @@ import pseudocoresets
 PACKAGE = Path(pseudocoresets.__file__).parent
 LAYERS = [
     {"__init__", "errors"},
-    {"utils", "io"},
+    {"utils", "io", "parallel"},
     {"data", "augment", "corruptions", "models"},
     {"experts", "samplers"},
     {"objectives", "evaluation", "reference"},

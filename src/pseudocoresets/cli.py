@@ -7,8 +7,10 @@ Every option of every stage config is available as ``--section.name`` (e.g. ``--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -124,15 +126,20 @@ def main(argv: list[str] | None = None) -> int:
 
                 print(f"report page: {write_page(Path(args.out), Path(args.bench) if args.bench else None)}")
             return 0
+        from . import parallel
         from .utils import choose_device, configure_threads
-
-        from .pipeline.lock import RunDirectoryLock
 
         configure_threads(args.threads)
         cfg = _config_from_args(args)
-        ws = stages.Workspace(cfg, Path(args.out), choose_device(args.device), quiet=args.quiet)
-        with RunDirectoryLock(Path(args.out)):
-            run_stage(args, cfg, ws)
+        device = parallel.init_from_env(choose_device(args.device))  # under torchrun: join the process group
+        ws = stages.Workspace(cfg, Path(args.out), device, quiet=args.quiet or not parallel.is_main())
+        with _run_directory(Path(args.out)):
+            if parallel.is_main():
+                run_stage(args, cfg, ws)
+            else:  # the other ranks work alongside rank 0 and print nothing
+                with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                    run_stage(args, cfg, ws)
+        parallel.shutdown()
         return 0
     except UserError as exc:
         print(f"bpc: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
@@ -145,6 +152,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bpc: error: {exc.strerror or exc}{where}; check that --out and the data paths are writable "
               "directories on a disk with free space", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def _run_directory(out: Path):
+    """Rank 0 holds the run directory's lock for the command (pipeline/lock.py); every rank learns whether it got it."""
+    from . import parallel
+    from .pipeline.lock import RunDirectoryLock
+
+    lock = RunDirectoryLock(out)
+    problem = None
+    if parallel.is_main():
+        try:
+            lock.__enter__()
+        except (UserError, OSError) as exc:
+            problem = exc
+    refusal = parallel.broadcast_object(None if problem is None else str(problem))
+    if problem is not None:
+        raise problem
+    if refusal is not None:
+        raise UserError(refusal)
+    try:
+        yield
+    finally:
+        if parallel.is_main():
+            lock.__exit__(None, None, None)
 
 
 def run_stage(args: argparse.Namespace, cfg, ws) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import torch
 
+from .. import parallel
 from ..corruptions import CORRUPTIONS
 
 from ..augment import DSA
@@ -253,10 +254,10 @@ def evaluate_coreset(
             raise UserError("agreement with a reference predictive is defined for classification; regression "
                             "evaluations of linear models report the exact divergences instead")
         keys = (*keys, "agreement", "tv", "predictive_kl")
-    records = list(finished or [])[: config.repeats]
-    for r in progress(range(config.repeats), config.repeats, f"evaluate {config.protocol}", quiet):
-        if r < len(records):
-            continue
+    done = {rec["stats"]["seed"] - config.seed: rec for rec in finished or []}
+    todo = [r for r in range(config.repeats) if r not in done and parallel.mine(r)]  # under torchrun: split
+    records = [done[r] for r in sorted(done) if r < config.repeats]
+    for r in progress(todo, len(todo), f"evaluate {config.protocol}", quiet):
         probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
                                             prepare=prepare, recorded=recorded)
         sets = {}
@@ -267,6 +268,8 @@ def evaluate_coreset(
         records.append({"sets": sets, "stats": {**stats, "seed": config.seed + r}})
         if on_repeat is not None:
             on_repeat(records)
+    merged = {rec["stats"]["seed"]: rec for part in parallel.all_gather_objects(records) for rec in part}
+    records = [merged[config.seed + r] for r in range(config.repeats)]
     per_set: dict[str, list[dict]] = {k: [rec["sets"][k] for rec in records] for k in test_sets}
     runs = [{**rec["sets"]["test"], **rec["stats"]} for rec in records]
 

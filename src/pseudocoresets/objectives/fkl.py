@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import torch
 
+from .. import parallel
 from ..errors import UserError
 from .interface import DistillContext, ObjectiveBase
 from .student import maybe_augment, paper_student_schedule, student_endpoint
@@ -52,16 +53,24 @@ def fkl_surrogate(
     thetas_u: torch.Tensor,
     thetas_x: torch.Tensor,
     backward: bool = True,
+    mine: Callable[[int], bool] = lambda s: True,
+    skip: Callable[[int], Any] | None = None,
 ) -> torch.Tensor:
     """Eq. 20 for samples ``thetas_u``, ``thetas_x`` [S, P] (treated as constants).
 
     ``log_lik(theta, s)`` is the coreset log-likelihood 1^T f(u, theta) for sample ``s`` (differentiable in
     u). With ``backward`` the per-sample terms are back-propagated one at a time (memory of one sample)
-    and the returned value is detached.
+    and the returned value is detached. Only the terms with ``mine(s)`` are computed (a rank's share under
+    torch.distributed; the caller sums the shares); ``skip(s)`` is called for the others (to draw what term s
+    would have drawn, so every rank's generator stays in step).
     """
     num = len(thetas_u)
     total = torch.zeros(())
     for s in range(num):
+        if not mine(s):
+            if skip is not None:
+                skip(s)
+            continue
         term = (log_lik(thetas_u[s].detach(), s) - log_lik(thetas_x[s].detach(), s)) / num
         if backward:
             term.backward()
@@ -83,14 +92,22 @@ class ForwardKL(ObjectiveBase):
         thetas_x = theta_x + c.noise_x * eps_x
         augmented: dict[int, torch.Tensor] = {}
 
-        def log_lik(theta: torch.Tensor, s: int) -> torch.Tensor:
+        def view(s: int) -> torch.Tensor:
             # One augmentation draw per sample s, shared by its u- and x-terms.
             if s not in augmented:
                 augmented.clear()
                 augmented[s] = maybe_augment(images, ctx.augment, g)
-            return -ctx.model.nll(theta, augmented[s], labels)
+            return augmented[s]
 
-        value = fkl_surrogate(log_lik, thetas_u, thetas_x)
+        def log_lik(theta: torch.Tensor, s: int) -> torch.Tensor:
+            return -ctx.model.nll(theta, view(s), labels)
+
+        value = fkl_surrogate(log_lik, thetas_u, thetas_x, mine=parallel.mine, skip=view)
+        if parallel.active():  # each rank back-propagated its share of the S terms: sum them
+            if images.grad is None:
+                images.grad = torch.zeros_like(images)
+            parallel.all_reduce_sum_(images.grad)
+            value = parallel.all_reduce_sum_(value.to(images.device))
         return {"surrogate": float(value), **info}
 
 

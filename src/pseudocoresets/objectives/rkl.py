@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import torch
 
+from .. import parallel
 from ..errors import UserError
 from ..samplers import PosteriorSpec
 from .chains import ChainOptions, PersistentChains
@@ -78,24 +79,38 @@ def rkl_surrogate(
     coreset_size: int,
     data_size: int,
     posterior: PosteriorSpec = PosteriorSpec(),
+    mine: Callable[[int], bool] = lambda s: True,
+    skip: Callable[[int], Any] | None = None,
+    combine: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
 ) -> torch.Tensor:
     """Back-propagate the covariance estimator of grad_u KL(pi_u || pi_x) (module docstring) for samples
     ``thetas`` [S, P] of pi_u, divided by w M N / T.
 
     ``coreset_log_lik(theta, s)`` is the mean coreset log-likelihood mean_m f(u_m, theta), differentiable in u;
     ``data_log_lik(theta, s)`` the mean log-likelihood of a real batch (an estimate of f_x / N).
+    Under torch.distributed a rank computes only the samples with ``mine(s)`` (``skip(s)`` for the others, to
+    keep its generator in step), ``combine`` sums the per-sample log-likelihoods over ranks (each rank holds
+    zeros for the others' samples), and the caller sums the ranks' gradients.
     Returns the sample covariance of (mean coreset log-lik, c) for monitoring (detached).
     """
     num = len(thetas)
     w, temp = posterior.weight, posterior.temperature
+    core = torch.zeros(num, dtype=thetas.dtype, device=thetas.device)
+    full = torch.zeros(num, dtype=thetas.dtype, device=thetas.device)
     with torch.no_grad():
-        core = torch.stack([coreset_log_lik(t, s).detach() for s, t in enumerate(thetas)])
-        full = torch.stack([data_log_lik(t, s).detach() for s, t in enumerate(thetas)])
-        log_prior = torch.stack([-0.5 * (t * t).sum() / posterior.prior_std**2 for t in thetas])
+        for s, t in enumerate(thetas):
+            if mine(s):
+                core[s] = coreset_log_lik(t, s).detach()
+                full[s] = data_log_lik(t, s).detach()
+            elif skip is not None:
+                skip(s)
+    core, full = combine(core), combine(full)
+    log_prior = torch.stack([-0.5 * (t * t).sum() / posterior.prior_std**2 for t in thetas])
     c = (w * coreset_size * core + log_prior) / temp - data_size * full - log_prior
     weights = c - c.mean()
     for s in range(num):
-        ((weights[s] / (num * data_size)) * coreset_log_lik(thetas[s].detach(), s)).backward()
+        if mine(s):
+            ((weights[s] / (num * data_size)) * coreset_log_lik(thetas[s].detach(), s)).backward()
     return (weights * (core - core.mean())).mean()
 
 
@@ -146,7 +161,12 @@ class ReverseKL(ObjectiveBase):
         def data_ll(theta, s):
             return -model.nll(theta, views(s)[0], real_y)
 
-        cov = rkl_surrogate(coreset_ll, data_ll, thetas, len(images), len(ctx.real_x), ctx.posterior)
+        cov = rkl_surrogate(coreset_ll, data_ll, thetas, len(images), len(ctx.real_x), ctx.posterior,
+                            mine=parallel.mine, skip=views, combine=parallel.all_reduce_sum_)
+        if parallel.active():  # each rank back-propagated its share of the S terms: sum them
+            if images.grad is None:
+                images.grad = torch.zeros_like(images)
+            parallel.all_reduce_sum_(images.grad)
         return {"covariance": float(cov), **info}
 
 

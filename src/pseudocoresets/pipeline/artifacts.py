@@ -67,7 +67,9 @@ def evaluation_path(out: Path, method: str, ipc: int, protocol: str, tag: str = 
     return Path(out) / "evals" / f"{method}-ipc{ipc}-{protocol}{tag}"
 
 
-LOG_NAME = "progress.jsonl"  # a stage's per-epoch / per-iteration metrics (a log, not work)
+def is_log(name: str) -> bool:
+    """A stage's per-epoch / per-iteration metrics log (progress.jsonl, progress-rank<r>.jsonl): a log, not work."""
+    return name.startswith("progress") and name.endswith(".jsonl")
 
 
 def _canonical(obj: Any) -> str:
@@ -101,14 +103,17 @@ class ArtifactDir:
                     f"{self.path} holds a {saved.get('kind')} made with a different configuration; "
                     "choose another --out or delete that directory"
                 )
-            (self.path / LOG_NAME).unlink(missing_ok=True)  # the failed configuration's metrics
+            for log in self.path.iterdir():  # the failed configuration's metrics
+                if is_log(log.name):
+                    log.unlink()
         atomic_write_json(cfg_path, {"kind": self.kind, "config": self.config})
 
     def holds_work(self) -> bool:
         """Whether anything besides config.json, the metrics log and temporary files is in the directory."""
         if not self.path.is_dir():
             return False
-        return any(p.name not in ("config.json", LOG_NAME) and not p.name.endswith(".tmp") for p in self.path.iterdir())
+        return any(p.name != "config.json" and not is_log(p.name) and not p.name.endswith(".tmp")
+                   for p in self.path.iterdir())
 
     def is_complete(self) -> bool:
         if not self.manifest_path.exists() or not (self.path / "config.json").exists():

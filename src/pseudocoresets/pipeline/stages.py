@@ -31,6 +31,7 @@ from ..objectives import DistillContext, objective_module
 from ..reference import CSGHMCState, sample_csghmc, sample_hmc
 from ..report import write_report
 from ..samplers import PosteriorSpec
+from .. import parallel
 from ..utils import generator, progress_bar
 from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path, reference_path
 
@@ -211,7 +212,7 @@ def run_experts(ws: Workspace) -> Path:
     if art.is_complete():
         return art.path
     model = ws.model()  # loads the data first: a missing dataset leaves no directory behind
-    art.claim()
+    claim(art)
     x, y = ws.train_x(), ws.targets(ws.data.train_y)
     timings = {}
     done = [trajectory_shape(expert_file(art.path, e)) == (cfg.epochs + 1, model.num_params)
@@ -219,8 +220,8 @@ def run_experts(ws: Workspace) -> Path:
     bar = progress_bar(cfg.num_experts * cfg.epochs, "experts (epochs)", ws.quiet, cfg.epochs * sum(done))
     for e in range(cfg.num_experts):
         path = expert_file(art.path, e)
-        if done[e]:
-            continue  # finished earlier; a missing, broken or mis-shaped file is retrained
+        if done[e] or not parallel.mine(e):
+            continue  # finished earlier (a missing, broken or mis-shaped file is retrained), or another rank's
         t0 = time.perf_counter()
         seed = cfg.seed + e
         partial = path.with_name(f"{path.stem}.partial.safetensors")  # its state after the last finished epoch
@@ -228,7 +229,7 @@ def run_experts(ws: Workspace) -> Path:
         log = [] if resume is None else [float(v) for v in resume["losses"]]
         bar.update(len(log))
         # progress.jsonl: one line per expert epoch; lines of this expert past its saved state are dropped
-        metrics = ProgressLog(art.path / "progress.jsonl",
+        metrics = ProgressLog(art.path / rank_log_name(),
                               keep=lambda row, e=e, n=len(log): row.get("expert") != e or row.get("epoch", 0) <= n)
 
         def on_epoch(epoch: int, loss: float, e=e, metrics=metrics) -> None:
@@ -249,8 +250,25 @@ def run_experts(ws: Workspace) -> Path:
         timings[f"expert_{e:03d}"] = time.perf_counter() - t0
         bar.set_postfix_str(f"expert {e + 1}: final train loss {log[-1]:.4f}")
     bar.close()
-    art.finish(cfg.seed, timings, {"num_params": model.num_params, "snapshots": cfg.epochs + 1})
+    for part in parallel.all_gather_objects(timings):  # also waits for every rank's experts
+        timings.update(part)
+    if parallel.is_main():
+        art.finish(cfg.seed, timings, {"num_params": model.num_params, "snapshots": cfg.epochs + 1,
+                                       "processes": parallel.world()})
+    parallel.barrier()
     return art.path
+
+
+def claim(art: ArtifactDir) -> None:
+    """Rank 0 claims the directory (every other rank waits for it): the only writer of shared files."""
+    if parallel.is_main():
+        art.claim()
+    parallel.barrier()
+
+
+def rank_log_name() -> str:
+    """progress.jsonl on rank 0 (and in one process); progress-rank<r>.jsonl for the work of another rank."""
+    return "progress.jsonl" if parallel.is_main() else f"progress-rank{parallel.rank()}.jsonl"
 
 
 def expert_paths(ws: Workspace) -> list[Path]:
@@ -304,6 +322,16 @@ def run_reference(ws: Workspace) -> Path:
     art = ws.reference_dir()
     if art.is_complete():
         return art.path
+    if not parallel.is_main():  # the reference runs on rank 0 (its chains are not split yet); the others wait
+        parallel.barrier()
+        return art.path
+    try:
+        return _sample_reference(ws, cfg, art)
+    finally:
+        parallel.barrier()
+
+
+def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
     model = ws.model()
     x, y = ws.train_x(), ws.targets(ws.data.train_y)
     if cfg.sampler == "csghmc":
@@ -397,7 +425,7 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     if art.is_complete():
         return art.path
     data = ws.data
-    art.claim()
+    claim(art)
     idx = random_real_subset(data.train_y, data.num_classes, ipc, generator(cfg.seed))
     init = ws.prepare(data.train_x[idx])
     labels = ws.targets(data.train_y[idx])
@@ -410,20 +438,28 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     t0 = time.perf_counter()
     checkpoint = art.path / "checkpoint.safetensors"
     resume = load_checkpoint(checkpoint, DISTILL_KEYS, ws.device) or None
-    log = ProgressLog(art.path / "progress.jsonl", int(resume["iteration"][0]) if resume is not None else 0)
+    start = int(resume["iteration"][0]) if resume is not None else 0
+    main = parallel.is_main()  # every rank computes (objectives split their sample terms); rank 0 alone writes
+    log = ProgressLog(art.path / "progress.jsonl", start) if main else None
     with StopOnSignal() as stop:
-        images, summary = distill(cfg, objective_cfg, context, init, labels, quiet=ws.quiet, on_iteration=log.write,
-                                  resume=resume, on_checkpoint=lambda state: save_tensors(checkpoint, state),
-                                  stop_requested=stop.requested, on_snapshot=snapshotter(ws, art.path, labels, log))
+        images, summary = distill(cfg, objective_cfg, context, init, labels, quiet=ws.quiet,
+                                  on_iteration=log.write if main else None, resume=resume,
+                                  on_checkpoint=(lambda state: save_tensors(checkpoint, state)) if main else None,
+                                  stop_requested=stop.requested,
+                                  on_snapshot=snapshotter(ws, art.path, labels, log) if main else None)
     elapsed = time.perf_counter() - t0
+    if not main:
+        parallel.barrier()
+        return art.path
     save_tensors(art.path / "coreset.safetensors",
                  {"images": images, "labels": labels, "init_images": init, "init_indices": idx,
                   **ws.preprocessor.state()},
                  metadata={"method": method, "ipc": str(ipc), "posterior": json.dumps(_asdict(posterior))})
     atomic_write_json(art.path / "summary.json", {**summary, "posterior": _asdict(posterior)})
     art.finish(cfg.seed, {"distill": elapsed}, {"method": method, "ipc": ipc, "classes": data.classes,
-                                                "resumed_at": log.start})
+                                                "resumed_at": start, "processes": parallel.world()})
     checkpoint.unlink(missing_ok=True)
+    parallel.barrier()
     return art.path
 
 
@@ -526,7 +562,7 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     if not core.is_complete():
         raise UserError(f"no complete coreset in {core.path}; run 'bpc distill' for {method} at ipc {ipc} first")
     _ = ws.data
-    art.claim()
+    claim(art)
     x, y, recorded = load_coreset(core.path, ws.device)
     ws.check_coreset(core.path / "coreset.safetensors", x, y)
     test_sets = {"test": ws.data.test_x.to(ws.device)}
@@ -542,19 +578,23 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     finished = read_json(partial) if partial.exists() else None
     if finished is not None and not (isinstance(finished, list) and all(
             isinstance(rec, dict) and set(rec) == {"sets", "stats"} and set(rec["sets"]) == set(test_sets)
+            and isinstance(rec["stats"], dict) and 0 <= rec["stats"].get("seed", -1) - ev.seed < ev.repeats
             for rec in finished)):
         raise UserError(f"{partial} does not hold this evaluation's finished repeats; delete it to redo them")
     results = evaluate_coreset(model, x, y, test_sets, ws.targets(ws.data.test_y), ev, quiet=ws.quiet,
                                prepare=ws.prepare, recorded=recorded, reference=reference, finished=finished,
-                               on_repeat=lambda records: atomic_write_json(partial, records))
+                               on_repeat=lambda records: atomic_write_json(partial, records) if parallel.is_main() else None)
     results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
     if ws.config.model.arch == "linear" and ws.is_regression:  # Bayesian linear regression: everything exact
         results["exact"] = exact_comparison(ws.train_x(), ws.data.train_y, x, y, ws.config.model.noise_std,
                                             ev.posterior(recorded), ws.prepare(ws.data.test_x), ws.data.test_y)
-    atomic_write_json(art.path / "results.json", results)
-    art.finish(ev.seed, {"evaluate": time.perf_counter() - t0}, {"method": method, "ipc": ipc,
-                                                                  "resumed_repeats": len(finished or [])})
-    partial.unlink(missing_ok=True)
+    if parallel.is_main():
+        atomic_write_json(art.path / "results.json", results)
+        art.finish(ev.seed, {"evaluate": time.perf_counter() - t0}, {"method": method, "ipc": ipc,
+                                                                      "resumed_repeats": len(finished or []),
+                                                                      "processes": parallel.world()})
+        partial.unlink(missing_ok=True)
+    parallel.barrier()
     return art.path
 
 
@@ -594,7 +634,7 @@ def run_all(ws: Workspace) -> dict:
             run_distill(ws, method, ipc)
             for protocol in ws.config.protocols:
                 run_evaluate(ws, method, ipc, protocol)
-    report = write_report(ws.out)
+    report = write_report(ws.out) if parallel.is_main() else {"markdown": ""}
     report["wall_seconds"] = time.perf_counter() - t0
     return report
 

@@ -44,7 +44,7 @@ def make_figures(out: Path, bench_json: Path | None = None) -> list[Path]:
     rows = [r for r in collect_results(out) if r.get("agreement")]
     if rows:
         made += figures.agreement_plot(rows, fig_dir / "agreement", "predictive agreement with the full-data posterior")
-    expert_rows = read_jsonl(out / "experts" / "progress.jsonl")
+    expert_rows = [row for log in sorted((out / "experts").glob("progress*.jsonl")) for row in read_jsonl(log)]
     distill_rows = {p.parent.name: read_jsonl(p) for p in sorted((out / "coresets").glob("*/progress.jsonl"))}
     distill_rows = {k: v for k, v in distill_rows.items() if v}
     if expert_rows or distill_rows:
