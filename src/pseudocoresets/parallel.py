@@ -10,6 +10,7 @@ torchrun (no WORLD_SIZE in the environment, or 1) every function here is the sin
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import torch
@@ -53,10 +54,17 @@ def barrier() -> None:
         dist.barrier()
 
 
+COMMUNICATION = {"seconds": 0.0, "calls": 0}  # time this process spent in the all-reduces (incl. waiting)
+
+
 def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
-    """In-place sum over ranks (no-op in one process)."""
+    """In-place sum over ranks (no-op in one process). Its time, waiting for slower ranks included, is added to
+    COMMUNICATION, which the stages record in their manifests."""
     if active():
+        t0 = time.perf_counter()
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        COMMUNICATION["seconds"] += time.perf_counter() - t0
+        COMMUNICATION["calls"] += 1
     return tensor
 
 

@@ -439,6 +439,7 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     checkpoint = art.path / "checkpoint.safetensors"
     resume = load_checkpoint(checkpoint, DISTILL_KEYS, ws.device) or None
     start = int(resume["iteration"][0]) if resume is not None else 0
+    communication = parallel.COMMUNICATION["seconds"]
     main = parallel.is_main()  # every rank computes (objectives split their sample terms); rank 0 alone writes
     log = ProgressLog(art.path / "progress.jsonl", start) if main else None
     with StopOnSignal() as stop:
@@ -457,7 +458,8 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
                  metadata={"method": method, "ipc": str(ipc), "posterior": json.dumps(_asdict(posterior))})
     atomic_write_json(art.path / "summary.json", {**summary, "posterior": _asdict(posterior)})
     art.finish(cfg.seed, {"distill": elapsed}, {"method": method, "ipc": ipc, "classes": data.classes,
-                                                "resumed_at": start, "processes": parallel.world()})
+                                                "resumed_at": start, "processes": parallel.world(),
+                                                "communication_seconds": parallel.COMMUNICATION["seconds"] - communication})
     checkpoint.unlink(missing_ok=True)
     parallel.barrier()
     return art.path
