@@ -18,7 +18,7 @@ from .config import apply_overrides, load_config_file, preset, sections, validat
 from .errors import UserError
 
 # Every stage accepts every section, so one config file or command line serves all stages of a run.
-STAGES = ("experts", "reference", "distill", "evaluate", "run", "table")
+STAGES = ("experts", "reference", "distill", "evaluate", "run", "table", "import")
 DESCRIPTIONS = {
     "experts": "Train expert SGD trajectories on the full data (snapshot after every epoch).",
     "reference": "Sample the full-data posterior (cyclical SGHMC on mini-batches, or full-batch HMC): the 'Full "
@@ -29,6 +29,10 @@ DESCRIPTIONS = {
     "run": "All stages from one config: experts -> coresets -> evaluation -> report.",
     "table": "The paper's Table 1 for methods x ipcs x protocols: runs what is missing, reuses finished cells "
     "(an interrupted table resumes), writes table.md and table.csv.",
+    "import": "Bring in a distilled set made elsewhere (an MTT-style directory of images_best.pt/labels_best.pt, a .pt "
+    "or an .npz; --from PATH) as the coreset 'imported' of this run, and evaluate it (every --protocols).",
+    "export": "Write one learnt coreset as MTT/DD-Ranking-style tensors (images_best.pt, labels_best.pt, lr_best.pt), "
+    "an .npz (input-space images, uint8 pixels, labels) and a PNG grid.",
     "report": "Markdown/JSON results, Table 1, Figures 1-4 (PNG+SVG) and one self-contained report.html of a run.",
 }
 
@@ -84,8 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--ipcs", default=argparse.SUPPRESS, help="comma-separated images per class, e.g. 1,10,20")
         p.add_argument("--protocols", default=argparse.SUPPRESS,
                        help="comma-separated evaluation protocols: hmc, asghmc (default: the preset's)")
+        if name == "import":
+            p.add_argument("--from", dest="source", required=True, help="the distilled set to import")
         for section in sections():
             _add_section(p, section)
+    p = sub.add_parser("export", help=DESCRIPTIONS["export"], description=DESCRIPTIONS["export"])
+    p.add_argument("--out", default="runs/quick", help="run directory holding the coreset")
+    p.add_argument("--coreset", required=True, help="coreset directory name under OUT/coresets, e.g. fkl-ipc10")
+    p.add_argument("--to", required=True, help="directory to write the exported files into")
     p = sub.add_parser("report", help=DESCRIPTIONS["report"], description=DESCRIPTIONS["report"])
     p.add_argument("--out", default="runs/quick", help="run directory to summarise")
     p.add_argument("--bench", default="", help="benchmark JSON (benchmarks/results/distill*.json) for Figure 3")
@@ -98,6 +108,8 @@ def _config_from_args(args: argparse.Namespace):
     if args.config:
         apply_overrides(cfg, load_config_file(args.config))
     overrides = {k: v for k, v in vars(args).items() if "." in k or k in ("methods", "ipcs", "protocols")}
+    if getattr(args, "source", None):
+        overrides.update({"methods": "imported", "distill.import_from": str(Path(args.source).resolve())})
     if "precision" in vars(args):
         overrides["model.precision"] = args.precision
     apply_overrides(cfg, overrides)
@@ -116,6 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .pipeline import stages
 
+        if args.command == "export":
+            from .pipeline.interop import export_coreset
+
+            source = Path(args.out) / "coresets" / args.coreset
+            if not (source / "coreset.safetensors").is_file():
+                raise UserError(f"no coreset {args.coreset!r} in {Path(args.out) / 'coresets'}; see the directory names there")
+            for path in export_coreset(source, Path(args.to)):
+                print(f"wrote {path}")
+            return 0
         if args.command == "report":
             from .report import write_report
 
@@ -203,6 +224,13 @@ def run_stage(args: argparse.Namespace, cfg, ws) -> None:
                     if "corrupted_mean" in res:
                         line += f"; corrupted sets: {summary_line(res['corrupted_mean'])}"
                     print(f"{line} ({path})")
+    elif args.command == "import":
+        for ipc in cfg.ipcs:
+            print(f"coreset: {stages.run_distill(ws, 'imported', ipc)}")
+            for protocol in cfg.protocols:
+                path = stages.run_evaluate(ws, "imported", ipc, protocol)
+                res = json.loads((path / "results.json").read_text())
+                print(f"imported ipc {ipc} {protocol}: {summary_line(res['summary'])} ({path})")
     elif args.command == "table":
         from .report.table import write_table
 

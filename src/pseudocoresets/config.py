@@ -78,7 +78,7 @@ class RunConfig:
         cfg.method, cfg.ipc = base, ipc
         if suffix == "aug":
             cfg.augment = True
-        if base == "random":
+        if base in ("random", "imported"):
             return cfg, None
         module = objective_module(base)
         own = copy.deepcopy(self.section(base))

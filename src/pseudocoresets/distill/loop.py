@@ -43,13 +43,15 @@ class DistillConfig:
     augment_per_image: bool = field(default=True, metadata={"help": "DSA draws per image (as the reference DSA); "
                                                             "false: one draw per batch"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and all sampling"})
+    import_from: str = field(default="", metadata={"help": "method imported: a distilled set made elsewhere (an "
+                                                   "MTT-style directory or .pt of images/labels, or an .npz)"})
     checkpoint_every: int = field(default=25, metadata={"help": "save a resumable checkpoint every this many "
                                                         "iterations (and on SIGINT/SIGTERM); 0 = only on signals"})
     snapshot_every: int = field(default=0, metadata={"help": "keep the coreset every this many iterations "
                                                      "(snapshots/) with a quick SGD score in progress.jsonl; 0 = off"})
 
     def validate(self, expert_epochs_available: int | None = None) -> None:
-        methods = ("random", *OBJECTIVES)
+        methods = ("random", "imported", *OBJECTIVES)
         if self.method not in methods:
             raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(methods)}")
         if self.ipc < 1:
@@ -61,6 +63,8 @@ class DistillConfig:
             raise UserError("--distill.optimizer must be sgd or adam and --distill.lr_schedule constant or linear")
         if self.lr_images <= 0 or self.lr_student <= 0:
             raise UserError("--distill.lr_images and --distill.lr_student must be > 0")
+        if self.method == "imported" and not self.import_from:
+            raise UserError("method imported needs --distill.import_from PATH (an MTT-style directory, .pt or .npz)")
         if self.expert_epochs < 1 or self.max_start_epoch < 0:
             raise UserError(f"--distill.expert_epochs must be >= 1 and --distill.max_start_epoch >= 0 (got "
                             f"{self.expert_epochs} and {self.max_start_epoch})")
@@ -155,7 +159,7 @@ def distill(
     g = generator(config.seed + 1, context.device)
     images = init_images.detach().clone().to(context.device).requires_grad_(True)
     labels = labels.to(context.device)
-    if config.method == "random" or config.iterations == 0:
+    if config.method in ("random", "imported") or config.iterations == 0:
         return images.detach(), {"iterations": 0, "seconds_per_iteration": None}
     objective = prepare_objective(config, objective_config, context)
     if config.optimizer == "adam":

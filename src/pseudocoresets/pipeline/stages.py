@@ -33,6 +33,7 @@ from ..report import write_report
 from ..samplers import PosteriorSpec
 from .. import parallel
 from ..utils import generator, progress_bar
+from .interop import load_distilled, source_digest
 from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path, reference_path
 
 
@@ -166,6 +167,10 @@ class Workspace:
         distill_cfg, objective_cfg = self.config.cell(method, ipc)
         run_control = {"checkpoint_every", "snapshot_every"}  # how often to save, not what is computed
         learning = {k: v for k, v in _asdict(distill_cfg).items() if k not in run_control}
+        if distill_cfg.method == "imported":  # what was imported, by content
+            learning["import_sha256"] = source_digest(Path(distill_cfg.import_from))
+        elif not learning.get("import_from"):
+            learning.pop("import_from", None)  # absent from identities made before the option existed
         cfg = {**self.experts_dir().config, "posterior": _asdict(self.config.posterior), "distill": learning}
         if objective_cfg is not None:
             cfg["objective"] = _asdict(objective_cfg)
@@ -192,13 +197,13 @@ class Workspace:
 
 def needs_experts(method: str) -> bool:
     base = method.partition("+")[0]
-    return base != "random" and objective_module(base).NEEDS_EXPERTS
+    return base not in ("random", "imported") and objective_module(base).NEEDS_EXPERTS
 
 
 def needs_reference(method: str, objective_cfg) -> bool:
     """Whether the objective of ``method`` reads full-data reference samples (its module's ``needs_reference``)."""
     base = method.partition("+")[0]
-    if base == "random" or objective_cfg is None:
+    if base in ("random", "imported") or objective_cfg is None:
         return False
     return bool(getattr(objective_module(base), "needs_reference", lambda cfg: False)(objective_cfg))
 
@@ -425,10 +430,21 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     if art.is_complete():
         return art.path
     data = ws.data
+    if method == "imported":
+        images, labels, stored = load_distilled(Path(cfg.import_from))
+        init = ws.prepare(images) if stored else images.float().to(ws.device)
+        labels = ws.targets(labels)
+        ws.check_coreset(Path(cfg.import_from), init, labels)
+        expected = ipc * data.num_classes if data.num_classes else ipc
+        if len(labels) != expected:
+            raise UserError(f"{cfg.import_from} holds {len(labels)} images, not ipc {ipc} x {data.num_classes} classes; "
+                            f"give --ipcs {len(labels) // max(data.num_classes, 1)}")
+        idx = torch.full((len(labels),), -1, dtype=torch.long)
     claim(art)
-    idx = random_real_subset(data.train_y, data.num_classes, ipc, generator(cfg.seed))
-    init = ws.prepare(data.train_x[idx])
-    labels = ws.targets(data.train_y[idx])
+    if method != "imported":
+        idx = random_real_subset(data.train_y, data.num_classes, ipc, generator(cfg.seed))
+        init = ws.prepare(data.train_x[idx])
+        labels = ws.targets(data.train_y[idx])
     experts = ExpertPool(expert_paths(ws), ws.device) if uses_experts else None
     posterior = ws.config.posterior.resolve(len(data.train_y), len(idx))
     reference = reference_samples(ws) if needs_reference(method, objective_cfg) else None

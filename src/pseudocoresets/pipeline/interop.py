@@ -1,0 +1,135 @@
+"""Coresets in and out of the formats the dataset-distillation field uses.
+
+Export (``bpc export``) writes one learnt coreset as
+- MTT / DD-Ranking-style tensors: ``images_best.pt`` (images in the network's input space: normalised, and
+  ZCA-whitened when the run uses ZCA), ``labels_best.pt`` and, when the method learnt one (BPC-W / MTT),
+  ``lr_best.pt`` (the student step size); plain tensors only, readable with ``torch.load(weights_only=True)``;
+- ``coreset.npz``: ``images`` (float32, input space), ``pixels`` (uint8, the stored space: un-whitened and
+  un-normalised) and ``labels``;
+- ``grid.png``: the un-whitened pictures, one row per class.
+
+Import (``--methods imported --distill.import_from PATH``, or ``bpc import --from PATH``) reads a distilled set
+made elsewhere — such a directory (``images_best.pt``/``labels_best.pt``, or ``images.pt``/``labels.pt``), a
+``.pt`` holding a dict with ``images`` and ``labels`` or a pair, or an ``.npz`` with ``labels`` and ``pixels``
+(uint8, prepared like the data) or ``images`` (float, taken as input space) — so any distilled set gets this
+project's Bayesian evaluation. ``.pt`` files load with ``weights_only=True``; anything else is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..io import atomic_write_bytes, load_tensors, read_json
+
+
+def source_digest(path: Path) -> str:
+    """sha256 of an import source (a file, or the tensor files of a directory), part of the coreset's identity."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"--distill.import_from {path} does not exist; give an MTT-style directory, a .pt or an .npz")
+    files = sorted(p for p in path.iterdir() if p.suffix == ".pt") if path.is_dir() else [path]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _load_pt(path: Path):
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own warnings about legacy pickle protocols
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable or unsafe file is refused with one line
+        raise UserError(f"{path} is not a tensor file torch.load(weights_only=True) accepts "
+                        f"({type(exc).__name__}); export plain tensors") from None
+
+
+def load_distilled(path: Path) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """(images, labels, stored_space): ``stored_space`` is True for uint8 pixels that still need the data's
+    preprocessing, False for images already in the network's input space."""
+    path = Path(path)
+    if path.is_dir():
+        for images_name, labels_name in (("images_best.pt", "labels_best.pt"), ("images.pt", "labels.pt")):
+            if (path / images_name).is_file() and (path / labels_name).is_file():
+                return (*_checked(_load_pt(path / images_name), _load_pt(path / labels_name), path), False)
+        raise UserError(f"{path} holds no images_best.pt/labels_best.pt (or images.pt/labels.pt)")
+    if path.suffix == ".pt":
+        obj = _load_pt(path)
+        if isinstance(obj, dict) and "images" in obj and "labels" in obj:
+            return (*_checked(obj["images"], obj["labels"], path), False)
+        if isinstance(obj, (tuple, list)) and len(obj) == 2:
+            return (*_checked(obj[0], obj[1], path), False)
+        raise UserError(f"{path} must hold a dict with 'images' and 'labels' or an (images, labels) pair")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{path} is not a readable .npz without pickled objects ({exc})") from None
+        if "labels" not in arrays or not ({"pixels", "images"} & arrays.keys()):
+            raise UserError(f"{path} must hold 'labels' and 'pixels' (uint8) or 'images' (float)")
+        if "pixels" in arrays:
+            return (*_checked(torch.from_numpy(arrays["pixels"]), torch.from_numpy(arrays["labels"]), path), True)
+        return (*_checked(torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), path), False)
+    raise UserError(f"cannot import {path}: give an MTT-style directory, a .pt or an .npz file")
+
+
+def _checked(images, labels, path: Path):
+    if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise UserError(f"{path}: images and labels must be tensors")
+    if images.dim() != 4 or labels.dim() != 1 or len(images) != len(labels) or len(labels) == 0:
+        raise UserError(f"{path}: images must be [M, C, H, W] and labels [M] (got {tuple(images.shape)} and "
+                        f"{tuple(labels.shape)})")
+    if labels.is_floating_point():  # soft or float labels: only whole class indices are supported
+        if not torch.equal(labels, labels.round()):
+            raise UserError(f"{path}: labels must be class indices (soft labels are not supported)")
+    return images, labels.long()
+
+
+def export_coreset(directory: Path, to: Path) -> list[Path]:
+    """Write the coreset of an artifact ``directory`` in every format (module docstring) under ``to``."""
+    from ..report.figures import coreset_grid, coreset_pixels
+
+    directory, to = Path(directory), Path(to)
+    t = load_tensors(directory / "coreset.safetensors")
+    if t["images"].dim() != 4:
+        raise UserError(f"{directory} holds a tabular coreset; export is for image coresets")
+    to.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def save_pt(name: str, tensor: torch.Tensor) -> None:
+        import io
+
+        buf = io.BytesIO()
+        torch.save(tensor.detach().cpu().contiguous(), buf)
+        atomic_write_bytes(to / name, buf.getvalue())
+        written.append(to / name)
+
+    save_pt("images_best.pt", t["images"].float())
+    save_pt("labels_best.pt", t["labels"].long())
+    summary = read_json(directory / "summary.json")
+    lr = summary.get("learnt_student_lr") if isinstance(summary, dict) else None
+    if lr is not None:
+        save_pt("lr_best.pt", torch.tensor(float(lr)))
+    pixels, labels = coreset_pixels(directory)
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, images=t["images"].float().numpy(), labels=labels.long().numpy(),
+             pixels=(pixels.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+    atomic_write_bytes(to / "coreset.npz", buf.getvalue())
+    written.append(to / "coreset.npz")
+    manifest = read_json(directory / "manifest.json")
+    written += [p for p in coreset_grid(directory, to / "grid", directory.name, manifest.get("classes"))
+                if p.suffix == ".png"]
+    (to / "grid.svg").unlink(missing_ok=True)
+    return written
