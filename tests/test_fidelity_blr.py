@@ -31,8 +31,8 @@ def test_objective_step_reaches_a_large_share_of_the_exact_reduction(label, weig
     assert r["share"] >= least, r
 
 
-def _rkl_without_coreset_term(coreset_log_lik, data_log_lik, thetas, coreset_size, data_size, posterior):
-    """Mutant: c(theta) = -f_x only (Eq. 4's -f_u term deleted)."""
+def _rkl_without_coreset_term(coreset_log_lik, data_log_lik, thetas, coreset_size, data_size, posterior, **shares):
+    """Mutant: c(theta) = -f_x only (Eq. 4's -f_u term deleted); one process (``shares`` unused)."""
     num = len(thetas)
     with torch.no_grad():
         full = torch.stack([data_log_lik(t, s).detach() for s, t in enumerate(thetas)])
