@@ -24,22 +24,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import machine, peak_rss_mb, run_cell, write_results  # noqa: E402
+from common import machine, peak_rss_mb, run_cell, synthetic_context, write_results  # noqa: E402
 
 MEMORY_CAP_GB = 20.0
-MODELS = {"quick": dict(channels=1, size=28, width=32), "paper": dict(channels=3, size=32, width=128)}
 
 
 def cell(model_name: str, method: str, ipc: int, iterations: int, warmup: int, threads: int) -> dict:
     import torch
 
-    from pseudocoresets.distill import DistillConfig, distill
-    from pseudocoresets.experts import ExpertPool, expert_file, save_trajectory
-    from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
-    from pseudocoresets.objectives import OBJECTIVES, DistillContext
-    import tempfile
-
     import resource
+
+    from pseudocoresets.distill import DistillConfig, distill
+    from pseudocoresets.objectives import OBJECTIVES
 
     # A cell may not take the machine down: cap its address space (an over-budget cell reports an error row).
     cap = int(MEMORY_CAP_GB * 2**30)
@@ -47,17 +43,8 @@ def cell(model_name: str, method: str, ipc: int, iterations: int, warmup: int, t
     if threads:
         torch.set_num_threads(threads)
     method, _, ckpt = method.partition("@ckpt")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    spec = MODELS[model_name]
-    model = FlatModel(build_convnet(ModelConfig(width=spec["width"]), spec["channels"], spec["size"], 10)).to(device)
-    g = torch.Generator().manual_seed(0)
-    real_x = torch.randn(5000, spec["channels"], spec["size"], spec["size"], generator=g).to(device)
-    real_y = (torch.arange(5000) % 10).to(device)
-    tmp = Path(tempfile.mkdtemp())
-    theta0 = model.init(0).cpu()
-    traj = torch.stack([theta0 + 0.01 * k * torch.randn(theta0.shape, generator=g) for k in range(4)])
-    save_trajectory(expert_file(tmp, 0), traj, 0, [])
-    ctx = DistillContext(model, ExpertPool([expert_file(tmp, 0)], device), real_x, real_y, 10, None, device)
+    ctx, device, _ = synthetic_context(model_name)
+    model, real_x, real_y = ctx.model, ctx.real_x, ctx.real_y
     cfg = DistillConfig(method=method, ipc=ipc, iterations=warmup, max_start_epoch=2, expert_epochs=1,
                         lr_images=1e-3 if method != "dc" else 0.1)
     own = OBJECTIVES[method].Config(**({"checkpoint_every": int(ckpt)} if ckpt else {}))

@@ -23,10 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import machine, run_cell, write_results  # noqa: E402
-
-MODELS = {"quick": dict(channels=1, size=28, width=32), "paper": dict(channels=3, size=32, width=128)}
-
+from common import MODELS, machine, run_cell, synthetic_context as setup, write_results  # noqa: E402
 
 def sync(device) -> None:
     import torch
@@ -55,32 +52,6 @@ def matmul_rate(device, dtype, max_n: int) -> tuple[float, int]:
         if n >= max_n or best > 0.05:
             return 2 * n**3 / best, n
         n *= 2
-
-
-def setup(model_name: str, precision: str, augment: bool):
-    import tempfile
-
-    import torch
-
-    from pseudocoresets.augment import DSA
-    from pseudocoresets.experts import ExpertPool, expert_file, save_trajectory
-    from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
-    from pseudocoresets.objectives import DistillContext
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    spec = MODELS[model_name]
-    model = FlatModel(build_convnet(ModelConfig(width=spec["width"]), spec["channels"], spec["size"], 10))
-    model = model.to(device).with_precision(precision)
-    g = torch.Generator().manual_seed(0)
-    real_x = torch.randn(5000, spec["channels"], spec["size"], spec["size"], generator=g).to(device)
-    real_y = (torch.arange(5000) % 10).to(device)
-    tmp = Path(tempfile.mkdtemp())
-    theta0 = model.init(0).cpu()
-    traj = torch.stack([theta0 + 0.01 * k * torch.randn(theta0.shape, generator=g) for k in range(4)])
-    save_trajectory(expert_file(tmp, 0), traj, 0, [])
-    ctx = DistillContext(model, ExpertPool([expert_file(tmp, 0)], device), real_x, real_y, 10,
-                         DSA() if augment else None, device)
-    return ctx, device, spec
 
 
 def distill_cell(model_name: str, method: str, ipc: int, precision: str, iterations: int, warmup: int) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).parent / "results"
+MODELS = {"quick": dict(channels=1, size=28, width=32), "paper": dict(channels=3, size=32, width=128)}
 
 
 def machine() -> dict:
@@ -73,3 +74,31 @@ def write_results(name: str, payload: dict, markdown: str) -> None:
               f"CPU flags: {m.get('cpu_flags', '?')}; "
               f"torch {m['torch']}, python {m['python']}; {m['date']}.\n\n")
     (RESULTS / f"{name}.md").write_text(header + markdown)
+
+
+def synthetic_context(model_name: str, precision: str = "fp32", augment: bool = False):
+    """(DistillContext, device, model spec) with random tensors of the real shapes: 5000 "real" images and one
+    expert trajectory of 4 snapshots (an iteration's cost does not depend on the values)."""
+    import tempfile
+
+    import torch
+
+    from pseudocoresets.augment import DSA
+    from pseudocoresets.experts import ExpertPool, expert_file, save_trajectory
+    from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
+    from pseudocoresets.objectives import DistillContext
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    spec = MODELS[model_name]
+    model = FlatModel(build_convnet(ModelConfig(width=spec["width"]), spec["channels"], spec["size"], 10))
+    model = model.to(device).with_precision(precision)
+    g = torch.Generator().manual_seed(0)
+    real_x = torch.randn(5000, spec["channels"], spec["size"], spec["size"], generator=g).to(device)
+    real_y = (torch.arange(5000) % 10).to(device)
+    tmp = Path(tempfile.mkdtemp())
+    theta0 = model.init(0).cpu()
+    traj = torch.stack([theta0 + 0.01 * k * torch.randn(theta0.shape, generator=g) for k in range(4)])
+    save_trajectory(expert_file(tmp, 0), traj, 0, [])
+    ctx = DistillContext(model, ExpertPool([expert_file(tmp, 0)], device), real_x, real_y, 10,
+                         DSA() if augment else None, device)
+    return ctx, device, spec

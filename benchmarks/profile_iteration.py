@@ -15,8 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_precision import setup  # noqa: E402
-from common import machine, write_results  # noqa: E402
+from common import machine, synthetic_context as setup, write_results  # noqa: E402
 
 
 def main() -> None:
