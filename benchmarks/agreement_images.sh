@@ -5,14 +5,15 @@
 # one epoch, 3 samples per cycle) and agreement / TV / predictive KL to it for every coreset.
 # Then the same coresets evaluated at the full-data scale, w = N/M (N training images, M = 100 coreset images),
 # in the same run directory (evaluation directories tagged -eval-w<N/M>).
-# Re-running resumes: finished stages are reused. THREADS=1 leaves a core free (the timings then say so).
+# Re-running resumes: finished stages are reused. THREADS=1 leaves a core free (the timings then say so);
+# METHODS=random,rkl,wasserstein,fkl limits the methods.
 #   bash benchmarks/agreement_images.sh [fmnist|cifar|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BPC=${BPC:-.venv/bin/bpc}
 CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
 what=${1:-fmnist}
-common=(--preset quick --methods random,rkl,wasserstein,fkl,fkl_mcmc --ipcs 10 --evaluate.agreement --quiet
+common=(--preset quick --methods "${METHODS:-random,rkl,wasserstein,fkl,fkl_mcmc}" --ipcs 10 --evaluate.agreement --quiet
         --threads "${THREADS:-0}")
 mkdir -p benchmarks/results
 run() {  # name, N/M, extra args...
