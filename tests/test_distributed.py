@@ -20,7 +20,9 @@ from safetensors.torch import load_file
 from test_pipeline import TINY, bpc, tiny_data  # noqa: F401  (fixture)
 
 ARGS = [*TINY, "--methods", "random,fkl,rkl", "--experts.num_experts", "3", "--rkl.num_samples", "3",
-        "--rkl.real_batch", "40", "--fkl.num_samples", "3", "--evaluate.repeats", "3"]
+        "--rkl.real_batch", "40", "--fkl.num_samples", "3", "--evaluate.repeats", "3", "--evaluate.agreement",
+        "--reference.chains", "3", "--reference.batch_size", "50", "--reference.epochs_per_cycle", "4",
+        "--reference.samples_per_cycle", "2", "--reference.sample_spacing", "2"]
 
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
@@ -60,6 +62,16 @@ def test_split_sample_terms_give_the_single_process_coreset(runs, method):
     assert not torch.equal(a["images"], a["init_images"])  # it learnt something
     assert torch.allclose(a["images"], b["images"], rtol=1e-4, atol=1e-5)
     assert json.loads((two / f"coresets/{method}-ipc2/manifest.json").read_text())["processes"] == 2
+
+
+def test_split_reference_chains_give_the_same_samples(runs):
+    one, two, _ = runs
+    a = load_file(str(one / "reference/samples.safetensors"))["samples"]
+    b = load_file(str(two / "reference/samples.safetensors"))["samples"]
+    assert len(a) > 0 and torch.equal(a, b)
+    ra = json.loads((one / "evals/random-ipc2-hmc/results.json").read_text())["summary"]["agreement"]
+    rb = json.loads((two / "evals/random-ipc2-hmc/results.json").read_text())["summary"]["agreement"]
+    assert ra == rb
 
 
 def test_split_repeats_give_the_same_results(runs):

@@ -327,10 +327,7 @@ def run_reference(ws: Workspace) -> Path:
     art = ws.reference_dir()
     if art.is_complete():
         return art.path
-    if not parallel.is_main():  # the reference runs on rank 0 (its chains are not split yet); the others wait
-        parallel.barrier()
-        return art.path
-    try:
+    try:  # under torchrun the chains are split round robin; rank 0 gathers them from their files and writes
         return _sample_reference(ws, cfg, art)
     finally:
         parallel.barrier()
@@ -341,13 +338,14 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
     x, y = ws.train_x(), ws.targets(ws.data.train_y)
     if cfg.sampler == "csghmc":
         cfg.check_schedule(len(y))
-    art.claim()
+    claim(art)
     prior = float(ws.config.posterior.prior_std)
     g = generator(cfg.seed, ws.device)
     starts = _chain_starts(ws, cfg.chains, g, cfg.init_std)
     t0 = time.perf_counter()
-    samples, accepts = [], []
     for c in range(cfg.chains):
+        if not parallel.mine(c):
+            continue
         path = art.path / f"chain_{c:03d}.safetensors"
         saved = load_checkpoint(path, {"samples", "accept"} if cfg.sampler == "hmc" else CSGHMC_KEYS, ws.device)
         if cfg.sampler == "hmc":
@@ -356,7 +354,6 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
                 kept, accept = sample_hmc(model, x, y, prior, cfg, starts[c], chain_g)
                 saved = {"samples": torch.stack(kept), "accept": torch.tensor([accept])}
                 save_tensors(path, saved)
-            accepts.append(float(saved["accept"][0]))
         else:
             if saved:
                 state = CSGHMCState(saved["position"], saved["velocity"], int(saved["cycle"][0]),
@@ -372,10 +369,13 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
                 if not ws.quiet:
                     print(f"reference chain {c + 1}/{cfg.chains}: cycle {st.cycle}/{cfg.cycles}")
 
-            state = sample_csghmc(model, x, y, prior, cfg, state, on_cycle=checkpoint)
-            saved = {"samples": torch.stack(state.samples)}
-        samples.append(saved["samples"])
-    thetas = torch.cat(samples)
+            sample_csghmc(model, x, y, prior, cfg, state, on_cycle=checkpoint)  # its file then holds all its samples
+    parallel.barrier()  # every rank's chains are in their files
+    if not parallel.is_main():
+        return art.path
+    chains = [load_tensors(art.path / f"chain_{c:03d}.safetensors", ws.device) for c in range(cfg.chains)]
+    accepts = [float(chain["accept"][0]) for chain in chains if "accept" in chain]
+    thetas = torch.cat([chain["samples"] for chain in chains])
     sampling = time.perf_counter() - t0
     save_tensors(art.path / "samples.safetensors", {"samples": thetas})
     predictive = reference_predictive(ws, art.path, "test", ws.data.test_x)
