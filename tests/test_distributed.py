@@ -1,10 +1,12 @@
 """Scale-out under torchrun (parallel.py): 2 processes on gloo against 1 process, stage by stage.
 
-Experts are split by rank and must be identical; fKL and rKL split their S sample terms and all-reduce the pixel
-gradients, so their coresets equal the single-process ones up to float summation order (allclose); evaluation
+Experts are split by rank and must be identical; fKL and rKL split their S sample terms, DC its classes, and all
+all-reduce the pixel gradients (DSA on, so the ranks' augmentation draws must stay in step), so their coresets
+equal the single-process ones up to float summation order (allclose); evaluation
 repeats are split and gathered, so a coreset's results are the same numbers. Rank 0 alone writes.
 Mutant evidence: without the all-reduce of the pixel gradients in fkl.py each rank moves the pixels by its own
-share only, and the fKL coreset test fails.
+share only, and the fKL coreset test fails; the same for dc.py's all-reduce, or its skipped classes not drawing
+their augmentation (the ranks' generators drift apart), and the DC test fails.
 """
 
 import json
@@ -19,8 +21,9 @@ from safetensors.torch import load_file
 
 from test_pipeline import TINY, bpc, tiny_data  # noqa: F401  (fixture)
 
-ARGS = [*TINY, "--methods", "random,fkl,rkl", "--experts.num_experts", "3", "--rkl.num_samples", "3",
-        "--rkl.real_batch", "40", "--fkl.num_samples", "3", "--evaluate.repeats", "3", "--evaluate.agreement",
+ARGS = [*TINY, "--methods", "random,fkl,rkl,dc", "--distill.augment", "--dc.real_batch", "20",
+        "--experts.num_experts", "3", "--rkl.num_samples", "3", "--rkl.real_batch", "40", "--fkl.num_samples", "3",
+        "--evaluate.repeats", "3", "--evaluate.agreement",
         "--reference.chains", "3", "--reference.batch_size", "50", "--reference.epochs_per_cycle", "4",
         "--reference.samples_per_cycle", "2", "--reference.sample_spacing", "2"]
 
@@ -54,7 +57,7 @@ def test_two_processes_train_the_same_experts(runs):
         == {1}
 
 
-@pytest.mark.parametrize("method", ["fkl", "rkl"])
+@pytest.mark.parametrize("method", ["fkl", "rkl", "dc"])
 def test_split_sample_terms_give_the_single_process_coreset(runs, method):
     one, two, _ = runs
     a = load_file(str(one / f"coresets/{method}-ipc2/coreset.safetensors"))

@@ -9,6 +9,10 @@ with conv weights reshaped to (out, in*h*w) and linear weights (out, in); one-di
 (biases, norm scales) contribute 0. Loops as in DC: a fresh random network per round; ``outer_loop``
 image updates per round, between which the network takes ``inner_loop`` SGD steps on the coreset
 (Eq. 7). Here one iteration of the distillation loop is one image update.
+
+Under torch.distributed the classes of an update are split round robin over ranks (each rank draws every class's
+real batch and augmentation, so the generators stay in step, but computes only its own classes' distances) and the
+pixel gradients are summed; the inner loop is repeated identically on every rank.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .. import parallel
 from ..errors import UserError
 from ..utils import generator
 from .interface import DistillContext, ObjectiveBase
@@ -101,12 +106,21 @@ class GradientMatching(ObjectiveBase):
             mask = labels == k
             if not mask.any():
                 continue
+            if not parallel.mine(k):  # another rank's class: draw its augmentation only
+                if ctx.augment is not None:
+                    ctx.augment.sample(g, max(len(pick), int(mask.sum())))
+                continue
             xr, xs = siamese(ctx.augment, ctx.real_x[pick], images[mask], g)
             g_real = [t.detach() for t in self._grads(theta, xr, ctx.real_y[pick], False)]
             g_syn = self._grads(theta, xs, labels[mask], True)
             dist = layerwise_cosine_distance(g_real, g_syn)
             dist.backward()
             total += float(dist.detach())
+        if parallel.active():  # each rank back-propagated its classes' distances: sum them
+            if images.grad is None:
+                images.grad = torch.zeros_like(images)
+            parallel.all_reduce_sum_(images.grad)
+            total = float(parallel.all_reduce_sum_(torch.tensor(total, device=images.device)))
         return {"matching_distance": total, "round_step": self.round_step}
 
     def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:
