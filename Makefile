@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
-OUT ?= runs/quick
+OUT ?= runs/demo
 
 .PHONY: setup data demo test bench clean help
 
 help:
-	@echo "make demo   - set up if needed, then the quick pipeline (Fashion-MNIST, Random vs BPC-fKL, ipc 10)"
+	@echo "make demo   - set up if needed, then the demo pipeline (Fashion-MNIST subset, Random vs BPC-fKL, ipc 10)"
 	@echo "make test   - set up if needed, then the test suite"
 	@echo "make bench  - time/memory benchmarks (benchmarks/results/)"
 
@@ -37,7 +37,7 @@ data:
 	fi
 
 demo: setup data
-	$(VENV)/bin/bpc run --preset quick --out $(OUT)
+	$(VENV)/bin/bpc run --preset demo --out $(OUT)
 
 test: setup data
 	$(PY) -m pytest tests

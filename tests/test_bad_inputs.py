@@ -164,6 +164,8 @@ CASES = {
     "tabular empty": tabular("", "--data.target", "y"),
     "tabular test_fraction 1.5": tabular("a,y\n1,2\n3,4\n5,6\n", "--data.target", "y", "--data.test_fraction",
                                          "1.5"),
+    "train_subset negative": opts("--data.train_subset", "-5"),
+    "train_subset larger than the data": opts("--data.train_subset", "100000"),
     "tabular with DSA": tabular("a,y\n" + "".join(f"{i},{i}\n" for i in range(20)), "--data.target", "y",
                                 "--experts.augment"),
     # artifacts

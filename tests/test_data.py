@@ -49,6 +49,22 @@ def test_fashion_mnist_layout(tmp_path):
     assert data.num_classes == 10
 
 
+def test_train_subset_keeps_seeded_rows_of_the_train_split_only(tmp_path):
+    root = make_fashion_dir(tmp_path / "fm")
+    full = load_dataset(DataConfig(name="fashion-mnist", root=str(root)))
+    sub = load_dataset(DataConfig(name="fashion-mnist", root=str(root), train_subset=15))
+    again = load_dataset(DataConfig(name="fashion-mnist", root=str(root), train_subset=15))
+    other = load_dataset(DataConfig(name="fashion-mnist", root=str(root), train_subset=15, seed=1))
+    assert sub.train_x.shape == (15, 1, 28, 28) and torch.equal(sub.train_x, again.train_x)
+    assert not torch.equal(sub.train_x, other.train_x)
+    # every kept row is a row of the full split with its own label, in the original order, none twice
+    rows = [int(torch.nonzero((full.train_x == x).flatten(1).all(1))[0]) for x in sub.train_x]
+    assert rows == sorted(set(rows)) and torch.equal(full.train_y[rows], sub.train_y)
+    assert torch.equal(sub.test_x, full.test_x)  # the test split is untouched
+    with pytest.raises(UserError, match="exceeds the 40 training"):
+        load_dataset(DataConfig(name="fashion-mnist", root=str(root), train_subset=41))
+
+
 @pytest.mark.parametrize("damage", ["truncate", "magic", "missing", "labels"])
 def test_fashion_mnist_broken(tmp_path, damage):
     root = make_fashion_dir(tmp_path / "fm")

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import apply_overrides, load_config_file, preset, sections, validate_run
+from .config import PRESETS, apply_overrides, load_config_file, preset, sections, validate_run
 from .errors import UserError
 
 # Every stage accepts every section, so one config file or command line serves all stages of a run.
@@ -72,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name in STAGES:
         p = sub.add_parser(name, help=DESCRIPTIONS[name], description=DESCRIPTIONS[name])
-        p.add_argument("--preset", default="quick", choices=["quick", "paper", "blr", "none"],
-                       help="starting configuration: quick (Fashion-MNIST, small ConvNet, CPU minutes), "
+        p.add_argument("--preset", default="quick", choices=list(PRESETS),
+                       help="starting configuration: quick (Fashion-MNIST, small ConvNet, CPU minutes), demo (quick "
+                       "on a 10,000-image subset with smaller budgets: `make demo`), "
                        "paper (CIFAR-10, the paper's settings, meant for a GPU), none (dataclass defaults)")
         p.add_argument("--config", help="YAML/JSON file of sections (e.g. 'distill: {ipc: 20}') applied on the preset")
         p.add_argument("--out", default="runs/quick", help="run directory holding every stage's artifacts")

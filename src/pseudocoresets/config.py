@@ -31,6 +31,7 @@ from .samplers import PosteriorConfig
 STAGE_SECTIONS = {"data": DataConfig, "model": ModelConfig, "experts": ExpertConfig, "posterior": PosteriorConfig,
                   "reference": ReferenceConfig, "distill": DistillConfig, "evaluate": EvalConfig}
 TOP_LEVEL = ("methods", "ipcs", "protocols")
+PRESETS = ("quick", "demo", "paper", "blr", "none")
 
 
 def sections() -> dict[str, type]:
@@ -127,6 +128,13 @@ def preset(name: str) -> RunConfig:
             ipcs=[10],
             preset="quick",
         )
+    if name == "demo":  # `make demo`: the quick model on a 10,000-image subset with smaller budgets (about 4 min)
+        config = preset("quick")
+        config.data.train_subset = 10000
+        config.distill.iterations, config.distill.student_steps = 100, 10
+        config.evaluate = EvalConfig(chains=4, iterations=30, burn_in=15, thin=5, repeats=2)
+        config.preset = "demo"
+        return config
     if name == "paper":
         return RunConfig(
             data=DataConfig(name="cifar10"),
@@ -153,7 +161,7 @@ def preset(name: str) -> RunConfig:
         )
     if name == "none":
         return RunConfig()
-    raise UserError(f"unknown preset {name!r}; choose quick, paper, blr or none")
+    raise UserError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}")
 
 
 CELL_OPTIONS = {"distill.method": "methods", "distill.ipc": "ipcs", "evaluate.protocol": "protocols"}

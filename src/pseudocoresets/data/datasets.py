@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,10 @@ class DataConfig:
     synthetic_test: int = field(default=1000, metadata={"help": "synthetic-regression: test rows"})
     synthetic_dim: int = field(default=10, metadata={"help": "synthetic-regression: number of features"})
     synthetic_noise: float = field(default=1.0, metadata={"help": "synthetic-regression: noise std of the targets"})
-    seed: int = field(default=0, metadata={"help": "tabular: seed of the train/test split and synthetic data"})
+    seed: int = field(default=0, metadata={"help": "seed of the tabular train/test split, the synthetic data and the "
+                                           "train subset"})
+    train_subset: int = field(default=0, metadata={"help": "keep a random subset of this many training examples "
+                                                   "(0: all); the full-data posterior is then the subset's"})
     zca: bool = field(default=False, metadata={"help": "ZCA-whiten images (fitted on the train split)"})
     zca_reg: float = field(default=0.1, metadata={"help": "ZCA regularisation eps (kornia convention)"})
     cache_dir: str = field(
@@ -67,6 +71,8 @@ class DataConfig:
             raise UserError("--data.root is required for tabular data (a .csv or .npz file)")
         if not 0 < self.test_fraction < 1:
             raise UserError(f"--data.test_fraction must be in (0, 1) (got {self.test_fraction})")
+        if self.train_subset < 0:
+            raise UserError(f"--data.train_subset must be >= 0 (0: all training examples; got {self.train_subset})")
 
     @property
     def is_image(self) -> bool:
@@ -117,7 +123,25 @@ def _check(name: str, arrays, classes: list[str]) -> ImageData:
 
 
 def load_dataset(config: DataConfig) -> ImageData | TabularData:
-    """Read the dataset named by ``config`` from local files, or generate the synthetic one (see :class:`DataConfig`)."""
+    """Read the dataset named by ``config`` from local files, or generate the synthetic one (see :class:`DataConfig`),
+    keeping ``train_subset`` training examples when it is set."""
+    return train_subset(_load(config), config.train_subset, config.seed)
+
+
+def train_subset(data: ImageData | TabularData, size: int, seed: int) -> ImageData | TabularData:
+    """``data`` with ``size`` training examples drawn without replacement (seeded, in their original order);
+    ``size`` 0 keeps them all."""
+    if size == 0:
+        return data
+    n = len(data.train_y)
+    if size > n:
+        raise UserError(f"--data.train_subset {size} exceeds the {n} training examples of {data.name}; lower it or "
+                        "use 0 (all)")
+    keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+    return dataclasses.replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
+
+
+def _load(config: DataConfig) -> ImageData | TabularData:
     config.validate()
     if config.name == "synthetic-regression":
         return synthetic_regression(config.synthetic_train, config.synthetic_test, config.synthetic_dim,

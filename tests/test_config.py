@@ -1,0 +1,29 @@
+"""Presets (config.py): each one is a complete, valid run for every registered objective, and the demo preset is
+the quick one made smaller (so `make demo` stays inside its time budget: README, "Quick start")."""
+
+import pytest
+
+from pseudocoresets.config import PRESETS, apply_overrides, preset, validate_run
+from pseudocoresets.objectives import OBJECTIVES
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_validates_with_every_objective(name):
+    config = preset(name)
+    if config.data.name == "cifar10":
+        config.data.root = "/users/own/cifar-10-batches-py"  # the one thing a user must add (checked when loading)
+    methods = ["random", *OBJECTIVES]
+    if not config.data.is_image:
+        methods.remove("dc")  # image-only (refused with one line on tabular data)
+    validate_run(apply_overrides(config, {"methods": methods}))
+    assert config.preset == name
+
+
+def test_demo_is_the_quick_model_with_smaller_budgets():
+    quick, demo = preset("quick"), preset("demo")
+    assert demo.model == quick.model and demo.experts == quick.experts
+    assert 0 < demo.data.train_subset < 60000 and quick.data.train_subset == 0
+    assert demo.distill.iterations * demo.distill.student_steps < quick.distill.iterations * quick.distill.student_steps
+    assert demo.cell("fkl", 10)[1].num_samples < quick.cell("fkl", 10)[1].num_samples
+    budget = lambda e: e.chains * e.iterations * e.repeats  # noqa: E731  (HMC iterations of one evaluation)
+    assert budget(demo.evaluate) < budget(quick.evaluate)
