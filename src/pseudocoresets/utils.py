@@ -33,6 +33,25 @@ def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     return g
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory in the process: the mmap threshold at its maximum (32 MiB on 64-bit; larger
+    blocks are still unmapped) and no trimming of the heap top. Tensors freed in one training step are then reused
+    by the next instead of being faulted in afresh from the kernel (benchmarks/bench_malloc.py measures it).
+    Returns whether both settings were accepted; a no-op (False) without glibc."""
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 * 1024 * 1024)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
+
+
 def configure_threads(threads: int) -> None:
     """Set intra-op threads when ``threads`` > 0 (0 keeps torch's default)."""
     if threads > 0:

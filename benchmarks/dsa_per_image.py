@@ -1,0 +1,74 @@
+"""What DSA's per-image draws change against one draw per batch (issue 8, item 6), on Fashion-MNIST.
+
+The reference DSA draws its random numbers per image (each image its own scale, angle, shift, cutout box, colour
+factors; one operation family per call); ours did one draw per batch until session 3, and that stays an option
+(`--no-distill.augment_per_image`, `--no-evaluate.augment_per_image`). Same experts and full-data reference
+posterior (copied from the agreement run, `bash benchmarks/agreement_images.sh fmnist`), quick preset, ipc 10:
+- fkl+aug and wasserstein+aug learnt with each variant, evaluated by HMC (DSA plays no part in HMC), agreement
+  with the reference posterior included;
+- A-SGHMC (which trains on augmented coreset batches) on the Random coreset, with each variant.
+
+    python benchmarks/dsa_per_image.py [--threads N] [--methods fkl+aug,wasserstein+aug]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine, write_results  # noqa: E402
+
+from pseudocoresets.report import collect_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "runs/agreement-fmnist"
+VARIANTS = {"per image": [], "per batch": ["--no-distill.augment_per_image", "--no-evaluate.augment_per_image"]}
+METRICS = ("accuracy", "nll", "ece", "brier", "agreement", "tv")
+
+
+def bpc(*args: str) -> None:
+    exe = Path(sys.executable).parent / "bpc"
+    subprocess.run([str(exe), *args], check=True, cwd=ROOT)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", default="0")
+    p.add_argument("--methods", default="fkl+aug,wasserstein+aug")
+    args = p.parse_args()
+    if not (SOURCE / "experts/manifest.json").exists() or not (SOURCE / "reference/manifest.json").exists():
+        sys.exit(f"{SOURCE} has no finished experts and reference: run 'bash benchmarks/agreement_images.sh fmnist'")
+    common = ["--preset", "quick", "--ipcs", "10", "--evaluate.agreement", "--quiet", "--threads", args.threads]
+    rows, seconds = [], {}
+    for variant, flags in VARIANTS.items():
+        out = ROOT / "runs" / f"dsa-{variant.replace(' ', '-')}"
+        for stage in ("experts", "reference"):
+            if not (out / stage).exists():
+                shutil.copytree(SOURCE / stage, out / stage)
+        t0 = time.perf_counter()
+        bpc("table", *common, *flags, "--methods", args.methods, "--protocols", "hmc", "--out", str(out))
+        bpc("evaluate", *common, *flags, "--methods", "random", "--protocols", "asghmc", "--out", str(out))
+        seconds[variant] = time.perf_counter() - t0
+        for row in collect_results(out):
+            if row["method"] != "full data":
+                rows.append({"variant": variant, **row})
+    lines = ["| method | protocol | DSA draws | " + " | ".join(METRICS) + " |", "|---" * (3 + len(METRICS)) + "|"]
+    for row in sorted(rows, key=lambda r: (r["method"], r["protocol"], r["variant"])):
+        cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" if row.get(m) else "-" for m in METRICS]
+        lines.append(f"| {row['method']} | {row['protocol']} | {row['variant']} | " + " | ".join(cells) + " |")
+    note = ("\nFashion-MNIST, quick preset (ConvNet width 32, 3 experts x 4 epochs, 150 iterations), ipc 10; HMC 4 "
+            "chains x 40 iterations, A-SGHMC the official values (1000 steps, T 0.01), 3 seeds; agreement / TV with "
+            f"the full-data reference posterior of {SOURCE.relative_to(ROOT)}. Command: python benchmarks/"
+            f"dsa_per_image.py --threads {args.threads} --methods {args.methods}. Wall time per variant (s): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + " (other jobs may have shared the cores).\n")
+    write_results("dsa_per_image", {"machine": machine(), "rows": rows, "seconds": seconds}, "\n".join(lines) + note)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
