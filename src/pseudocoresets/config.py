@@ -128,11 +128,11 @@ def preset(name: str) -> RunConfig:
             ipcs=[10],
             preset="quick",
         )
-    if name == "demo":  # `make demo`: the quick model on a 10,000-image subset with smaller budgets (about 4 min)
+    if name == "demo":  # `make demo`: the quick model on a 10,000-image subset with smaller budgets (< 5 min)
         config = preset("quick")
         config.data.train_subset = 10000
         config.distill.iterations, config.distill.student_steps = 100, 10
-        config.evaluate = EvalConfig(chains=4, iterations=30, burn_in=15, thin=5, repeats=2)
+        config.evaluate = EvalConfig(chains=3, iterations=30, burn_in=15, thin=8, repeats=2)
         config.preset = "demo"
         return config
     if name == "paper":
