@@ -86,6 +86,20 @@ def test_rerun_skips_finished_work(finished_run, tiny_data):
     assert "| fashion-mnist | 2 | fkl | hmc |" in proc.stdout
 
 
+def test_options_added_later_keep_old_run_directories_valid(finished_run, tiny_data):
+    """A run directory written before ``--data.train_subset`` existed has no such key in its config.json; at its
+    default (0) the option is not part of the identity, so the directory is reused, and set it is refused."""
+    out, _ = finished_run
+    cfg = out / "experts/config.json"
+    saved = json.loads(cfg.read_text())
+    assert "train_subset" not in saved["config"]["data"]
+    proc = bpc("experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--data.train_subset", "0")
+    assert proc.returncode == 0
+    proc = bpc("experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--data.train_subset", "30",
+               check=False)
+    assert proc.returncode == 2 and "different configuration" in proc.stderr
+
+
 def test_other_config_in_same_dir_is_refused(finished_run, tiny_data):
     out, _ = finished_run
     args = [a if a != "4" else "8" for a in TINY]  # width 8 instead of 4

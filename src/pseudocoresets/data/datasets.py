@@ -55,7 +55,8 @@ class DataConfig:
     seed: int = field(default=0, metadata={"help": "seed of the tabular train/test split, the synthetic data and the "
                                            "train subset"})
     train_subset: int = field(default=0, metadata={"help": "keep a random subset of this many training examples "
-                                                   "(0: all); the full-data posterior is then the subset's"})
+                                                   "(0: all); the full-data posterior is then the subset's",
+                                                   "identity": "unless-set"})
     zca: bool = field(default=False, metadata={"help": "ZCA-whiten images (fitted on the train split)"})
     zca_reg: float = field(default=0.1, metadata={"help": "ZCA regularisation eps (kornia convention)"})
     cache_dir: str = field(

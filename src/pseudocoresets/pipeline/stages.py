@@ -38,7 +38,14 @@ from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path,
 
 
 def _asdict(x) -> dict:
-    return dataclasses.asdict(x)
+    """A config section as it defines artifacts: every field, except those marked ``identity: "unless-set"`` while at
+    their default (options added after artifacts existed, whose default keeps the old behaviour, so run directories
+    made before the option stay valid)."""
+    out = dataclasses.asdict(x)
+    for f in dataclasses.fields(x):
+        if f.metadata.get("identity") == "unless-set" and out.get(f.name) == f.default:
+            del out[f.name]
+    return out
 
 
 class Workspace:
