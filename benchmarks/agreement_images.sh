@@ -30,6 +30,10 @@ run() {  # name, N/M, extra args...
     echo "Reference wall time (s): $(python3 -c "import json;print(round(json.load(open('runs/agreement-$name/reference/manifest.json'))['timings_seconds']['total']))")"
     echo
     tail -n +5 "runs/agreement-$name/report.md"
+    echo
+    echo "Rankings (python benchmarks/agreement_rankings.py runs/agreement-$name/report.json):"
+    echo
+    .venv/bin/python benchmarks/agreement_rankings.py "runs/agreement-$name/report.json"
   } > "benchmarks/results/agreement_$name.md"
   cp "runs/agreement-$name/report.json" "benchmarks/results/agreement_$name.json"
 }
