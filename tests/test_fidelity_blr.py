@@ -39,7 +39,7 @@ def _rkl_without_coreset_term(coreset_log_lik, data_log_lik, thetas, coreset_siz
     c = -data_size * full
     weights = c - c.mean()
     for s in range(num):
-        ((weights[s] / (num * data_size)) * coreset_log_lik(thetas[s].detach(), s)).backward()
+        ((weights[s] * coreset_size / (num * data_size)) * coreset_log_lik(thetas[s].detach(), s)).backward()
     return weights.mean()
 
 

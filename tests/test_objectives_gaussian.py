@@ -15,7 +15,7 @@ def _rkl_estimate(model, x, y, u, v, num, g):
     with torch.no_grad():
         mu, cu = model.posterior(u, v)
     thetas = model.sample(mu, cu, num, g)
-    m, n = len(u), len(x)  # the estimator takes mean log-likelihoods and returns grad KL * T / (w M N)
+    m, n = len(u), len(x)  # the estimator takes mean log-likelihoods and returns grad KL * T / (w N)
     rkl_surrogate(lambda th, s: model.log_lik(th, u, v) / m, lambda th, s: model.log_lik(th, x, y) / n, thetas,
                   m, n, PosteriorSpec(1.0, 1.0, model.prior))
     return u.grad
@@ -34,6 +34,10 @@ def test_rkl_estimate_matches_exact_gradient_and_lowers_reverse_kl():
     rkl(u_req).backward()
     est = _rkl_estimate(model, x, y, u, v, 20000, g)
     assert torch.nn.functional.cosine_similarity(est.flatten(), u_req.grad.flatten(), dim=0) > 0.9
+    # and its scale: grad KL * T / (w N) with w = T = 1, the official estimator's (a mean over the coreset in
+    # place of its sum, the bug fixed in session 5, is M = 6 times smaller and fails)
+    exact = u_req.grad.flatten() / len(x)
+    assert 0.8 < float(est.flatten() @ exact / (exact @ exact)) < 1.25
     learnt = adam_descent(u, lambda u_: _rkl_estimate(model, x, y, u_, v, 200, g), 300, 0.1)
     assert float(rkl(learnt)) < 0.4 * float(rkl(u))
 

@@ -7,12 +7,14 @@ pi_x(theta) ∝ exp(f_x(theta) + log pi_0(theta)), Eq. 4 generalises to
     grad_u D_KL[pi_u || pi_x] = Cov_{pi_u}[ (w/T) grad_u f_u(theta),  c(theta) ],
     c(theta) = (w f_u(theta) + log pi_0(theta)) / T - f_x(theta) - log pi_0(theta)      (up to a constant),
 
-(for w = N/M, T = 1: -N^2 Cov[grad_u mean_m f, mean_n f - mean_m f], the official estimator times N^2).
+(for w = N/M, T = 1: -N Cov[grad_u sum_m f, mean_n f - mean_m f], the official estimator times N).
 It is estimated with S samples theta_s of pi_u, the full-data sum f_x by N times the mean over a random real
-batch, and divided by the constant w M N / T so that the step size does not depend on w (for w = N/M it is
-exactly the official mean-based estimator). Centring the gradient term is unnecessary since
-sum_s (c_s - mean_c) = 0, so the estimate is the gradient of the surrogate
-1/(S N) sum_s sg(c_s - mean_c) mean_m f(u_m, theta_s).
+batch, and divided by the constant w N / T so that the step size does not depend on w (for w = N/M it is
+exactly the official estimator, whose pixel gradient is that of the coreset's summed log-likelihood: each pixel
+gets grad_u f(u_m, theta), not 1/M of it; until session 5 we divided by w M N / T, so rKL's pixel steps were M
+times smaller than the official ones at the same learning rate and its coresets hardly moved). Centring the
+gradient term is unnecessary since sum_s (c_s - mean_c) = 0, so the estimate is the gradient of the surrogate
+M/(S N) sum_s sg(c_s - mean_c) mean_m f(u_m, theta_s).
 
 Samples of pi_u (``--rkl.samples``): ``gaussian`` is the paper's q_u = N(theta_u^(L_u), s^2 I) around the student
 endpoint (student SGD from an expert snapshot, as BPC-fKL); ``chains`` draws them from persistent HMC chains
@@ -84,7 +86,7 @@ def rkl_surrogate(
     combine: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
 ) -> torch.Tensor:
     """Back-propagate the covariance estimator of grad_u KL(pi_u || pi_x) (module docstring) for samples
-    ``thetas`` [S, P] of pi_u, divided by w M N / T.
+    ``thetas`` [S, P] of pi_u, divided by w N / T.
 
     ``coreset_log_lik(theta, s)`` is the mean coreset log-likelihood mean_m f(u_m, theta), differentiable in u;
     ``data_log_lik(theta, s)`` the mean log-likelihood of a real batch (an estimate of f_x / N).
@@ -110,7 +112,7 @@ def rkl_surrogate(
     weights = c - c.mean()
     for s in range(num):
         if mine(s):
-            ((weights[s] / (num * data_size)) * coreset_log_lik(thetas[s].detach(), s)).backward()
+            ((weights[s] * coreset_size / (num * data_size)) * coreset_log_lik(thetas[s].detach(), s)).backward()
     return (weights * (core - core.mean())).mean()
 
 
