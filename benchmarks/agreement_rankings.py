@@ -18,6 +18,8 @@ def kendall_tau(a: list[str], b: list[str]) -> float:
     """Kendall's tau between two orderings of the same items (1: same order, -1: reversed)."""
     pos_a, pos_b = {m: i for i, m in enumerate(a)}, {m: i for i, m in enumerate(b)}
     pairs = list(itertools.combinations(a, 2))
+    if not pairs:
+        return float("nan")  # one method: no order to compare
     score = sum(1 if (pos_a[x] - pos_a[y]) * (pos_b[x] - pos_b[y]) > 0 else -1 for x, y in pairs)
     return score / len(pairs)
 

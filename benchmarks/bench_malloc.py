@@ -26,7 +26,7 @@ CHILD = r"""
 import json, sys, time, torch
 if sys.argv[1] == "keep":
     from pseudocoresets.utils import keep_freed_memory
-    keep_freed_memory()
+    assert keep_freed_memory(), "mallopt refused the settings"
 from pseudocoresets.models.build import ModelConfig, build_model
 torch.set_num_threads(int(sys.argv[2]))
 torch.manual_seed(0)
@@ -69,7 +69,7 @@ def main() -> None:
     for k in keys:
         lines.append(f"| {k} | {med['default'][k]:.3f} | {med['keep'][k]:.3f} | "
                      f"{med['default'][k] / med['keep'][k]:.2f}x |")
-    note = (f"\nMedians of {args.rounds} alternating rounds, one process per variant and round, "
+    note = (f"\n\nMedians of {args.rounds} alternating rounds, one process per variant and round, "
             f"{args.threads} threads, ConvNet width {args.width} on 28x28 images. Command: python "
             f"benchmarks/bench_malloc.py --rounds {args.rounds} --threads {args.threads} --width {args.width}\n")
     write_results(f"malloc_w{args.width}", {"machine": machine(), "runs": runs, "median": med},

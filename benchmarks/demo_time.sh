@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 clone=$(mktemp -d)/pseudocoresets
 git clone -q "$repo" "$clone"
+trap 'echo "demo_time.sh failed; the clone and its log are in $(dirname "$clone")" >&2' ERR
 start=$(date +%s.%N)
 (cd "$clone" && make demo) > "$clone.log" 2>&1
 total=$(python3 -c "import time;print(round(time.time() - $start))")
@@ -27,7 +28,7 @@ stage() { python3 -c "import json,sys;t=json.load(open('$clone/runs/demo/$1/mani
   echo
   echo "Printed table:"
   echo
-  grep '^|' "$clone.log"
+  grep '^|' "$clone.log" || echo "(no table printed: see $clone.log)"
 } > benchmarks/results/demo_time.md
 cat benchmarks/results/demo_time.md
 rm -rf "$(dirname "$clone")"

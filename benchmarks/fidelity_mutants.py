@@ -38,7 +38,7 @@ def rkl_without_coreset_term(core_ll, data_ll, thetas, m, n, posterior):
         full = torch.stack([data_ll(t, s).detach() for s, t in enumerate(thetas)])
     weights = -n * full - (-n * full).mean()
     for s in range(len(thetas)):
-        ((weights[s] / (len(thetas) * n)) * core_ll(thetas[s].detach(), s)).backward()
+        ((weights[s] * m / (len(thetas) * n)) * core_ll(thetas[s].detach(), s)).backward()
     return weights.mean()
 
 

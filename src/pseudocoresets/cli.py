@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "on a 10,000-image subset with smaller budgets: `make demo`), "
                        "paper (CIFAR-10, the paper's settings, meant for a GPU), none (dataclass defaults)")
         p.add_argument("--config", help="YAML/JSON file of sections (e.g. 'distill: {ipc: 20}') applied on the preset")
-        p.add_argument("--out", default="runs/quick", help="run directory holding every stage's artifacts")
+        p.add_argument("--out", help="run directory holding every stage's artifacts (default: runs/<preset>)")
         p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...")
         p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
         p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     keep_freed_memory()  # 1.23x on the quick model's training step (benchmarks/results/malloc_w32.md)
+    if getattr(args, "out", "") is None:
+        args.out = f"runs/{args.preset}"
     try:
         from .pipeline import stages
 

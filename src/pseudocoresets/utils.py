@@ -34,22 +34,24 @@ def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
 
 
 def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed memory in the process: the mmap threshold at its maximum (32 MiB on 64-bit; larger
-    blocks are still unmapped) and no trimming of the heap top. Tensors freed in one training step are then reused
-    by the next instead of being faulted in afresh from the kernel (benchmarks/bench_malloc.py measures it).
-    Returns whether both settings were accepted; a no-op (False) without glibc."""
+    """Ask glibc to keep freed memory in the process: blocks up to 32 MiB come from the heap instead of fresh
+    mmaps (glibc's own dynamic threshold never exceeds 32 MiB either; larger blocks are still unmapped when freed)
+    and the heap top is never trimmed. Tensors freed in one training step are then reused by the next instead of
+    being faulted in afresh from the kernel (benchmarks/bench_malloc.py measures it). The process keeps its peak
+    heap; ``BPC_KEEP_FREED_MEMORY=0`` turns this off. Returns whether both settings were accepted; False without
+    glibc (macOS, musl) or with another allocator's mallopt refusing them."""
     import ctypes
-    import ctypes.util
 
-    if not sys.platform.startswith("linux"):
+    if os.environ.get("BPC_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own C library, without spawning ldconfig
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 32 * 1024 * 1024)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
+    mmap_ok = bool(mallopt(m_mmap_threshold, 32 * 1024 * 1024))
+    trim_ok = bool(mallopt(m_trim_threshold, 2**31 - 1))
+    return mmap_ok and trim_ok
 
 
 def configure_threads(threads: int) -> None:

@@ -9,7 +9,7 @@ objective's gradient estimate and (b) the exact gradient of the divergence the o
 
     share = (D(u_0) - D(u_objective)) / (D(u_0) - D(u_exact)).
 
-Adam makes the comparison blind to the objectives' constant scalings (means instead of sums, w M N / T). The
+Adam makes the comparison blind to the objectives' constant scalings (means instead of sums, w N / T). The
 targets v of the coreset points stay fixed (the labels of a classification coreset); the inputs u are learnt.
 """
 

@@ -7,7 +7,7 @@ pi_x(theta) ∝ exp(f_x(theta) + log pi_0(theta)), Eq. 4 generalises to
     grad_u D_KL[pi_u || pi_x] = Cov_{pi_u}[ (w/T) grad_u f_u(theta),  c(theta) ],
     c(theta) = (w f_u(theta) + log pi_0(theta)) / T - f_x(theta) - log pi_0(theta)      (up to a constant),
 
-(for w = N/M, T = 1: -N Cov[grad_u sum_m f, mean_n f - mean_m f], the official estimator times N).
+(for w = N/M, T = 1: -(N^2/M) Cov[grad_u sum_m f, mean_n f - mean_m f], the official estimator times w N).
 It is estimated with S samples theta_s of pi_u, the full-data sum f_x by N times the mean over a random real
 batch, and divided by the constant w N / T so that the step size does not depend on w (for w = N/M it is
 exactly the official estimator, whose pixel gradient is that of the coreset's summed log-likelihood: each pixel
