@@ -100,6 +100,21 @@ def test_options_added_later_keep_old_run_directories_valid(finished_run, tiny_d
     assert proc.returncode == 2 and "different configuration" in proc.stderr
 
 
+def test_an_objective_version_bump_refuses_its_older_coresets(finished_run, tiny_data, monkeypatch, capsys):
+    """A fix that changes what an objective computes raises its module's VERSION (rkl.py is at 2): coresets learnt
+    before are then a different configuration, refused with one line instead of silently reused."""
+    from pseudocoresets import cli
+    from pseudocoresets.objectives import fkl
+
+    out, _ = finished_run
+    monkeypatch.setenv("BPC_QUIET", "1")
+    monkeypatch.setattr(fkl, "VERSION", 2, raising=False)
+    assert cli.main(["distill", "--out", str(out), "--data.root", str(tiny_data), *TINY]) == 2
+    assert "different configuration" in capsys.readouterr().err
+    monkeypatch.setattr(fkl, "VERSION", 1, raising=False)
+    assert cli.main(["distill", "--out", str(out), "--data.root", str(tiny_data), *TINY]) == 0
+
+
 def test_other_config_in_same_dir_is_refused(finished_run, tiny_data):
     out, _ = finished_run
     args = [a if a != "4" else "8" for a in TINY]  # width 8 instead of 4

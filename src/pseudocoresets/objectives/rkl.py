@@ -42,6 +42,7 @@ from .student import paper_student_schedule, siamese, student_endpoint
 
 NAME = "rkl"
 NEEDS_EXPERTS = True
+VERSION = 2  # 2: the pixel gradient of the summed coreset log-likelihood (session 5); coresets of 1 are refused
 
 
 @dataclass

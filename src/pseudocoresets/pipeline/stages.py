@@ -181,6 +181,9 @@ class Workspace:
         cfg = {**self.experts_dir().config, "posterior": _asdict(self.config.posterior), "distill": learning}
         if objective_cfg is not None:
             cfg["objective"] = _asdict(objective_cfg)
+            version = getattr(objective_module(distill_cfg.method), "VERSION", 1)
+            if version > 1:  # the objective's results changed since version 1: its older coresets are not these
+                cfg["objective_version"] = version
         if needs_reference(method, objective_cfg):
             cfg["reference"] = self.reference_dir().config
         return ArtifactDir(coreset_path(self.out, method, ipc, self.config.posterior.tag()), "coreset", cfg,
