@@ -64,7 +64,7 @@ def main() -> None:
     for row in sorted(rows, key=lambda r: (r["method"], r["protocol"], r["variant"])):
         cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" if row.get(m) else "-" for m in METRICS]
         lines.append(f"| {row['method']} | {row['protocol']} | {row['variant']} | " + " | ".join(cells) + " |")
-    note = ("\nFashion-MNIST, quick preset (ConvNet width 32, 3 experts x 4 epochs, 150 iterations), ipc 10; HMC 4 "
+    note = ("\n\nFashion-MNIST, quick preset (ConvNet width 32, 3 experts x 4 epochs, 150 iterations), ipc 10; HMC 4 "
             "chains x 40 iterations, 3 seeds; A-SGHMC friction 0.1, T 0.01, 1000 steps (500 burn-in), 1 chain, every "
             "50th step kept, 2 seeds (scaled down: scoring 100 kept samples per chain on 10,000 test images would "
             "dominate); agreement / TV with "
