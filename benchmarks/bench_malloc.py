@@ -2,8 +2,8 @@
 
 glibc returns large freed blocks to the kernel (blocks above the mmap threshold are unmapped; the heap top is
 trimmed), so every training step touches fresh pages again, and on a virtual machine each page fault is
-expensive: in a profile of the quick ConvNet's training step, zero-filling a 25 MB gradient took 8 ms of a 124 ms
-step. ``pseudocoresets.utils.keep_freed_memory`` raises the mmap threshold to its maximum (32 MiB on 64-bit) and
+expensive (in a torch.profiler run of the quick ConvNet's training step, not committed, zero-filling fresh
+gradient buffers showed up among the top ops). ``pseudocoresets.utils.keep_freed_memory`` raises the mmap threshold to its maximum (32 MiB on 64-bit) and
 stops trimming. Each variant runs in its own process (mallopt acts on the process), alternating, with the same
 work: expert SGD steps (batch 256), HMC gradients on a 100-image coreset, scoring 10,000 test images.
 
