@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--preset", default="quick", choices=list(PRESETS),
                        help="starting configuration: quick (Fashion-MNIST, small ConvNet, CPU minutes), demo (quick "
                        "on a 10,000-image subset with smaller budgets: `make demo`), "
+                       "medium (CIFAR-10, ConvNet width 48, 4 experts x 5 epochs, 250 iterations, HMC 5 chains: "
+                       "Random, rKL, W and fKL in <= 2 h on 2 CPU cores), "
                        "paper (CIFAR-10, the paper's settings, meant for a GPU), none (dataclass defaults)")
         p.add_argument("--config", help="YAML/JSON file of sections (e.g. 'distill: {ipc: 20}') applied on the preset")
         p.add_argument("--out", help="run directory holding every stage's artifacts (default: runs/<preset>)")

@@ -31,7 +31,7 @@ from .samplers import PosteriorConfig
 STAGE_SECTIONS = {"data": DataConfig, "model": ModelConfig, "experts": ExpertConfig, "posterior": PosteriorConfig,
                   "reference": ReferenceConfig, "distill": DistillConfig, "evaluate": EvalConfig}
 TOP_LEVEL = ("methods", "ipcs", "protocols")
-PRESETS = ("quick", "demo", "paper", "blr", "none")
+PRESETS = ("quick", "demo", "medium", "paper", "blr", "none")
 
 
 def sections() -> dict[str, type]:
@@ -135,6 +135,20 @@ def preset(name: str) -> RunConfig:
         config.evaluate = EvalConfig(chains=3, iterations=30, burn_in=15, thin=8, repeats=2)
         config.preset = "demo"
         return config
+    if name == "medium":  # CIFAR-10 on 2 CPU cores in <= 2 h (benchmarks/table1_medium.sh): wider than quick, more
+        # experts, epochs, iterations and chains; L_u = 10 student steps (quick: 20) pays for them
+        return RunConfig(
+            data=DataConfig(name="cifar10"),
+            model=ModelConfig(width=48, depth=3),
+            experts=ExpertConfig(num_experts=4, epochs=5),
+            reference=ReferenceConfig(chains=2, cycles=3, epochs_per_cycle=1.0, batch_size=256),
+            distill=DistillConfig(iterations=250, lr_images=100.0, lr_student=0.01, student_steps=10,
+                                  max_start_epoch=3, expert_epochs=1),
+            evaluate=EvalConfig(chains=5, iterations=50, burn_in=20, thin=10, repeats=3),
+            methods=["random", "rkl", "wasserstein", "fkl"],
+            ipcs=[10],
+            preset="medium",
+        )
     if name == "paper":
         return RunConfig(
             data=DataConfig(name="cifar10"),

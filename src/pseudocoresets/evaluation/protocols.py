@@ -111,6 +111,13 @@ class EvalConfig:
 Prepare = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _prepared(x: torch.Tensor, prepare: Prepare | None) -> torch.Tensor:
+    """A test batch as network input; images in channels-last memory order (the CPU convolutions and
+    elementwise layers run 1.3x faster on it at width 64, ``benchmarks/bench_scoring.py``; same values)."""
+    x = prepare(x) if prepare is not None else x
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 @torch.no_grad()
 def predictive_probs(model: FlatModel, theta: torch.Tensor, x: torch.Tensor, batch: int,
                      prepare: Prepare | None = None) -> torch.Tensor:
@@ -126,10 +133,9 @@ def predictive_average(model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, 
     Each test batch is prepared once (normalisation, ZCA) and scored by every sample, so the
     preprocessing is not repeated per posterior sample.
     """
-    prep = prepare or (lambda t: t)
     out = []
     for i in range(0, len(x), batch):
-        xb = prep(x[i : i + batch])
+        xb = _prepared(x[i : i + batch], prepare)
         total = model.likelihood.predictive(model(thetas[0], xb))
         for theta in thetas[1:]:
             total += model.likelihood.predictive(model(theta, xb))
@@ -141,10 +147,9 @@ def predictive_average(model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, 
 def predictive_samples(model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, batch: int,
                        prepare: Prepare | None = None) -> torch.Tensor:
     """Per-sample predictive statistics [K, N] (regression: the means f(x; theta_k)), kept for the mixture's NLL."""
-    prep = prepare or (lambda t: t)
     out = []
     for i in range(0, len(x), batch):
-        xb = prep(x[i : i + batch])
+        xb = _prepared(x[i : i + batch], prepare)
         out.append(torch.stack([model.likelihood.predictive(model(theta, xb)) for theta in thetas]))
     return torch.cat(out, dim=1)
 

@@ -45,7 +45,7 @@ class Config:
 
 def preset_values(preset: str, ipc: int) -> dict[str, Any]:
     """The paper's student schedule; the quick preset uses S = 10, the demo preset S = 5."""
-    small = {"quick": 10, "demo": 5}
+    small = {"quick": 10, "demo": 5, "medium": 10}
     return {"fkl.num_samples": small[preset]} if preset in small else paper_student_schedule(preset, ipc)
 
 
