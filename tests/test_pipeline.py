@@ -171,6 +171,19 @@ def test_coreset_posterior_is_recorded_and_used_by_its_evaluation(tiny_data, tmp
     assert json.loads(path.read_text())["posterior"]["weight"] == 2.0
 
 
+def test_learnt_point_weights_reach_the_artifact_and_the_evaluation(tiny_data, tmp_path):
+    out = tmp_path / "lw"
+    bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--methods", "fkl_mcmc",
+        "--fkl_mcmc.learn_weights", "--fkl_mcmc.chain_burn_in", "2")
+    summary = json.loads((out / "coresets/fkl_mcmc-ipc2/summary.json").read_text())
+    weights = summary["posterior"]["point_weights"]
+    assert len(weights) == 20 and min(weights) > 0 and max(weights) != min(weights)  # learnt, one per point
+    results = json.loads((out / "evals/fkl_mcmc-ipc2-hmc/results.json").read_text())
+    assert results["posterior"] == summary["posterior"]
+    saved = json.loads((out / "coresets/fkl_mcmc-ipc2/config.json").read_text())["config"]
+    assert saved["objective"]["learn_weights"] is True
+
+
 def test_objective_sections_come_from_yaml(tiny_data, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("wasserstein: {checkpoint_every: 1, lr_lr: 0.001}\nmethods: [wasserstein]\n")

@@ -97,7 +97,8 @@ def random_real_subset(y: torch.Tensor, num_classes: int, ipc: int, g: torch.Gen
 
 def prepare_objective(config: DistillConfig, objective_config: Any, context: DistillContext) -> Objective:
     """The objective ``config.method``, its context completed with the student settings and seed of ``config``."""
-    context = dataclasses.replace(context, student=config.student(), seed=config.seed)
+    size = config.ipc * context.num_classes if context.num_classes else config.ipc
+    context = dataclasses.replace(context, student=config.student(), seed=config.seed, coreset_size=size)
     return build_objective(config.method, objective_config, context)
 
 

@@ -23,11 +23,15 @@ from .metrics import gaussian_predictive_metrics
 
 
 def linear_gaussian_posterior(x: torch.Tensor, y: torch.Tensor, noise_std: float,
-                              spec: PosteriorSpec = PosteriorSpec()) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, covariance) of the (weighted, tempered) posterior of y = X theta + N(0, s^2)."""
+                              spec: PosteriorSpec = PosteriorSpec(),
+                              point_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, covariance) of the (weighted, tempered) posterior of y = X theta + N(0, s^2); point m counts
+    w v_m times when the spec has per-point weights v (``point_weights``, differentiable, replaces them)."""
     d = x.shape[1]
-    scaled = spec.weight * x.T @ x / noise_std**2 + torch.eye(d, dtype=x.dtype, device=x.device) / spec.prior_std**2
-    mean = torch.linalg.solve(scaled, spec.weight * x.T @ y / noise_std**2)
+    v = point_weights if point_weights is not None else spec.multipliers(x)
+    xw = x if v is None else v[:, None] * x
+    scaled = spec.weight * xw.T @ x / noise_std**2 + torch.eye(d, dtype=x.dtype, device=x.device) / spec.prior_std**2
+    mean = torch.linalg.solve(scaled, spec.weight * xw.T @ y / noise_std**2)
     cov = spec.temperature * torch.linalg.inv(scaled)
     return mean, 0.5 * (cov + cov.T)
 

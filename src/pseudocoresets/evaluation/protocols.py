@@ -103,9 +103,11 @@ class EvalConfig:
             raise UserError(f"--evaluate.severities must be in 1..5 (got {self.severities})")
 
     def posterior(self, recorded: PosteriorSpec) -> PosteriorSpec:
-        """The posterior to sample: the coreset's recorded one, with the options set here (non-zero) replacing it."""
-        return PosteriorSpec(self.coreset_weight or recorded.weight, self.temperature or recorded.temperature,
-                             self.prior_std or recorded.prior_std)
+        """The posterior to sample: the coreset's recorded one, with the options set here (non-zero) replacing it
+        (a coreset's learnt per-point weights stay: ``coreset_weight`` replaces the w they multiply)."""
+        return dataclasses.replace(recorded, weight=self.coreset_weight or recorded.weight,
+                                   temperature=self.temperature or recorded.temperature,
+                                   prior_std=self.prior_std or recorded.prior_std)
 
 
 Prepare = Callable[[torch.Tensor], torch.Tensor]
@@ -283,7 +285,7 @@ def evaluate_coreset(
 
     summary = summarise(runs, (*keys, "acceptance_rate"))
     result = {"protocol": config.protocol, "summary": summary, "repeats": runs,
-              "posterior": dataclasses.asdict(config.posterior(recorded))}
+              "posterior": config.posterior(recorded).record()}
     corrupted = [k for k in test_sets if k != "test"]
     if corrupted:
         result["sets"] = {k: summarise(per_set[k]) for k in corrupted}

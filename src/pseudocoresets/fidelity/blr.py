@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..distill import DistillConfig, prepare_objective
+from ..distill import DistillConfig, distill, prepare_objective
 from ..evaluation.gaussian import kl_gaussian, linear_gaussian_posterior, w2_squared_gaussian
 from ..experts import ExpertConfig, ExpertPool, expert_file, save_trajectory, sgd_trajectory
 from ..models import FlatModel, ModelConfig, build_model
@@ -58,13 +58,15 @@ class BLRProblem:
     def full_posterior(self) -> tuple[torch.Tensor, torch.Tensor]:
         return linear_gaussian_posterior(self.x, self.y, self.noise_std, PosteriorSpec(1.0, 1.0, self.prior_std))
 
-    def coreset_posterior(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return linear_gaussian_posterior(u, self.v, self.noise_std, self.posterior)
+    def coreset_posterior(self, u: torch.Tensor, point_weights: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        return linear_gaussian_posterior(u, self.v, self.noise_std, self.posterior, point_weights)
 
-    def divergence(self, kind: str, u: torch.Tensor) -> torch.Tensor:
-        """forward_kl = KL(pi_x || pi_u), reverse_kl = KL(pi_u || pi_x), w2 = W2^2(pi_u, pi_x); differentiable in u."""
+    def divergence(self, kind: str, u: torch.Tensor, point_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """forward_kl = KL(pi_x || pi_u), reverse_kl = KL(pi_u || pi_x), w2 = W2^2(pi_u, pi_x); differentiable in u
+        (and in the per-point weight multipliers ``point_weights``, when given)."""
         mx, cx = self.full_posterior()
-        mu, cu = self.coreset_posterior(u)
+        mu, cu = self.coreset_posterior(u, point_weights)
         if kind == "forward_kl":
             return kl_gaussian(mx, cx, mu, cu)
         if kind == "reverse_kl":
@@ -202,3 +204,64 @@ def run_check(label: str, weight: str, steps: int = CHECK_STEPS) -> dict:
     """The bench result of one case at one coreset weight."""
     (method, distill_cfg, objective_cfg), = [(m, d, o) for lab, m, d, o in cases() if lab == label]
     return reduction_share(problem_for(weight), method, distill_cfg, objective_cfg, steps=steps)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Learnt per-point weights (fkl_mcmc learn_weights): the weight gradient against the exact one, and whole runs of
+# the outer loop (distill/loop.py) with and without learning them. pi_x comes from exact posterior samples (the
+# stand-in for a converged reference posterior, x_source reference), so what is measured is the objective's.
+
+WEIGHT_CHAINS = {"chains": 8, "chain_steps": 2, "chain_burn_in": 20, "chain_step_size": 0.1}
+
+
+def weights_context(problem: BLRProblem, directory: Path, samples: int = 4000, seed: int = 5) -> DistillContext:
+    """Context with expert trajectories (the chains start at snapshots) and exact pi_x samples as the reference."""
+    mx, cx = problem.full_posterior()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        reference = torch.distributions.MultivariateNormal(mx, cx).sample((samples,))
+    pool = train_experts(problem, directory, count=4, epochs=20, lr=0.05, batch=32)
+    return DistillContext(problem.model(), pool, problem.x, problem.y, 0, None, torch.device("cpu"),
+                          posterior=problem.posterior, reference=reference)
+
+
+def weights_configs(learn: bool, lr_weights: float = 0.1, iterations: int = 0) -> tuple[DistillConfig, Any]:
+    distill_cfg = DistillConfig(method="fkl_mcmc", ipc=6, iterations=iterations, optimizer="adam", lr_images=0.05,
+                                lr_schedule="linear", lr_student=0.01, student_steps=30, expert_epochs=1,
+                                max_start_epoch=10, checkpoint_every=0)
+    objective_cfg = objective_module("fkl_mcmc").Config(**WEIGHT_CHAINS, x_samples=10, noise_x=0.0,
+                                                        x_source="reference", learn_weights=learn,
+                                                        lr_weights=lr_weights)
+    return distill_cfg, objective_cfg
+
+
+def weight_gradient_check(problem: BLRProblem, context: DistillContext, steps: int = 30, seed: int = 0) -> dict:
+    """Average the log-weight gradient fkl_mcmc writes over ``steps`` steps at u_0, v = 1; compare it with the
+    exact d KL(pi_x || pi_u) / d a (a = log v): cosine, and the norm ratio times M / (w / T) (1 when the scale
+    T / (w M) stated in objectives/fkl_mcmc.py is right)."""
+    distill_cfg, objective_cfg = weights_configs(True)
+    objective = prepare_objective(distill_cfg, objective_cfg, context)
+    u = problem.u0.clone().requires_grad_(True)
+    g = generator(seed)
+    total = torch.zeros(len(u), dtype=u.dtype)
+    for _ in range(steps):
+        u.grad, objective.log_weights.grad = None, None
+        objective.step(u, problem.v, g)
+        if objective.log_weights.grad is not None:  # None: the step gave the weights no gradient
+            total += objective.log_weights.grad
+    estimate = total / steps
+    a = torch.zeros(len(u), dtype=u.dtype, requires_grad=True)
+    (exact,) = torch.autograd.grad(problem.divergence("forward_kl", problem.u0, a.exp()), a)
+    spec = problem.posterior
+    return {"cosine": float(estimate @ exact / (estimate.norm() * exact.norm())),
+            "scale": float(estimate.norm() / exact.norm() * len(u) * spec.weight / spec.temperature)}
+
+
+def learnt_weights_run(problem: BLRProblem, context: DistillContext, learn: bool, iterations: int = 300,
+                       lr_weights: float = 0.1) -> dict:
+    """The outer loop's fkl_mcmc run from u_0; the exact forward KL of the coreset posterior it ends with."""
+    distill_cfg, objective_cfg = weights_configs(learn, lr_weights, iterations)
+    images, summary = distill(distill_cfg, objective_cfg, context, problem.u0, problem.v, quiet=True)
+    v = summary.get("point_weights")
+    weights = None if v is None else torch.tensor(v, dtype=images.dtype)
+    return {"forward_kl": float(problem.divergence("forward_kl", images, weights)), "point_weights": v}

@@ -83,9 +83,12 @@ class PersistentChains:
                 self.log_step += ADAPT_GAIN * (info.accept_prob - self.target_accept)
         return states
 
-    def advance(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Move every chain on pi_u(current images); return the kept positions [chains * (steps // thin), P]."""
-        posterior = CoresetPosterior.from_spec(self.ctx.model, images.detach(), labels, self.ctx.posterior)
+    def advance(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator,
+                point_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Move every chain on pi_u(current images, current per-point weights if learnt); return the kept
+        positions [chains * (steps // thin), P]."""
+        posterior = CoresetPosterior.from_spec(self.ctx.model, images.detach(), labels, self.ctx.posterior,
+                                               None if point_weights is None else point_weights.detach())
         kernel = hmc.build(posterior.potential_and_grad, self.leapfrog, self.step_size,
                            posterior.metropolis_potential)
         self.accept_probs = []

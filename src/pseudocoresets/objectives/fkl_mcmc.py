@@ -22,6 +22,16 @@ points and never the covariance of pi_u. Here
 
 As in ``fkl`` the coreset log-likelihood is averaged over the M points and the factor w/T dropped, so the
 estimate is grad_u KL * T / (w M): the exact direction, scaled by a constant the learning rate absorbs.
+
+Learnt per-point weights (``learn_weights``; Manousakas et al., 2020, learn weights and pseudo-points jointly).
+With point m counting w v_m times, f_v(u, theta) = sum_m v_m log p(y_m | u_m, theta), the same differentiation gives
+
+    d KL(pi_x || pi_u) / d v_m = (w / T) ( E_{pi_u}[log p(y_m | u_m, theta)] - E_{pi_x}[log p(y_m | u_m, theta)] ),
+
+so one surrogate J(u, a) = mean_m v_m log p(y_m | u_m, theta) contrasted between the two sample sets, with
+v_m = exp(a_m) (positive; a_m starts at 0, v_m = 1), yields both gradients with the one constant T / (w M):
+d J / d a_m = v_m d J / d v_m. The chains sample pi_u with the current v, and the learnt v is recorded in the
+coreset artifact's posterior, so that the evaluation samples the posterior the coreset was learnt for.
 """
 
 from __future__ import annotations
@@ -49,6 +59,11 @@ class Config(ChainOptions):
     noise_x: float = field(default=0.01, metadata={"help": "std of isotropic noise added to the pi_x samples"})
     x_source: str = field(default="experts", metadata={"help": "pi_x samples from: experts (snapshots) or reference "
                                                        "(the full-data reference posterior, 'bpc reference')"})
+    learn_weights: bool = field(default=False, metadata={"help": "also learn a weight per coreset point (Manousakas "
+                                                         "et al.), recorded in the coreset's posterior",
+                                                         "identity": "unless-set"})
+    lr_weights: float = field(default=1.0, metadata={"help": "SGD learning rate of the log point weights",
+                                                     "identity": "unless-set"})
 
     def validate(self) -> None:
         self.validate_chains("fkl_mcmc")
@@ -58,6 +73,8 @@ class Config(ChainOptions):
             raise UserError("--fkl_mcmc.x_samples and x_epochs must be >= 1")
         if self.noise_x < 0:
             raise UserError(f"--fkl_mcmc.noise_x must be >= 0 (got {self.noise_x})")
+        if not self.lr_weights > 0:
+            raise UserError(f"--fkl_mcmc.lr_weights must be > 0 (got {self.lr_weights})")
 
 
 def needs_reference(config: Config) -> bool:
@@ -78,12 +95,42 @@ class ForwardKLMCMC(ObjectiveBase):
     def __init__(self, config: Config, context: DistillContext):
         super().__init__(config, context)
         self.chains = PersistentChains.from_options(context, config)
+        self.log_weights = None  # a_m, v_m = exp(a_m): learnt per-point weights (learn_weights)
+        if config.learn_weights:
+            if context.coreset_size < 1:
+                raise UserError("fkl_mcmc learn_weights needs the coreset size in its context (use the outer loop)")
+            dtype = context.real_x.dtype if context.real_x.is_floating_point() else torch.float32
+            self.log_weights = torch.zeros(context.coreset_size, dtype=dtype, device=context.device,
+                                           requires_grad=True)
+
+    def param_groups(self) -> list[dict]:
+        if self.log_weights is None:
+            return []
+        return [{"params": [self.log_weights], "lr": self.c.lr_weights, "momentum": 0.5}]
+
+    def point_weights(self) -> torch.Tensor | None:
+        """v = exp(a), differentiable in a (None without learn_weights)."""
+        return None if self.log_weights is None else self.log_weights.exp()
+
+    def summary(self) -> dict[str, Any]:
+        v = self.point_weights()
+        if v is None:
+            return {}
+        v = v.detach().cpu()
+        return {"point_weights": [float(t) for t in v],
+                "point_weights_range": {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.chains.state_dict()
+        state = self.chains.state_dict()
+        if self.log_weights is not None:
+            state["log_weights"] = self.log_weights.detach().clone()
+        return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.chains.load_state_dict(state)
+        if self.log_weights is not None:
+            with torch.no_grad():
+                self.log_weights.copy_(state["log_weights"])
 
     def full_data_samples(self, g: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
         """``x_samples`` reference samples drawn at random, or expert snapshots of the last ``x_epochs`` epochs
@@ -109,12 +156,22 @@ class ForwardKLMCMC(ObjectiveBase):
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, Any]:
         ctx = self.ctx
-        thetas_u = self.chains.advance(images, labels, g)
+        v = self.point_weights()
+        thetas_u = self.chains.advance(images, labels, g, v)
         thetas_x = self.full_data_samples(g, images.dtype)
-        total = contrastive_backward(lambda theta: -ctx.model.nll(theta, maybe_augment(images, ctx.augment, g), labels),
-                                     thetas_u, thetas_x)
-        return {"surrogate": float(total), "chain_samples": len(thetas_u), "chain_acceptance": self.chains.acceptance(),
-                "chain_step_size": self.chains.step_size}
+
+        def log_lik(theta: torch.Tensor) -> torch.Tensor:
+            x = maybe_augment(images, ctx.augment, g)
+            if v is None:
+                return -ctx.model.nll(theta, x, labels)
+            return -(self.point_weights() * ctx.model.nll(theta, x, labels, reduction="none")).mean()
+
+        total = contrastive_backward(log_lik, thetas_u, thetas_x)
+        out = {"surrogate": float(total), "chain_samples": len(thetas_u), "chain_acceptance": self.chains.acceptance(),
+               "chain_step_size": self.chains.step_size}
+        if v is not None:
+            out["point_weight_mean"] = float(v.detach().mean())
+        return out
 
 
 def contrastive_backward(log_lik: Callable[[torch.Tensor], torch.Tensor], thetas_u: torch.Tensor,

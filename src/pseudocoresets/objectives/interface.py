@@ -54,6 +54,7 @@ class DistillContext:
     seed: int = 0
     posterior: PosteriorSpec = PosteriorSpec()  # the coreset posterior pi_u the coreset is learnt for
     reference: torch.Tensor | None = None  # samples of the full-data posterior pi_x [K, P] (reference stage)
+    coreset_size: int = 0  # M, the number of coreset points (filled by the outer loop, as ``student``)
 
 
 class Objective(Protocol):
@@ -69,7 +70,9 @@ class Objective(Protocol):
         """Called after the optimiser moved the images (DC trains its network here)."""
 
     def summary(self) -> dict[str, Any]:
-        """What the objective learnt besides the images (recorded in the coreset's summary.json)."""
+        """What the objective learnt besides the images (recorded in the coreset's summary.json); a key
+        ``point_weights`` (M numbers) holds learnt per-point weights, which become part of the coreset posterior
+        recorded in the coreset artifact (samplers/posterior.py)."""
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Everything the objective carries from one iteration to the next (chains, networks, learnt scalars,

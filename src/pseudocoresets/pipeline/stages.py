@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import signal
 import time
 from typing import Callable
@@ -478,6 +479,8 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     if not main:
         parallel.barrier()
         return art.path
+    if "point_weights" in summary:  # learnt per-point weights belong to the coreset posterior it was learnt for
+        posterior = dataclasses.replace(posterior, point_weights=summary.pop("point_weights"))
     save_tensors(art.path / "coreset.safetensors",
                  {"images": images, "labels": labels, "init_images": init, "init_indices": idx,
                   **ws.preprocessor.state()},
@@ -574,6 +577,10 @@ def load_coreset(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.
         spec = PosteriorSpec(**recorded)
     except (TypeError, ValueError) as exc:
         raise UserError(f"{file} holds a garbled posterior record ({exc}); re-run 'bpc distill'") from exc
+    v = spec.point_weights
+    if v is not None and (len(v) != len(t["images"]) or not all(math.isfinite(w) and w > 0 for w in v)):
+        raise UserError(f"{file} records {len(v)} point weights for {len(t['images'])} images (or some not finite "
+                        "and > 0); re-run 'bpc distill'")
     labels = t["labels"].float() if t["labels"].is_floating_point() else t["labels"].long()
     return t["images"].float(), labels, spec
 

@@ -5,7 +5,9 @@
 i.e. [ prod_m p(y_m | u_m, theta)^w  N(theta; 0, sigma^2 I) ]^(1/T): every coreset point counts w times (w = 1 is
 the paper's evaluation; w = N/M puts the coreset on the full data's scale, as Manousakas et al.'s weighted
 pseudocoresets), and T < 1 sharpens the whole posterior (a cold posterior: the prior is tempered too, as in
-the official A-SGHMC). The likelihood is the model's (:mod:`pseudocoresets.models.likelihood`).
+the official A-SGHMC). Learnt per-point weights (Manousakas et al.; ``--fkl_mcmc.learn_weights``) are
+multipliers v_m of w: point m counts w v_m times, U(theta) = w sum_m v_m (-log p(y_m | u_m, theta)) + ...; the
+coreset artifact records them with w, T and sigma. The likelihood is the model's (:mod:`pseudocoresets.models.likelihood`).
 :class:`PosteriorConfig` is the user's choice (``--posterior.weight 1|n/m|<number>``); the pipeline resolves
 it to a :class:`PosteriorSpec` per coreset, records it in the coreset artifact, and the evaluation of that
 coreset uses it unless told otherwise. HMC needs the tempered potential
@@ -33,6 +35,25 @@ class PosteriorSpec:
     weight: float = 1.0
     temperature: float = 1.0
     prior_std: float = 1.0
+    # learnt multipliers v_m of w (None: every v_m = 1); out of artifact records while None (as before it existed)
+    point_weights: tuple[float, ...] | None = field(default=None, metadata={"identity": "unless-set"})
+
+    def __post_init__(self) -> None:
+        if self.point_weights is not None:  # a JSON list when read back from an artifact
+            object.__setattr__(self, "point_weights", tuple(float(v) for v in self.point_weights))
+
+    def record(self) -> dict:
+        """As written into artifacts and results: no ``point_weights`` key without learnt weights."""
+        out = dataclasses.asdict(self)
+        if self.point_weights is None:
+            del out["point_weights"]
+        return out
+
+    def multipliers(self, like: torch.Tensor) -> torch.Tensor | None:
+        """v as a tensor of ``like``'s dtype and device (None when every v_m = 1)."""
+        if self.point_weights is None:
+            return None
+        return torch.tensor(self.point_weights, dtype=like.dtype, device=like.device)
 
 
 @dataclass
@@ -83,15 +104,25 @@ class CoresetPosterior:
     prior_std: float
     temperature: float = 1.0
     weight: float = 1.0
+    point_weights: torch.Tensor | None = None  # [M] multipliers v_m of w (None: all 1)
 
     @classmethod
-    def from_spec(cls, model: FlatModel, x: torch.Tensor, y: torch.Tensor, spec: PosteriorSpec) -> "CoresetPosterior":
-        return cls(model, x, y, spec.prior_std, spec.temperature, spec.weight)
+    def from_spec(cls, model: FlatModel, x: torch.Tensor, y: torch.Tensor, spec: PosteriorSpec,
+                  point_weights: torch.Tensor | None = None) -> "CoresetPosterior":
+        """The posterior of ``spec``; ``point_weights`` (e.g. being learnt) replaces the spec's recorded ones."""
+        v = point_weights if point_weights is not None else spec.multipliers(x)
+        if v is not None and v.shape != (len(x),):
+            raise UserError(f"{v.numel()} point weights for a coreset of {len(x)} points; re-run 'bpc distill'")
+        return cls(model, x, y, spec.prior_std, spec.temperature, spec.weight, v)
 
     def energy(self, theta: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
-        """U(theta): w times the summed negative log-likelihood of the coreset (or of ``x``, e.g. an augmented
-        copy) plus the negative log prior (up to constants)."""
-        nll_sum = self.model.nll(theta, self.x if x is None else x, self.y, reduction="sum")
+        """U(theta): w times the (v-weighted) summed negative log-likelihood of the coreset (or of ``x``, e.g. an
+        augmented copy) plus the negative log prior (up to constants)."""
+        x = self.x if x is None else x
+        if self.point_weights is None:
+            nll_sum = self.model.nll(theta, x, self.y, reduction="sum")
+        else:
+            nll_sum = (self.point_weights * self.model.nll(theta, x, self.y, reduction="none")).sum()
         if self.weight != 1.0:
             nll_sum = self.weight * nll_sum
         return nll_sum + 0.5 * (theta * theta).sum() / self.prior_std**2
