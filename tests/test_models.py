@@ -37,3 +37,20 @@ def test_gradients_flow_to_theta_and_inputs():
 def test_bad_architecture_is_a_user_error(kw):
     with pytest.raises(UserError):
         build_convnet(ModelConfig(**kw), 1, 28, 10)
+
+
+def test_scoring_paths_agree_with_the_plain_forward():
+    """Channels-last input, the in-place ReLU under no_grad and (``--evaluate.compile``) torch.compile with a padded
+    last batch give the plain forward's predictive: same values, every test point once."""
+    from pseudocoresets.evaluation.protocols import predictive_average
+
+    torch.manual_seed(0)
+    model = FlatModel(build_convnet(ModelConfig(width=8, depth=2), 3, 8, 4))
+    thetas = torch.stack([model.init(0), model.init(1)])
+    x = torch.randn(37, 3, 8, 8)  # 37 = 2 batches of 16 + 5: the compiled path pads the last one
+    with torch.enable_grad():  # out-of-place ReLU, NCHW: the plain forward
+        plain = torch.stack([torch.softmax(model(t, x), -1) for t in thetas]).mean(0).detach()
+    eager = predictive_average(model, thetas, x, 16)
+    compiled = predictive_average(model, thetas, x, 16, compile=True)
+    assert eager.shape == compiled.shape == (37, 4)
+    assert torch.allclose(eager, plain, atol=1e-6) and torch.allclose(compiled, plain, atol=1e-5)

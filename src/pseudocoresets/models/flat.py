@@ -7,6 +7,7 @@ Experts, students and samplers all hold parameters as a single 1-D tensor ``thet
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import torch
 from torch import nn
@@ -49,6 +50,7 @@ class FlatModel:
         """The same network (shared module and parameters layout) computing in ``precision``."""
         view = copy.copy(self)
         view.precision = precision
+        view._compiled = None  # a compiled forward belongs to one precision
         return view
 
     def __call__(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -58,6 +60,15 @@ class FlatModel:
         with torch.autocast(device_type=x.device.type, dtype=dtype):
             out = functional_call(self.module, self.unflatten(theta), (x,))
         return out.float()
+
+    def compiled(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``self(theta, x)`` under ``torch.compile`` (static shapes: callers keep one batch shape), compiled once
+        per model view and reused for every theta. Test scoring only (``--evaluate.compile``): 1.7-2.0x on this
+        project's CPU (benchmarks/results/scoring.md), after a compilation of about 10 s that needs a C++
+        compiler on CPUs."""
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = torch.compile(lambda theta, x: self(theta, x), dynamic=False)
+        return self._compiled
 
     def nll(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """-log p(y | x, theta), averaged (``mean``), summed (``sum``) or per example (``none``)."""

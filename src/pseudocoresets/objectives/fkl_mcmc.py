@@ -62,7 +62,7 @@ class Config(ChainOptions):
     learn_weights: bool = field(default=False, metadata={"help": "also learn a weight per coreset point (Manousakas "
                                                          "et al.), recorded in the coreset's posterior",
                                                          "identity": "unless-set"})
-    lr_weights: float = field(default=1.0, metadata={"help": "SGD learning rate of the log point weights",
+    lr_weights: float = field(default=0.1, metadata={"help": "SGD learning rate of the log point weights",
                                                      "identity": "unless-set"})
 
     def validate(self) -> None:
