@@ -44,7 +44,8 @@ class DistillConfig:
                                                             "false: one draw per batch"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and all sampling"})
     import_from: str = field(default="", metadata={"help": "method imported: a distilled set made elsewhere (an "
-                                                   "MTT-style directory or .pt of images/labels, or an .npz)"})
+                                                   "MTT-style directory or .pt of images/labels, or an .npz)",
+                                                   "identity": "unless-set"})
     checkpoint_every: int = field(default=25, metadata={"help": "save a resumable checkpoint every this many "
                                                         "iterations (and on SIGINT/SIGTERM); 0 = only on signals"})
     snapshot_every: int = field(default=0, metadata={"help": "keep the coreset every this many iterations "

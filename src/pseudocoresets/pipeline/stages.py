@@ -177,8 +177,6 @@ class Workspace:
         learning = {k: v for k, v in _asdict(distill_cfg).items() if k not in run_control}
         if distill_cfg.method == "imported":  # what was imported, by content
             learning["import_sha256"] = source_digest(Path(distill_cfg.import_from))
-        elif not learning.get("import_from"):
-            learning.pop("import_from", None)  # absent from identities made before the option existed
         cfg = {**self.experts_dir().config, "posterior": _asdict(self.config.posterior), "distill": learning}
         if objective_cfg is not None:
             cfg["objective"] = _asdict(objective_cfg)
