@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--compile", action="store_true")
     args = p.parse_args()
     x = torch.randn(args.images, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    rows = []
+    rows, profiles = [], []
     for width in [int(w) for w in args.widths.split(",")]:
         model = FlatModel(build_convnet(ModelConfig(width=width), 3, 32, 10))
         theta = model.init(0)
@@ -60,7 +60,8 @@ def main() -> None:
             return best * 10000 / len(x), out
 
         plain = lambda xb: model(theta, xb)  # noqa: E731
-        # "before": grad mode on makes the library's ReLU run out of place, as the old nn.ReLU did
+        # "before": grad mode on makes the library's ReLU run out of place, as the old nn.ReLU did; with nothing
+        # requiring grad no graph is recorded, so this is the old no_grad computation
         base, ref = timed(plain, False, grad_mode=True)
         variants = [("before (NCHW, ReLU out of place)", base, ref)]
         t, out = timed(plain, True, grad_mode=True)
@@ -74,6 +75,13 @@ def main() -> None:
             compile_s = time.perf_counter() - start
             t, out = timed(compiled, True)
             variants.append((f"channels_last + relu_ + torch.compile (compile {compile_s:.0f} s)", t, out))
+        from torch.profiler import profile
+
+        with profile() as prof:  # where the "before" forward spends its time
+            score(plain, False, True)
+        ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in ops)
+        profiles.append({"width": width, "top_ops": [(e.key, e.self_cpu_time_total / total) for e in ops[:5]]})
         for name, seconds, out in variants:
             rows.append({"width": width, "variant": name, "seconds_per_sample_10k": seconds,
                          "speedup": base / seconds, "max_abs_logit_diff": float((out - ref).abs().max())})
@@ -82,10 +90,12 @@ def main() -> None:
              "|---|---|---|---|---|"]
     lines += [f"| {r['width']} | {r['variant']} | {r['seconds_per_sample_10k']:.2f} | {r['speedup']:.2f}x | "
               f"{r['max_abs_logit_diff']:.1e} |" for r in rows]
+    lines += ["", "Profile of the \"before\" forward (share of self CPU time, top 5 operators):", ""]
+    lines += [f"- width {p['width']}: " + ", ".join(f"{k} {share:.0%}" for k, share in p["top_ops"]) for p in profiles]
     note = (f"\nForward passes only, test batches of {args.batch}, {args.images} random 3x32x32 images (best of 3, "
             "scaled to 10,000); every variant in the same process. Command: `python benchmarks/bench_scoring.py"
             f" --widths {args.widths} --images {args.images}{' --compile' if args.compile else ''}`.\n")
-    write_results("scoring", {"machine": machine(), "rows": rows, "args": vars(args)}, "\n".join(lines) + "\n" + note)
+    write_results("scoring", {"machine": machine(), "rows": rows, "profiles": profiles, "args": vars(args)}, "\n".join(lines) + "\n" + note)
 
 
 if __name__ == "__main__":

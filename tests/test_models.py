@@ -1,5 +1,7 @@
 """ConvNet architecture and the flat-parameter functional form."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -51,6 +53,8 @@ def test_scoring_paths_agree_with_the_plain_forward():
     with torch.enable_grad():  # out-of-place ReLU, NCHW: the plain forward
         plain = torch.stack([torch.softmax(model(t, x), -1) for t in thetas]).mean(0).detach()
     eager = predictive_average(model, thetas, x, 16)
+    assert eager.shape == (37, 4) and torch.allclose(eager, plain, atol=1e-6)
+    if not (shutil.which("c++") or shutil.which("g++")):
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
     compiled = predictive_average(model, thetas, x, 16, compile=True)
-    assert eager.shape == compiled.shape == (37, 4)
-    assert torch.allclose(eager, plain, atol=1e-6) and torch.allclose(compiled, plain, atol=1e-5)
+    assert compiled.shape == (37, 4) and torch.allclose(compiled, plain, atol=1e-5)

@@ -42,7 +42,8 @@ def _config(method, objective=None, **kw):
 
 
 CHAINS = {"chains": 2, "chain_steps": 2, "chain_burn_in": 2}
-VARIANTS = [(m, {}) for m in sorted(OBJECTIVES)] + [("rkl", {"samples": "chains", **CHAINS}), ("fkl_mcmc", CHAINS)]
+VARIANTS = [(m, {}) for m in sorted(OBJECTIVES)] + [("rkl", {"samples": "chains", **CHAINS}), ("fkl_mcmc", CHAINS),
+                                                   ("fkl_mcmc", {**CHAINS, "learn_weights": True})]
 
 
 @pytest.mark.parametrize("method,options", VARIANTS, ids=[f"{m}{'-' + str(o) if o else ''}" for m, o in VARIANTS])
@@ -98,7 +99,7 @@ def test_resume_from_a_checkpoint_is_bit_identical(setup, method, options, optim
     pick = [0, 4, 1, 5, 2, 6, 3, 7]
     cfg, obj = _config(method, options, iterations=5, optimizer=optimizer, lr_schedule="linear",
                        lr_images=0.1 if optimizer == "adam" else 1.0, checkpoint_every=0)
-    full, _ = distill(cfg, obj, ctx, x[pick].clone(), y[pick], quiet=True)
+    full, full_summary = distill(cfg, obj, ctx, x[pick].clone(), y[pick], quiet=True)
     saved = []
     calls = iter(range(100))
     with pytest.raises(KeyboardInterrupt):
@@ -108,6 +109,7 @@ def test_resume_from_a_checkpoint_is_bit_identical(setup, method, options, optim
     resumed, summary = distill(cfg, obj, ctx, x[pick].clone(), y[pick], quiet=True, resume=saved[0])
     assert torch.equal(resumed, full)
     assert summary["iterations"] == 5
+    assert summary.get("point_weights") == full_summary.get("point_weights")  # learnt weights resume too
 
 
 def test_periodic_checkpoints(setup):

@@ -183,6 +183,10 @@ def distill(
             raise UserError(
                 f"{config.method}: non-finite gradient at iteration {k}; lower --distill.lr_images or lr_student"
             )
+        own = [p for group in objective.param_groups() for p in group["params"]]
+        if any(p.grad is not None and not torch.isfinite(p.grad).all() for p in own):
+            raise UserError(f"{config.method}: non-finite gradient of the objective's own learnt values at iteration "
+                            f"{k}; lower its learning rates (e.g. --{config.method}.lr_weights)")
         if config.lr_schedule == "linear":
             pixels.param_groups[0]["lr"] = config.lr_images * (1 - k / config.iterations)
         for opt in optimisers:

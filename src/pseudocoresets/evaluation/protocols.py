@@ -65,8 +65,8 @@ class EvalConfig:
     repeats: int = field(default=10, metadata={"help": "independent repeats (seeds) for mean +/- std"})
     test_batch: int = field(default=256, metadata={"help": "test images per forward pass"})
     compile: bool = field(default=False, metadata={"help": "score the test sets with torch.compile (1.7-2x on "
-                                                   "CPU after ~10 s of compilation; needs a C++ compiler)",
-                                                   "identity": "unless-set"})
+                                                   "CPU after ~10 s of compilation per evaluated cell; needs a C++ "
+                                                   "compiler)", "identity": "never"})
     corruptions: list[str] = field(
         default_factory=list,
         metadata={"help": "corrupted test sets (CIFAR-10-C protocol): names, 'standard' (15) or 'all' (19)"},
@@ -118,7 +118,8 @@ Prepare = Callable[[torch.Tensor], torch.Tensor]
 
 def _prepared(x: torch.Tensor, prepare: Prepare | None) -> torch.Tensor:
     """A test batch as network input; images in channels-last memory order (the CPU convolutions and
-    elementwise layers run 1.3x faster on it at width 64, ``benchmarks/bench_scoring.py``; same values)."""
+    elementwise layers run 1.09-1.18x faster on it at widths 32-64, ``benchmarks/results/scoring.md``; same
+    values to 1e-6)."""
     x = prepare(x) if prepare is not None else x
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 

@@ -235,12 +235,22 @@ def weights_configs(learn: bool, lr_weights: float = 0.1, iterations: int = 0) -
     return distill_cfg, objective_cfg
 
 
-def weight_gradient_check(problem: BLRProblem, context: DistillContext, steps: int = 30, seed: int = 0) -> dict:
-    """Average the log-weight gradient fkl_mcmc writes over ``steps`` steps at u_0, v = 1; compare it with the
-    exact d KL(pi_x || pi_u) / d a (a = log v): cosine, and the norm ratio times M / (w / T) (1 when the scale
-    T / (w M) stated in objectives/fkl_mcmc.py is right)."""
+# log v of the second gradient check: unequal weights, so that chains blind to v sample the wrong pi_u
+UNEQUAL_LOG_WEIGHTS = (0.0, 1.5, 0.0, 0.7, -0.5, 2.0)
+
+
+def weight_gradient_check(problem: BLRProblem, context: DistillContext, steps: int = 30, seed: int = 0,
+                          log_weights: tuple[float, ...] | None = None) -> dict:
+    """Average the log-weight gradient fkl_mcmc writes over ``steps`` steps at u_0 and a = ``log_weights`` (default
+    0: v = 1); compare it with the exact d KL(pi_x || pi_u) / d a (a = log v): cosine, and the norm ratio times
+    M / (w / T) (1 when the scale T / (w M) stated in objectives/fkl_mcmc.py is right)."""
     distill_cfg, objective_cfg = weights_configs(True)
     objective = prepare_objective(distill_cfg, objective_cfg, context)
+    start = torch.zeros(len(problem.u0), dtype=problem.u0.dtype)
+    if log_weights is not None:
+        start = torch.tensor(log_weights, dtype=problem.u0.dtype)
+        with torch.no_grad():
+            objective.log_weights.copy_(start)
     u = problem.u0.clone().requires_grad_(True)
     g = generator(seed)
     total = torch.zeros(len(u), dtype=u.dtype)
@@ -250,7 +260,7 @@ def weight_gradient_check(problem: BLRProblem, context: DistillContext, steps: i
         if objective.log_weights.grad is not None:  # None: the step gave the weights no gradient
             total += objective.log_weights.grad
     estimate = total / steps
-    a = torch.zeros(len(u), dtype=u.dtype, requires_grad=True)
+    a = start.clone().requires_grad_(True)
     (exact,) = torch.autograd.grad(problem.divergence("forward_kl", problem.u0, a.exp()), a)
     spec = problem.posterior
     return {"cosine": float(estimate @ exact / (estimate.norm() * exact.norm())),
@@ -264,4 +274,5 @@ def learnt_weights_run(problem: BLRProblem, context: DistillContext, learn: bool
     images, summary = distill(distill_cfg, objective_cfg, context, problem.u0, problem.v, quiet=True)
     v = summary.get("point_weights")
     weights = None if v is None else torch.tensor(v, dtype=images.dtype)
-    return {"forward_kl": float(problem.divergence("forward_kl", images, weights)), "point_weights": v}
+    return {"start": float(problem.divergence("forward_kl", problem.u0)),
+            "forward_kl": float(problem.divergence("forward_kl", images, weights)), "point_weights": v}

@@ -63,9 +63,9 @@ class FlatModel:
 
     def compiled(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``self(theta, x)`` under ``torch.compile`` (static shapes: callers keep one batch shape), compiled once
-        per model view and reused for every theta. Test scoring only (``--evaluate.compile``): 1.7-2.0x on this
-        project's CPU (benchmarks/results/scoring.md), after a compilation of about 10 s that needs a C++
-        compiler on CPUs."""
+        per FlatModel object (the pipeline builds one per evaluated cell) and reused for every theta. Test scoring
+        only (``--evaluate.compile``): 1.7-2.0x over the eager scoring path on this project's CPU
+        (benchmarks/results/scoring.md), after a compilation of about 10 s that needs a C++ compiler on CPUs."""
         if getattr(self, "_compiled", None) is None:
             self._compiled = torch.compile(lambda theta, x: self(theta, x), dynamic=False)
         return self._compiled

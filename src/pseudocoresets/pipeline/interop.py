@@ -3,9 +3,11 @@
 Export (``bpc export``) writes one learnt coreset as
 - MTT / DD-Ranking-style tensors: ``images_best.pt`` (images in the network's input space: normalised, and
   ZCA-whitened when the run uses ZCA), ``labels_best.pt`` and, when the method learnt one (BPC-W / MTT),
-  ``lr_best.pt`` (the student step size); plain tensors only, readable with ``torch.load(weights_only=True)``;
+  ``lr_best.pt`` (the student step size), and when the coreset has learnt per-point weights (``fkl_mcmc
+  learn_weights``) ``weights_best.pt`` (the multipliers v of the recorded w; the full posterior record is in the
+  artifact's summary.json); plain tensors only, readable with ``torch.load(weights_only=True)``;
 - ``coreset.npz``: ``images`` (float32, input space), ``pixels`` (uint8, the stored space: un-whitened and
-  un-normalised) and ``labels``;
+  un-normalised), ``labels`` and, when learnt, ``point_weights``;
 - ``grid.png``: the un-whitened pictures, one row per class.
 
 Import (``--methods imported --distill.import_from PATH``, or ``bpc import --from PATH``) reads a distilled set
@@ -13,6 +15,7 @@ made elsewhere — such a directory (``images_best.pt``/``labels_best.pt``, or `
 ``.pt`` holding a dict with ``images`` and ``labels`` or a pair, or an ``.npz`` with ``labels`` and ``pixels``
 (uint8, prepared like the data) or ``images`` (float, taken as input space) — so any distilled set gets this
 project's Bayesian evaluation. ``.pt`` files load with ``weights_only=True``; anything else is refused.
+Import does not read point weights: an imported set is evaluated with the run's ``--posterior.weight``.
 """
 
 from __future__ import annotations
@@ -120,12 +123,18 @@ def export_coreset(directory: Path, to: Path) -> list[Path]:
     lr = summary.get("learnt_student_lr") if isinstance(summary, dict) else None
     if lr is not None:
         save_pt("lr_best.pt", torch.tensor(float(lr)))
+    posterior = summary.get("posterior", {}) if isinstance(summary, dict) else {}
+    weights = posterior.get("point_weights") if isinstance(posterior, dict) else None
+    extra = {}
+    if weights is not None:
+        save_pt("weights_best.pt", torch.tensor(weights, dtype=torch.float32))
+        extra["point_weights"] = np.asarray(weights, dtype=np.float32)
     pixels, labels = coreset_pixels(directory)
     import io
 
     buf = io.BytesIO()
     np.savez(buf, images=t["images"].float().numpy(), labels=labels.long().numpy(),
-             pixels=(pixels.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+             pixels=(pixels.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), **extra)
     atomic_write_bytes(to / "coreset.npz", buf.getvalue())
     written.append(to / "coreset.npz")
     manifest = read_json(directory / "manifest.json")

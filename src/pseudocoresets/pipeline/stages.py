@@ -41,10 +41,11 @@ from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path,
 def _asdict(x) -> dict:
     """A config section as it defines artifacts: every field, except those marked ``identity: "unless-set"`` while at
     their default (options added after artifacts existed, whose default keeps the old behaviour, so run directories
-    made before the option stay valid)."""
+    made before the option stay valid), and those marked ``identity: "never"`` (how fast, not what is computed)."""
     out = dataclasses.asdict(x)
     for f in dataclasses.fields(x):
-        if f.metadata.get("identity") == "unless-set" and out.get(f.name) == f.default:
+        never = f.metadata.get("identity") == "never"
+        if never or (f.metadata.get("identity") == "unless-set" and out.get(f.name) == f.default):
             del out[f.name]
     return out
 
@@ -479,6 +480,9 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
         return art.path
     if "point_weights" in summary:  # learnt per-point weights belong to the coreset posterior it was learnt for
         posterior = dataclasses.replace(posterior, point_weights=summary.pop("point_weights"))
+        if not all(math.isfinite(v) and v > 0 for v in posterior.point_weights):
+            raise UserError(f"{method}: the learnt point weights are not all finite and > 0; lower the objective's "
+                            "lr_weights")
     save_tensors(art.path / "coreset.safetensors",
                  {"images": images, "labels": labels, "init_images": init, "init_indices": idx,
                   **ws.preprocessor.state()},
