@@ -147,6 +147,7 @@ def test_corrupt_coreset_is_reported(finished_run, tiny_data, tmp_path):
         (["--posterior.temperature", "0"], "must be > 0"),
         (["--methods", "rkl", "--rkl.samples", "exact"], "gaussian or chains"),
         (["--methods", "fkl_mcmc", "--fkl_mcmc.chain_thin", "5", "--fkl_mcmc.chain_steps", "2"], "chain_thin"),
+        (["--methods", "fkl_mcmc", "--fkl_mcmc.learn_weights", "--fkl_mcmc.lr_weights", "0"], "lr_weights"),
     ],
 )
 def test_impossible_options_give_one_clear_line(tiny_data, tmp_path, args, needle):

@@ -171,6 +171,7 @@ def distill(
         pixels = torch.optim.SGD([{"params": [images], "lr": config.lr_images, "momentum": config.momentum_images},
                                   *objective.param_groups()])
         optimisers = [pixels]
+    own = [p for group in objective.param_groups() for p in group["params"]]  # its own learnt tensors
     metrics: dict = {}
     first, before = restore_state(resume, images, optimisers, objective, g) if resume is not None else (0, 0.0)
     start = time.perf_counter() - before
@@ -183,7 +184,6 @@ def distill(
             raise UserError(
                 f"{config.method}: non-finite gradient at iteration {k}; lower --distill.lr_images or lr_student"
             )
-        own = [p for group in objective.param_groups() for p in group["params"]]
         if any(p.grad is not None and not torch.isfinite(p.grad).all() for p in own):
             raise UserError(f"{config.method}: non-finite gradient of the objective's own learnt values at iteration "
                             f"{k}; lower its learning rates (e.g. --{config.method}.lr_weights)")
