@@ -172,6 +172,8 @@ def cases() -> list[tuple[str, str, DistillConfig, Any]]:
         ("fkl (Algorithm 1), lr_student 0.03", "fkl", student(lr_student=0.03), objective_module("fkl").Config()),
         ("fkl_mcmc", "fkl_mcmc", student(),
          objective_module("fkl_mcmc").Config(**chains, x_samples=10, x_epochs=5, noise_x=0.0)),
+        ("fkl_mcmc, chains from pi_x (CD-k)", "fkl_mcmc", student(),
+         objective_module("fkl_mcmc").Config(**chains, x_samples=10, x_epochs=5, noise_x=0.0, chain_start="x")),
         ("rkl, samples gaussian (paper)", "rkl", student(), objective_module("rkl").Config(real_batch=400)),
         ("rkl, samples chains", "rkl", student(),
          objective_module("rkl").Config(samples="chains", real_batch=400, **chains)),

@@ -84,15 +84,18 @@ class PersistentChains:
         return states
 
     def advance(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator,
-                point_weights: torch.Tensor | None = None) -> torch.Tensor:
+                point_weights: torch.Tensor | None = None, starts: torch.Tensor | None = None) -> torch.Tensor:
         """Move every chain on pi_u(current images, current per-point weights if learnt); return the kept
-        positions [chains * (steps // thin), P]."""
+        positions [chains * (steps // thin), P]. With ``starts`` [K, P] the chains are not persistent: K chains
+        start there, without burn-in, and are forgotten afterwards (contrastive divergence CD-k, Hinton 2002)."""
         posterior = CoresetPosterior.from_spec(self.ctx.model, images.detach(), labels, self.ctx.posterior,
                                                None if point_weights is None else point_weights.detach())
         kernel = hmc.build(posterior.potential_and_grad, self.leapfrog, self.step_size,
                            posterior.metropolis_potential)
         self.accept_probs = []
-        if self.positions is None:
+        if starts is not None:
+            states = [kernel.init(theta.detach().to(images.dtype)) for theta in starts]
+        elif self.positions is None:
             states = [kernel.init(theta) for theta in self._start(g, images.dtype)]
             states = self._transitions(kernel, states, self.burn_in, g)
         else:  # the potential changed with the images: recompute U and its gradient at the kept positions
@@ -101,7 +104,8 @@ class PersistentChains:
         for _ in range(self.steps // self.thin):
             states = self._transitions(kernel, states, self.thin, g)
             kept += [state.position for state in states]
-        self.positions = [state.position for state in states]
+        if starts is None:
+            self.positions = [state.position for state in states]
         samples = torch.stack(kept)
         if not torch.isfinite(samples).all():
             raise UserError("the coreset-posterior chains diverged (non-finite weights); lower chain_step_size")
