@@ -15,6 +15,7 @@ FM=/usr/share/datasets/fashion-mnist
 [[ -d $FM ]] || { mkdir -p "$(dirname $FM)" && cp -r .gpudata/fmnist $FM; }
 [[ -f ../shared/data/cifar10-jpeg.tar.gz ]] || { mkdir -p ../shared/data && cp .gpudata/cifar10-jpeg.tar.gz ../shared/data/; }
 nvidia-smi -L 2>/dev/null; $PY -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())"
+mkdir -p runs && $PY -c "import json, sys; sys.path.insert(0, 'benchmarks'); from common import machine; print(json.dumps(machine()))" > runs/g8-machine.json
 read -r -a extra <<< "${EXTRA:-}"
 common=(--preset quick --ipcs 10 --evaluate.agreement --quiet "${extra[@]}")
 cifar=(--data.name cifar10 --data.root ../shared/data/cifar10-jpeg.tar.gz)
@@ -40,4 +41,5 @@ for v in ${VARIANTS:-cd10 cd100 dsa cifar base}; do
 done
 if [[ -n ${OUT:-} ]]; then
   tar czf "$OUT/g8.tgz" --exclude='experts' --exclude='reference' runs/g8-*
+  echo "then here: tar xzf g8.tgz, copy each run's experts and reference back, python benchmarks/gpu_issue8_table.py"
 fi
