@@ -7,6 +7,11 @@ Every coreset is evaluated with the same HMC protocol on the full test split.
 
     python benchmarks/fkl_mcmc_images.py fmnist
     python benchmarks/fkl_mcmc_images.py cifar     # the CIFAR-10 JPEG copy in ../shared/data
+
+A variant of fkl_mcmc's settings (``--set KEY=VALUE``, applied to the fkl_mcmc runs only) is named by ``--tag``:
+its runs and results (fkl_mcmc_DATASET-TAG) sit beside the default's and share its Random and fkl coresets.
+
+    python benchmarks/fkl_mcmc_images.py fmnist --tag cd-lr10 --set fkl_mcmc.chain_start=x --set distill.lr_images=10
 """
 
 from __future__ import annotations
@@ -42,7 +47,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=sorted(DATA))
     p.add_argument("--probe", type=int, default=5, help="fkl_mcmc iterations timed to set its budget")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an fkl_mcmc-only override")
+    p.add_argument("--tag", default="", help="names the variant's runs and results (required with --set)")
+    p.add_argument("--no-weight-nm", action="store_true", help="skip the evaluation at w = N/M")
     args = p.parse_args()
+    if args.set and not args.tag:
+        p.error("--set needs --tag (a variant must not reuse the default's fkl_mcmc runs)")
+    sets = dict(item.split("=", 1) for item in args.set)
+    suffix = f"-{args.tag}" if args.tag else ""
     torch.set_num_threads(2)
     base = Path("runs") / f"fkl-mcmc-{args.dataset}"
     ws = workspace(args.dataset, base / "main", methods=["random", "fkl"])
@@ -55,17 +67,18 @@ def main() -> None:
     # `probe` iterations), then give it the same wall time as fkl, burn-in included
     probe_seconds = []
     for n in (1, 1 + args.probe):
-        probe = workspace(args.dataset, base / f"probe{n}", methods=["fkl_mcmc"], **{"distill.iterations": n})
-        if not (base / f"probe{n}/experts").exists():
-            shutil.copytree(base / "main/experts", base / f"probe{n}/experts")
+        probe_dir = base / f"probe{n}{suffix}"
+        probe = workspace(args.dataset, probe_dir, methods=["fkl_mcmc"], **sets, **{"distill.iterations": n})
+        if not (probe_dir / "experts").exists():
+            shutil.copytree(base / "main/experts", probe_dir / "experts")
         run_distill(probe, "fkl_mcmc", 10)
-        summary = json.loads((base / f"probe{n}/coresets/fkl_mcmc-ipc10/summary.json").read_text())
+        summary = json.loads((probe_dir / "coresets/fkl_mcmc-ipc10/summary.json").read_text())
         probe_seconds.append(summary["seconds_per_iteration"] * n)
     per_iteration = (probe_seconds[1] - probe_seconds[0]) / args.probe
     iterations = max(1, 1 + int((fkl_seconds - probe_seconds[0]) / per_iteration))
-    mcmc = workspace(args.dataset, base / "main", methods=["random", "fkl", "fkl_mcmc"])
+    mcmc = workspace(args.dataset, base / "main", methods=["random", "fkl", "fkl_mcmc"], **sets)
     apply_overrides(mcmc.config, {"distill.iterations": iterations})
-    mcmc_dir = base / "mcmc"
+    mcmc_dir = base / f"mcmc{suffix}"
     mcmc = Workspace(mcmc.config, mcmc_dir, torch.device("cpu"), quiet=True)
     if not (mcmc_dir / "experts").exists():
         shutil.copytree(base / "main/experts", mcmc_dir / "experts")
@@ -77,18 +90,20 @@ def main() -> None:
     run_evaluate(mcmc, "fkl_mcmc", 10, "hmc")
     # the same coresets evaluated on the coreset posterior at the full data's scale, w = N/M
     weight = len(ws.data.train_y) / 100
-    nm_dir = base / "weight-nm"
+    nm_dir = base / f"weight-nm{suffix}"
     for src in (base / "main", mcmc_dir):
         for path in (src / "coresets").iterdir():
-            if not (nm_dir / "coresets" / path.name).exists():
+            if not args.no_weight_nm and not (nm_dir / "coresets" / path.name).exists():
                 shutil.copytree(path, nm_dir / "coresets" / path.name)
     for method, source in (("random", ws), ("fkl", ws), ("fkl_mcmc", mcmc)):
+        if args.no_weight_nm:
+            break
         nm = Workspace(apply_overrides(copy.deepcopy(source.config), {"evaluate.coreset_weight": weight}), nm_dir,
                        torch.device("cpu"),
                        quiet=True)
         run_evaluate(nm, method, 10, "hmc")
     rows = collect_results(base / "main") + collect_results(mcmc_dir)
-    nm_rows = collect_results(nm_dir)
+    nm_rows = [] if args.no_weight_nm else collect_results(nm_dir)
     metrics = ("accuracy", "nll", "ece", "brier")
     lines = ["| method | iterations | distill seconds | evaluated posterior | accuracy | NLL | ECE | Brier |",
              "|---|---|---|---|---|---|---|---|"]
@@ -102,8 +117,9 @@ def main() -> None:
     note = (f"\n{label}, ipc 10, quick preset (ConvNet width 32, 3 experts x 4 epochs), HMC 4 chains x 40 iterations "
             "(20 burn-in, every 10th kept), 3 evaluation seeds, full test split; coresets learnt for w = 1 (T = 1) and "
             "evaluated on the coreset posterior with w = 1 and with w = N/M. "
-            f"fkl_mcmc: {CHAINS}; its iterations fill fkl's measured distillation time.\n")
-    write_results(f"fkl_mcmc_{args.dataset}", {"machine": machine(), "rows": rows, "rows_weight_nm": nm_rows,
+            f"fkl_mcmc: {CHAINS}{', with ' + str(sets) if sets else ''}; its iterations fill fkl's measured "
+            f"distillation time. Command: python benchmarks/fkl_mcmc_images.py {' '.join(sys.argv[1:])}.\n")
+    write_results(f"fkl_mcmc_{args.dataset}{suffix}", {"settings": sets, "machine": machine(), "rows": rows, "rows_weight_nm": nm_rows,
                                                 "iterations": iters,
                                                 "distill_seconds": seconds}, "\n".join(lines) + "\n" + note)
     print("\n".join(lines))
