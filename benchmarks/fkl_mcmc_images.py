@@ -50,13 +50,14 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an fkl_mcmc-only override")
     p.add_argument("--tag", default="", help="names the variant's runs and results (required with --set)")
     p.add_argument("--no-weight-nm", action="store_true", help="skip the evaluation at w = N/M")
+    p.add_argument("--base", default="", help="runs directory (default runs/fkl-mcmc-DATASET)")
     args = p.parse_args()
     if args.set and not args.tag:
         p.error("--set needs --tag (a variant must not reuse the default's fkl_mcmc runs)")
     sets = dict(item.split("=", 1) for item in args.set)
     suffix = f"-{args.tag}" if args.tag else ""
     torch.set_num_threads(2)
-    base = Path("runs") / f"fkl-mcmc-{args.dataset}"
+    base = Path(args.base or f"runs/fkl-mcmc-{args.dataset}")
     ws = workspace(args.dataset, base / "main", methods=["random", "fkl"])
     run_experts(ws)
     for method in ("random", "fkl"):
