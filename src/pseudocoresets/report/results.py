@@ -50,10 +50,16 @@ def collect_results(out: Path) -> list[dict]:
 
 
 def posterior_label(posterior: dict | None) -> str:
-    """'' for the paper's unweighted coreset posterior (w = 1), else the weight sampled, e.g. ' (w=600)'."""
-    if not posterior or posterior.get("weight", 1) == 1:
-        return ""
-    return f" (w={posterior['weight']:g})"
+    """'' for the paper's unweighted coreset posterior (w = 1, no per-point weights), else what differs: the
+    weight sampled and whether the coreset's learnt per-point weights were used, e.g. ' (w=600)',
+    ' (learnt point weights)', ' (w=600, learnt point weights)'."""
+    posterior = posterior or {}
+    parts = []
+    if posterior.get("weight", 1) != 1:
+        parts.append(f"w={posterior['weight']:g}")
+    if posterior.get("point_weights"):
+        parts.append("learnt point weights")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def format_metric(value: dict | None) -> str:
