@@ -7,6 +7,7 @@ the same start with the same steps; and the share of the exact reduction that th
 
     python benchmarks/fidelity_blr.py                 # 1500 steps (about 15 minutes on 2 cores)
     python benchmarks/fidelity_blr.py --steps 300     # the test suite's setting
+    python benchmarks/fidelity_blr.py --cases CD-k --name fidelity_blr_cd   # one case
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--name", default="fidelity_blr")
+    p.add_argument("--cases", default="", help="only the cases whose label contains this text")
     args = p.parse_args()
     torch.set_num_threads(1)
     rows = []
     for weight_name in ("1", "N/M"):
         for label, method, distill_cfg, objective_cfg in cases():
+            if args.cases not in label:
+                continue
             problem = BLRProblem.synthetic()
             if weight_name == "N/M":
                 problem = BLRProblem.synthetic(weight=len(problem.x) / len(problem.u0))

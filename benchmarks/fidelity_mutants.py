@@ -93,16 +93,24 @@ def segment_without_target(self, max_start, length, g):
     return theta0, theta0.clone() + 1e-3, info
 
 
-def chains_ignore_weight(self, images, labels, g):
+def chains_ignore_weight(self, images, labels, g, *args, **kwargs):
     ctx = self.ctx
     self.ctx = dataclasses.replace(ctx, posterior=dataclasses.replace(ctx.posterior, weight=1.0))
     try:
-        return ORIGINAL_ADVANCE(self, images, labels, g)
+        return ORIGINAL_ADVANCE(self, images, labels, g, *args, **kwargs)
     finally:
         self.ctx = ctx
 
 
+def chains_do_not_move(self, images, labels, g, point_weights=None, starts=None):
+    """CD-k with k = 0: the pi_u samples are the pi_x samples themselves."""
+    if starts is None:
+        return ORIGINAL_ADVANCE(self, images, labels, g, point_weights, starts)
+    return starts.detach().clone()
+
+
 ORIGINAL_ADVANCE = chains.PersistentChains.advance
+CD = "fkl_mcmc, chains from pi_x (CD-k)"
 MUTANTS = [
     # at w = 1 the coreset term of c is M/N of the full-data term, so deleting it hardly moves the exact gradient
     # either; at w = N/M the two terms balance and the deletion must show
@@ -113,6 +121,8 @@ MUTANTS = [
     ("fkl_mcmc: pi_x term deleted", "fkl_mcmc", "1", mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_without_x)),
     ("fkl_mcmc: pi_u term summed, not averaged", "fkl_mcmc", "1", mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_summed_u)),
     ("fkl_mcmc: chains ignore the coreset weight", "fkl_mcmc", "N/M", mock.patch.object(chains.PersistentChains, "advance", chains_ignore_weight)),
+    ("fkl_mcmc CD-k: sign flipped", CD, "1", mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_flipped)),
+    ("fkl_mcmc CD-k: chains not moved (k = 0)", CD, "1", mock.patch.object(chains.PersistentChains, "advance", chains_do_not_move)),
     ("fkl: sign flipped", "fkl (Algorithm 1), lr_student 0.03", "N/M", mock.patch.object(fkl, "fkl_surrogate", fkl_flipped)),
     ("fkl: pi_x term deleted", "fkl (Algorithm 1), lr_student 0.03", "N/M", mock.patch.object(fkl, "fkl_surrogate", fkl_without_x)),
     ("wasserstein: sign flipped", "wasserstein (MTT)", "N/M", mock.patch.object(wasserstein.Wasserstein, "step", w_flipped)),

@@ -4,7 +4,8 @@
 # beside the paper's fkl, fkl_mcmc with persistent chains and Random, at equal settings on one card, with each
 # method's distillation seconds; and W+aug with DSA drawn per image vs once per batch. Experts and references are
 # copied from the CPU agreement runs (benchmarks/agreement_images.sh), so every row shares them.
-#   VARIANTS="cd10 cd100 dsa cifar base" bash benchmarks/gpu_issue8.sh   (writes runs/g8-*; $OUT/g8.tgz if set)
+#   VARIANTS="cd10 cd100 dsa cifar base" bash benchmarks/gpu_issue8.sh      (the first call)
+#   VARIANTS="lw10 cdlw10 cdk5" RUN_TIMEOUT=100 bash benchmarks/gpu_issue8.sh   (the second: learnt weights, k = 5)   (writes runs/g8-*; $OUT/g8.tgz if set)
 # The device copy needs Fashion-MNIST at the default root and the CIFAR JPEG copy at ../shared/data (carried in
 # .gpudata, put in place below when absent). EXTRA adds options to every command (a CPU dry run uses it).
 set -uo pipefail
@@ -26,6 +27,7 @@ run() {  # name, source run, extra args...
   local start=$SECONDS
   timeout "${RUN_TIMEOUT:-150}" $PY -m pseudocoresets.cli table "${common[@]}" "$@" --out "$out" > "$out/log.txt" 2>&1
   echo "$out: exit $? in $((SECONDS - start)) s"; tail -n 3 "$out/log.txt"
+  [[ -z ${OUT:-} ]] || tar czf "$OUT/g8.tgz" --exclude='experts' --exclude='reference' runs/g8-*
 }
 for v in ${VARIANTS:-cd10 cd100 dsa cifar base}; do
   case $v in
@@ -37,9 +39,13 @@ for v in ${VARIANTS:-cd10 cd100 dsa cifar base}; do
     cifar) run cd10-cifar agreement-cifar10jpeg "${cifar[@]}" --methods fkl_mcmc --fkl_mcmc.chain_start x \
              --distill.lr_images 10 ;;
     base) run base-fmnist agreement-fmnist --methods random,fkl,fkl_mcmc ;;
+    lw10) run lw10-fmnist agreement-fmnist --methods fkl_mcmc --fkl_mcmc.learn_weights --distill.lr_images 10 ;;
+    cdlw10) run cdlw10-fmnist agreement-fmnist --methods fkl_mcmc --fkl_mcmc.chain_start x \
+              --fkl_mcmc.learn_weights --distill.lr_images 10 ;;
+    cdk5) run cdk5-fmnist agreement-fmnist --methods fkl_mcmc --fkl_mcmc.chain_start x --distill.lr_images 10 \
+            --fkl_mcmc.chain_steps 5 --fkl_mcmc.chain_thin 5 ;;
   esac
 done
 if [[ -n ${OUT:-} ]]; then
-  tar czf "$OUT/g8.tgz" --exclude='experts' --exclude='reference' runs/g8-*
   echo "then here: tar xzf g8.tgz, copy each run's experts and reference back, python benchmarks/gpu_issue8_table.py"
 fi

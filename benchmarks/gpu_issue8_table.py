@@ -25,6 +25,9 @@ RUNS = {  # run directory: (dataset, what it varies)
     "g8-cd10-fmnist": ("fashion-mnist", "fkl_mcmc chain_start x (CD-k), lr_images 10"),
     "g8-cd100-fmnist": ("fashion-mnist", "fkl_mcmc chain_start x (CD-k), lr_images 100"),
     "g8-cd10-cifar": ("cifar10 (JPEG)", "fkl_mcmc chain_start x (CD-k), lr_images 10"),
+    "g8-lw10-fmnist": ("fashion-mnist", "fkl_mcmc persistent chains, learnt point weights, lr_images 10"),
+    "g8-cdlw10-fmnist": ("fashion-mnist", "fkl_mcmc chain_start x (CD-k), learnt point weights, lr_images 10"),
+    "g8-cdk5-fmnist": ("fashion-mnist", "fkl_mcmc chain_start x (CD-k), k = 5 transitions, lr_images 10"),
     "g8-dsa-image-fmnist": ("fashion-mnist", "DSA drawn per image (default)"),
     "g8-dsa-batch-fmnist": ("fashion-mnist", "DSA drawn once per batch"),
 }

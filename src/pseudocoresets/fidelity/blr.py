@@ -15,6 +15,9 @@ targets v of the coreset points stay fixed (the labels of a classification cores
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,7 @@ import torch
 
 from ..distill import DistillConfig, distill, prepare_objective
 from ..evaluation.gaussian import kl_gaussian, linear_gaussian_posterior, w2_squared_gaussian
-from ..experts import ExpertConfig, ExpertPool, expert_file, save_trajectory, sgd_trajectory
+from ..experts import ExpertConfig, ExpertPool, expert_file, expert_files, save_trajectory, sgd_trajectory
 from ..models import FlatModel, ModelConfig, build_model
 from ..objectives import DistillContext, objective_module
 from ..samplers import PosteriorSpec
@@ -135,15 +138,45 @@ def descend_objective(problem: BLRProblem, method: str, distill_config: DistillC
     return _adam(problem.u0, grad, steps, lr, after=lambda u: objective.after_update(u, problem.v))
 
 
+_EXPERT_DIRS: dict[tuple, Path] = {}
+_EXACT_DESCENTS: dict[tuple, torch.Tensor] = {}
+
+
+def _digest(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cached_experts(problem: BLRProblem, experts: dict) -> ExpertPool:
+    """The experts of ``train_experts`` on this problem's full data, trained once per process (they depend on the
+    data and the expert settings only, not on the coreset weight or the objective); removed at exit."""
+    key = (_digest(problem.x, problem.y), problem.noise_std, tuple(sorted(experts.items())))
+    if key not in _EXPERT_DIRS:
+        directory = Path(tempfile.mkdtemp(prefix="bpc-blr-experts-"))
+        atexit.register(shutil.rmtree, directory, True)
+        train_experts(problem, directory, **experts)
+        _EXPERT_DIRS[key] = directory
+    return ExpertPool(expert_files(_EXPERT_DIRS[key], experts["count"]), torch.device("cpu"), dtype=torch.float64)
+
+
+def cached_exact_descent(problem: BLRProblem, kind: str, steps: int, lr: float) -> torch.Tensor:
+    """``descend_exact``, computed once per process for the same problem, divergence and schedule."""
+    key = (_digest(problem.x, problem.y, problem.u0, problem.v), problem.noise_std, problem.prior_std,
+           problem.posterior.weight, problem.posterior.temperature, kind, steps, lr)
+    if key not in _EXACT_DESCENTS:
+        _EXACT_DESCENTS[key] = descend_exact(problem, kind, steps, lr)
+    return _EXACT_DESCENTS[key].clone()
+
+
 def reduction_share(problem: BLRProblem, method: str, distill_config: DistillConfig, objective_config: Any,
                     steps: int = 1500, lr: float = 0.05, seed: int = 0, experts: dict | None = None) -> dict:
     """Start, objective-descent and exact-descent values of the method's divergence, and the share."""
     kind = DIVERGENCES[method]
-    with tempfile.TemporaryDirectory() as tmp:
-        needs = objective_module(method).NEEDS_EXPERTS
-        pool = train_experts(problem, Path(tmp), **(experts or EXPERTS)) if needs else None
-        learnt = descend_objective(problem, method, distill_config, objective_config, pool, steps, lr, seed)
-    exact = descend_exact(problem, kind, steps, lr)
+    pool = cached_experts(problem, experts or EXPERTS) if objective_module(method).NEEDS_EXPERTS else None
+    learnt = descend_objective(problem, method, distill_config, objective_config, pool, steps, lr, seed)
+    exact = cached_exact_descent(problem, kind, steps, lr)
     start, obj, best = (float(problem.divergence(kind, u)) for u in (problem.u0, learnt, exact))
     return {"method": method, "divergence": kind, "start": start, "objective": obj, "exact": best,
             "objective_reduction": 1 - obj / start, "exact_reduction": 1 - best / start,
@@ -188,6 +221,7 @@ CHECK_STEPS = 300
 CHECKS = [
     ("fkl_mcmc", "1", 0.7),
     ("fkl_mcmc", "N/M", 0.9),
+    ("fkl_mcmc, chains from pi_x (CD-k)", "1", 0.7),
     ("rkl, samples chains", "1", 0.8),
     ("rkl, samples gaussian (paper)", "N/M", 0.9),
     ("fkl (Algorithm 1), lr_student 0.03", "N/M", 0.9),
