@@ -71,7 +71,9 @@ def main() -> None:
             "(benchmarks/agreement_images.sh). Command on the GPU: bash benchmarks/gpu_issue8.sh, then here "
             "python benchmarks/gpu_issue8_table.py. fkl_mcmc options beyond those named: chains 4 (persistent) or "
             "one per pi_x sample (x_samples 10, CD-k), chain_steps 2, 5 leapfrog steps, pi_x = expert snapshots of "
-            "the last epoch + noise 0.01.\n")
+            "the last epoch + noise 0.01. Two calls on two H100 machines of one kind (the second, learnt point "
+            "weights, started fresh; its description is the machine line); a third variant of that call (CD-k with "
+            "k = 5 transitions) outran its 95-second limit and is not reported.\n")
     write_results(args.name, {"machine": machine_from(Path(args.log)), "rows": rows}, "\n".join(lines) + note)
     print("\n".join(lines))
 
