@@ -84,3 +84,24 @@ def test_weighted_tempered_posterior_matches_its_definition():
     a = 2.5 * p.u0.T @ p.u0 + torch.eye(3, dtype=torch.float64) / 9.0
     assert torch.allclose(torch.linalg.inv(cov), a / 0.5)
     assert torch.allclose(mean, torch.linalg.solve(a, 2.5 * p.u0.T @ p.v))
+
+
+def test_every_mutant_of_the_mutation_script_fits_the_code_it_replaces():
+    # benchmarks/fidelity_mutants.py patches objective functions; when their signatures grow (a rank's share, a
+    # chain start), a stale mutant raises instead of computing, which proves nothing. Each mutant must accept a
+    # call as the code makes it: the required parameters by position, the optional ones by name.
+    import inspect
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import fidelity_mutants
+
+    for name, _, _, patch in fidelity_mutants.MUTANTS:
+        original = inspect.signature(getattr(patch.getter(), patch.attribute))
+        required = [p for p in original.parameters.values() if p.default is inspect.Parameter.empty]
+        optional = {p.name: p.default for p in original.parameters.values() if p.default is not inspect.Parameter.empty}
+        try:
+            inspect.signature(patch.new).bind(*[None] * len(required), **optional)
+        except TypeError as exc:
+            raise AssertionError(f"mutant {name!r} no longer fits {patch.attribute}: {exc}") from exc
