@@ -117,11 +117,12 @@ def main() -> None:
     label = "Fashion-MNIST" if args.dataset == "fmnist" else "CIFAR-10 (JPEG copy)"
     note = (f"\n{label}, ipc 10, quick preset (ConvNet width 32, 3 experts x 4 epochs), HMC 4 chains x 40 iterations "
             "(20 burn-in, every 10th kept), 3 evaluation seeds, full test split; coresets learnt for w = 1 (T = 1) and "
-            "evaluated on the coreset posterior with w = 1 and with w = N/M. "
-            f"fkl_mcmc: {CHAINS}{', with ' + str(sets) if sets else ''}; its iterations fill fkl's measured "
+            + ("evaluated on the coreset posterior with w = 1. " if args.no_weight_nm else
+               "evaluated on the coreset posterior with w = 1 and with w = N/M. ")
+            + f"fkl_mcmc: {CHAINS}{', with ' + str(sets) if sets else ''}; its iterations fill fkl's measured "
             f"distillation time. Command: python benchmarks/fkl_mcmc_images.py {' '.join(sys.argv[1:])}.\n")
-    write_results(f"fkl_mcmc_{args.dataset}{suffix}", {"settings": sets, "machine": machine(), "rows": rows, "rows_weight_nm": nm_rows,
-                                                "iterations": iters,
+    write_results(f"fkl_mcmc_{args.dataset}{suffix}", {"settings": sets, "machine": machine(), "rows": rows,
+                                                       "rows_weight_nm": nm_rows, "iterations": iters,
                                                 "distill_seconds": seconds}, "\n".join(lines) + "\n" + note)
     print("\n".join(lines))
 
