@@ -98,6 +98,7 @@ def test_options_added_later_keep_old_run_directories_valid(finished_run, tiny_d
     proc = bpc("experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--data.train_subset", "30",
                check=False)
     assert proc.returncode == 2 and "different configuration" in proc.stderr
+    assert "(differs in data.train_subset)" in proc.stderr  # the line names what differs
 
 
 def test_an_objective_version_bump_refuses_its_older_coresets(finished_run, tiny_data, monkeypatch, capsys):

@@ -114,6 +114,11 @@ def eval_for(config: "RunConfig", ipc: int, protocol: str) -> EvalConfig:
     return cfg
 
 
+def _objective_sections(values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A preset's own values of objective sections (per-ipc official values stay in each ``preset_values``)."""
+    return {name: objective_module(name).Config(**options) for name, options in values.items()}
+
+
 def preset(name: str) -> RunConfig:
     if name == "quick":
         return RunConfig(
@@ -124,6 +129,7 @@ def preset(name: str) -> RunConfig:
             distill=DistillConfig(iterations=150, lr_images=100.0, lr_student=0.01, student_steps=20,
                                   max_start_epoch=2, expert_epochs=1),
             evaluate=EvalConfig(chains=4, iterations=40, burn_in=20, thin=10, repeats=3),
+            objectives=_objective_sections({"fkl": {"num_samples": 10}, "rkl": {"num_samples": 10}}),
             methods=["random", "fkl"],
             ipcs=[10],
             preset="quick",
@@ -133,6 +139,7 @@ def preset(name: str) -> RunConfig:
         config.data.train_subset = 10000
         config.distill.iterations, config.distill.student_steps = 100, 10
         config.evaluate = EvalConfig(chains=3, iterations=30, burn_in=15, thin=8, repeats=2)
+        config.section("fkl").num_samples = 5
         config.preset = "demo"
         return config
     if name == "medium":  # CIFAR-10 on 2 CPU cores in <= 2 h (benchmarks/table1_medium.sh): wider than quick, more
@@ -145,6 +152,8 @@ def preset(name: str) -> RunConfig:
             distill=DistillConfig(iterations=250, lr_images=100.0, lr_student=0.01, student_steps=10,
                                   max_start_epoch=3, expert_epochs=1),
             evaluate=EvalConfig(chains=5, iterations=50, burn_in=20, thin=10, repeats=3),
+            # a real batch of 500 for rKL: its S = 10 data-likelihood passes are most of an iteration
+            objectives=_objective_sections({"fkl": {"num_samples": 10}, "rkl": {"num_samples": 10, "real_batch": 500}}),
             methods=["random", "rkl", "wasserstein", "fkl"],
             ipcs=[10],
             preset="medium",
@@ -169,6 +178,8 @@ def preset(name: str) -> RunConfig:
             distill=DistillConfig(iterations=300, optimizer="adam", lr_images=0.05, lr_schedule="linear",
                                   lr_student=0.01, student_steps=30, max_start_epoch=10, expert_epochs=1),
             evaluate=EvalConfig(chains=4, iterations=400, burn_in=200, thin=5, repeats=3),
+            # fkl_mcmc: more chains, and pi_x from the reference posterior's samples (HMC), without noise
+            objectives=_objective_sections({"fkl_mcmc": {"chains": 8, "x_source": "reference", "noise_x": 0.0}}),
             methods=["random", "fkl", "fkl_mcmc", "rkl", "wasserstein"],
             ipcs=[20],
             preset="blr",

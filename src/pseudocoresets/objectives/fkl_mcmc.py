@@ -98,9 +98,7 @@ def needs_reference(config: Config) -> bool:
 
 
 def preset_values(preset: str, ipc: int) -> dict[str, Any]:
-    """blr (Bayesian linear regression): more chains, and pi_x from the reference posterior's samples (HMC)."""
-    if preset == "blr":
-        return {"fkl_mcmc.chains": 8, "fkl_mcmc.x_source": "reference", "fkl_mcmc.noise_x": 0.0}
+    """No per-ipc values (the blr preset's chains and pi_x source are in its definition, config.py)."""
     return {}
 
 

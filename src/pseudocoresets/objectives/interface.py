@@ -7,7 +7,8 @@ An objective module (one per divergence) provides
 - ``Config``: a dataclass of its own hyperparameters, each with a ``help`` text; it becomes the section
   ``--NAME.option`` of the command line and ``NAME: {option: value}`` of a YAML config;
 - ``preset_values(preset, ipc) -> dict``: official per-ipc values as dotted keys (``"NAME.option"`` or a shared
-  ``"distill.option"``), applied to a (method, ipc) cell unless the user set that option;
+  ``"distill.option"``), applied to a (method, ipc) cell unless the user set that option (a preset's values
+  that do not depend on ipc, such as the quick preset's S, sit in the preset's definition in config.py);
 - ``build(config, context) -> Objective``.
 
 An :class:`Objective` writes its divergence-gradient estimate into ``images.grad`` (and into the ``.grad`` of
