@@ -55,6 +55,8 @@ def main() -> None:
     if args.set and not args.tag:
         p.error("--set needs --tag (a variant must not reuse the default's fkl_mcmc runs)")
     sets = dict(item.split("=", 1) for item in args.set)
+    if "distill.iterations" in sets:
+        p.error("--set distill.iterations: fkl_mcmc's iterations are what fills fkl's wall time; they are not set")
     suffix = f"-{args.tag}" if args.tag else ""
     torch.set_num_threads(2)
     base = Path(args.base or f"runs/fkl-mcmc-{args.dataset}")

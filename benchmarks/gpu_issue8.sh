@@ -5,7 +5,7 @@
 # method's distillation seconds; and W+aug with DSA drawn per image vs once per batch. Experts and references are
 # copied from the CPU agreement runs (benchmarks/agreement_images.sh), so every row shares them.
 #   VARIANTS="cd10 cd100 dsa cifar base" bash benchmarks/gpu_issue8.sh      (the first call)
-#   VARIANTS="lw10 cdlw10 cdk5" RUN_TIMEOUT=100 bash benchmarks/gpu_issue8.sh   (the second: learnt weights, k = 5)   (writes runs/g8-*; $OUT/g8.tgz if set)
+#   VARIANTS="lw10 cdlw10 cdk5" RUN_TIMEOUT=95 bash benchmarks/gpu_issue8.sh   (the second: learnt weights, k = 5)   (writes runs/g8-*; $OUT/g8.tgz if set)
 # The device copy needs Fashion-MNIST at the default root and the CIFAR JPEG copy at ../shared/data (carried in
 # .gpudata, put in place below when absent). EXTRA adds options to every command (a CPU dry run uses it).
 set -uo pipefail

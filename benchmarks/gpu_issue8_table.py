@@ -41,8 +41,8 @@ def machine_from(log: Path) -> dict:
     lines = log.read_text().splitlines()
     gpu = next((ln.split(":", 1)[1].split("(UUID")[0].strip() for ln in lines if ln.startswith("GPU 0:")), "?")
     torch_line = next((ln.split()[1] for ln in lines if ln.startswith("torch ")), "?")
-    return {"cpu": "device machine (CPU not recorded)", "cores": 16, "memory_gb": 128, "gpu": gpu, "torch": torch_line,
-            "cpu_flags": "not recorded", "python": "3.12", "date": "2026-11-26"}
+    return {"cpu": "not recorded", "cores": "not recorded", "memory_gb": "not recorded", "gpu": gpu,
+            "torch": torch_line, "cpu_flags": "not recorded", "python": "not recorded", "date": "not recorded"}
 
 
 def main() -> None:
@@ -59,9 +59,11 @@ def main() -> None:
         for row in sorted(collect_results(run), key=lambda r: r["method"]):
             if row["method"] == "full data":
                 continue
-            summary = run / "coresets" / f"{row['method']}-ipc10" / "summary.json"
-            spi = json.loads(summary.read_text()).get("seconds_per_iteration") if summary.exists() else None
-            rows.append({"run": name, "label": label, "dataset": dataset, "seconds_per_iteration": spi, **row})
+            summary_path = run / "coresets" / f"{row['method']}-ipc10" / "summary.json"
+            summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+            spi = summary.get("seconds_per_iteration")
+            rows.append({**row, "run": name, "label": label, "dataset": dataset, "seconds_per_iteration": spi,
+                         "point_weights_range": summary.get("point_weights_range")})
             cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" if row.get(m) else "-" for m in METRICS]
             lines.append(f"| {dataset} | {label} | {row['method']} | {f'{spi:.3f}' if spi else '-'} | "
                          + " | ".join(cells) + " |")
@@ -70,10 +72,15 @@ def main() -> None:
             "posterior (cyclical SGHMC). Experts and references copied from the CPU agreement runs "
             "(benchmarks/agreement_images.sh). Command on the GPU: bash benchmarks/gpu_issue8.sh, then here "
             "python benchmarks/gpu_issue8_table.py. fkl_mcmc options beyond those named: chains 4 (persistent) or "
-            "one per pi_x sample (x_samples 10, CD-k), chain_steps 2, 5 leapfrog steps, pi_x = expert snapshots of "
+            "one per pi_x sample (x_samples 10, CD-k; chains and burn-in then unused), chain_steps 2, 5 leapfrog steps, pi_x = expert snapshots of "
             "the last epoch + noise 0.01. Two calls on two H100 machines of one kind (the second, learnt point "
-            "weights, started fresh; its description is the machine line); a third variant of that call (CD-k with "
+            "weights, started fresh; its description is the machine line, the first machine's CPU was not recorded; "
+            "seconds per iteration compare within one call only); a third variant of that call (CD-k with "
             "k = 5 transitions) outran its 95-second limit and is not reported.\n")
+    ranges = [f"{r['label']}: {r['point_weights_range']['min']:.2f} to {r['point_weights_range']['max']:.2f} "
+              f"(mean {r['point_weights_range']['mean']:.2f})" for r in rows if r.get("point_weights_range")]
+    if ranges:
+        note += "\nLearnt point weights v after the last iteration: " + "; ".join(ranges) + ".\n"
     write_results(args.name, {"machine": machine_from(Path(args.log)), "rows": rows}, "\n".join(lines) + note)
     print("\n".join(lines))
 

@@ -145,6 +145,7 @@ _EXACT_DESCENTS: dict[tuple, torch.Tensor] = {}
 def _digest(*tensors: torch.Tensor) -> str:
     h = hashlib.sha256()
     for t in tensors:
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
@@ -152,19 +153,20 @@ def _digest(*tensors: torch.Tensor) -> str:
 def cached_experts(problem: BLRProblem, experts: dict) -> ExpertPool:
     """The experts of ``train_experts`` on this problem's full data, trained once per process (they depend on the
     data and the expert settings only, not on the coreset weight or the objective); removed at exit."""
-    key = (_digest(problem.x, problem.y), problem.noise_std, tuple(sorted(experts.items())))
+    settings = {"count": 4, "epochs": 20, "lr": 0.01, "batch": 32, **experts}  # train_experts' defaults
+    key = (_digest(problem.x, problem.y), problem.noise_std, tuple(sorted(settings.items())))
     if key not in _EXPERT_DIRS:
         directory = Path(tempfile.mkdtemp(prefix="bpc-blr-experts-"))
         atexit.register(shutil.rmtree, directory, True)
-        train_experts(problem, directory, **experts)
+        train_experts(problem, directory, **settings)
         _EXPERT_DIRS[key] = directory
-    return ExpertPool(expert_files(_EXPERT_DIRS[key], experts["count"]), torch.device("cpu"), dtype=torch.float64)
+    return ExpertPool(expert_files(_EXPERT_DIRS[key], settings["count"]), torch.device("cpu"), dtype=torch.float64)
 
 
 def cached_exact_descent(problem: BLRProblem, kind: str, steps: int, lr: float) -> torch.Tensor:
     """``descend_exact``, computed once per process for the same problem, divergence and schedule."""
     key = (_digest(problem.x, problem.y, problem.u0, problem.v), problem.noise_std, problem.prior_std,
-           problem.posterior.weight, problem.posterior.temperature, kind, steps, lr)
+           repr(problem.posterior), kind, steps, lr)  # the spec's repr: weight, temperature, prior, point weights
     if key not in _EXACT_DESCENTS:
         _EXACT_DESCENTS[key] = descend_exact(problem, kind, steps, lr)
     return _EXACT_DESCENTS[key].clone()

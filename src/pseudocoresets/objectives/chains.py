@@ -7,7 +7,9 @@ positions after every ``thin`` transitions are returned: persistent contrastive 
 applied to pseudocoresets. As u is learnt the curvature of pi_u changes (it grows with the norm of u), so the
 leapfrog step size is adapted all along, towards ``target_accept``, with a constant gain:
 log eps <- log eps + gain (a - target). Chains start at random expert snapshots (where the full-data posterior,
-and so eventually pi_u, has mass) and burn in for ``burn_in`` transitions at the first iteration.
+and so eventually pi_u, has mass) and burn in for ``burn_in`` transitions at the first iteration. Given
+``starts``, ``advance`` instead runs one chain from each start without burn-in and keeps nothing for the next
+call (contrastive divergence CD-k; fkl_mcmc's ``chain_start x``); the step size is adapted in both modes.
 """
 
 from __future__ import annotations

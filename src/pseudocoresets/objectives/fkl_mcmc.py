@@ -11,8 +11,8 @@ samples held fixed. The paper's Algorithm 1 (``fkl``) replaces pi_u by N(theta_u
 endpoint and pi_x by N(theta_x^(L_x), s^2 I): two isotropic Gaussians of one scale, so the estimate sees only two
 points and never the covariance of pi_u. Here
 
-- the pi_u term comes from persistent HMC chains on the current coreset posterior (objectives/chains.py), so
-  its spread is the coreset posterior's own, as in contrastive-divergence learning of pseudocoresets (BPC-CD,
+- the pi_u term comes from HMC chains on the current coreset posterior (objectives/chains.py; persistent by
+  default, or restarted at the pi_x samples, ``chain_start`` below), so its spread is the coreset posterior's own, as in contrastive-divergence learning of pseudocoresets (BPC-CD,
   Tiwary et al., UAI 2024, is the closest relative: it also keeps an MTT term, which we do not);
 - the pi_x term comes from full-data posterior samples: with ``x_source = reference`` the samples of the
   reference stage (cyclical SGHMC or HMC on the full data, reference/), else expert snapshots of the last
@@ -25,9 +25,11 @@ A network's posterior has many modes (and permutation copies of each); pi_u at w
 nearly the prior, and chains that wander off the experts' mode give a pi_u term that says nothing about the pi_x
 samples' neighbourhood. With ``chain_start = x`` every iteration starts one chain at each pi_x sample and runs
 ``chain_steps`` transitions on pi_u: contrastive divergence CD-k (Hinton, 2002), whose pi_u term is "where pi_u
-moves the full-data samples to". Its gradient is biased for small k, but it vanishes at pi_u = pi_x (the HMC
-kernel of pi_u then leaves pi_x's samples in distribution), and it stays local to the mode the pi_x samples
-describe. Measured on the closed-form model and on images in the README ("Posterior fidelity").
+moves the full-data samples to". Its gradient is biased for small k; in expectation it vanishes at pi_u = pi_x
+when the starts are exact pi_x draws (the HMC kernel of pi_u then leaves them in distribution). With expert
+snapshots plus ``noise_x`` as starts, the fixed point is where pi_u's kernel leaves *that* distribution in place.
+It stays local to the mode the pi_x samples describe. In this mode there is one chain per pi_x sample
+(``x_samples``): ``chains`` and ``chain_burn_in`` play no part. Measured on the closed-form model and on images in the README ("Posterior fidelity").
 
 As in ``fkl`` the coreset log-likelihood is averaged over the M points and the factor w/T dropped, so the
 estimate is grad_u KL * T / (w M): the exact direction, scaled by a constant the learning rate absorbs.
@@ -70,7 +72,8 @@ class Config(ChainOptions):
                                                        "(the full-data reference posterior, 'bpc reference')"})
     chain_start: str = field(default="persistent", metadata={
         "help": "persistent: the pi_u chains go on across iterations (PCD); x: every iteration one chain starts at "
-                "each pi_x sample and runs chain_steps transitions (CD-k), in the full-data posterior's mode",
+                "each pi_x sample and runs chain_steps transitions (CD-k), in the full-data posterior's mode "
+                "(chains and chain_burn_in are then unused)",
         "identity": "unless-set"})
     learn_weights: bool = field(default=False, metadata={"help": "also learn a weight per coreset point (Manousakas "
                                                          "et al.), recorded in the coreset's posterior",

@@ -114,7 +114,8 @@ class ArtifactDir:
             if _canonical(saved.get("config")) == _canonical(self.config) and saved.get("kind") == self.kind:
                 return
             if self.holds_work():
-                differs = _differing_keys(saved.get("config"), self.config) if saved.get("kind") == self.kind else []
+                differs = (_differing_keys(saved.get("config") or {}, self.config)
+                           if saved.get("kind") == self.kind else [])
                 detail = f" (differs in {', '.join(differs[:4])}{', ...' if len(differs) > 4 else ''})" if differs else ""
                 raise UserError(
                     f"{self.path} holds a {saved.get('kind')} artifact made with a different configuration{detail}; "
