@@ -3,26 +3,13 @@ iterations; chains restarted at given points (CD-k, ``--fkl_mcmc.chain_start x``
 starts, and the option leaves the artifact identity of the default unchanged."""
 
 import dataclasses
-import tempfile
-from pathlib import Path
 
-import pytest
 import torch
 
-from pseudocoresets.fidelity.blr import BLRProblem, weights_context
 from pseudocoresets.objectives import fkl_mcmc
 from pseudocoresets.pipeline.stages import _asdict
 from pseudocoresets.utils import generator
-
-
-@pytest.fixture(scope="module")
-def context():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    problem = BLRProblem.synthetic()
-    with tempfile.TemporaryDirectory() as tmp:
-        yield problem, weights_context(problem, Path(tmp))
-    torch.set_num_threads(threads)
+from test_learnt_weights import bench as context  # noqa: F401  (fixture: BLR problem, context with exact pi_x samples)
 
 
 def _objective(ctx, **options):
