@@ -1,5 +1,6 @@
 """Each objective's update lowers the divergence it stands for, computed exactly in the Gaussian model."""
 
+import pytest
 import torch
 
 from gaussian_model import BLR, adam_descent, kl_gauss, make_problem, w2_equal_cov
@@ -7,6 +8,14 @@ from pseudocoresets.objectives.dc import layerwise_cosine_distance
 from pseudocoresets.objectives.rkl import rkl_surrogate
 from pseudocoresets.objectives.wasserstein import matching_gradient_checkpointed, unroll
 from pseudocoresets.samplers import PosteriorSpec
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 3-weight model: threads only add overhead
+    yield
+    torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------- reverse KL (rkl)
@@ -38,8 +47,11 @@ def test_rkl_estimate_matches_exact_gradient_and_lowers_reverse_kl():
     # place of its sum, the bug fixed in session 5, is M = 6 times smaller and fails)
     exact = u_req.grad.flatten() / len(x)
     assert 0.8 < float(est.flatten() @ exact / (exact @ exact)) < 1.25
-    learnt = adam_descent(u, lambda u_: _rkl_estimate(model, x, y, u_, v, 200, g), 300, 0.1)
-    assert float(rkl(learnt)) < 0.4 * float(rkl(u))
+    # descent on the estimate (100 Adam steps of 100 exact samples: 0.22 of the start; 300 x 200 gave 0.19; the
+    # sign-flipped estimator ends at 168x the start). At w = 1 the -f_u term of Eq. 4 is M/N of the other and its
+    # deletion does not show here (0.22 too): tests/test_fidelity_blr.py catches it at w = N/M.
+    learnt = adam_descent(u, lambda u_: _rkl_estimate(model, x, y, u_, v, 100, g), 100, 0.1)
+    assert float(rkl(learnt)) < 0.3 * float(rkl(u))
 
 
 # ---------------------------------------------------------------- Wasserstein (wasserstein)
