@@ -54,6 +54,8 @@ def main() -> None:
     args = p.parse_args()
     if args.set and not args.tag:
         p.error("--set needs --tag (a variant must not reuse the default's fkl_mcmc runs)")
+    if any("=" not in item for item in args.set):
+        p.error("--set takes KEY=VALUE, e.g. --set fkl_mcmc.chain_start=x")
     sets = dict(item.split("=", 1) for item in args.set)
     if "distill.iterations" in sets:
         p.error("--set distill.iterations: fkl_mcmc's iterations are what fills fkl's wall time; they are not set")

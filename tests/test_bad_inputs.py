@@ -128,6 +128,7 @@ CASES = {
     "fkl noise negative": opts("--fkl.noise_u", "-1"),
     "rkl real batch zero": opts("--methods", "rkl", "--rkl.real_batch", "0"),
     "rkl unknown samples": opts("--methods", "rkl", "--rkl.samples", "exact"),
+    "fkl_mcmc chain_start unknown": opts("--methods", "fkl_mcmc", "--fkl_mcmc.chain_start", "random"),
     "chain_thin past chain_steps": opts("--methods", "fkl_mcmc", "--fkl_mcmc.chain_thin", "5",
                                         "--fkl_mcmc.chain_steps", "2"),
     "posterior weight text": opts("--posterior.weight", "abc"),

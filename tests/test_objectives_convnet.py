@@ -43,7 +43,8 @@ def _config(method, objective=None, **kw):
 
 CHAINS = {"chains": 2, "chain_steps": 2, "chain_burn_in": 2}
 VARIANTS = [(m, {}) for m in sorted(OBJECTIVES)] + [("rkl", {"samples": "chains", **CHAINS}), ("fkl_mcmc", CHAINS),
-                                                   ("fkl_mcmc", {**CHAINS, "learn_weights": True})]
+                                                   ("fkl_mcmc", {**CHAINS, "learn_weights": True}),
+                                                   ("fkl_mcmc", {**CHAINS, "chain_start": "x", "x_samples": 2})]
 
 
 @pytest.mark.parametrize("method,options", VARIANTS, ids=[f"{m}{'-' + str(o) if o else ''}" for m, o in VARIANTS])

@@ -12,8 +12,9 @@ endpoint and pi_x by N(theta_x^(L_x), s^2 I): two isotropic Gaussians of one sca
 points and never the covariance of pi_u. Here
 
 - the pi_u term comes from HMC chains on the current coreset posterior (objectives/chains.py; persistent by
-  default, or restarted at the pi_x samples, ``chain_start`` below), so its spread is the coreset posterior's own, as in contrastive-divergence learning of pseudocoresets (BPC-CD,
-  Tiwary et al., UAI 2024, is the closest relative: it also keeps an MTT term, which we do not);
+  default, or restarted at the pi_x samples, ``chain_start`` below), so its spread is the coreset posterior's
+  own, as in contrastive-divergence learning of pseudocoresets (BPC-CD, Tiwary et al., UAI 2024, is the closest
+  relative: it also keeps an MTT term, which we do not);
 - the pi_x term comes from full-data posterior samples: with ``x_source = reference`` the samples of the
   reference stage (cyclical SGHMC or HMC on the full data, reference/), else expert snapshots of the last
   ``x_epochs`` epochs across experts with optional isotropic noise ``noise_x`` (the paper's Sigma_x). Expert
@@ -29,7 +30,8 @@ moves the full-data samples to". Its gradient is biased for small k; in expectat
 when the starts are exact pi_x draws (the HMC kernel of pi_u then leaves them in distribution). With expert
 snapshots plus ``noise_x`` as starts, the fixed point is where pi_u's kernel leaves *that* distribution in place.
 It stays local to the mode the pi_x samples describe. In this mode there is one chain per pi_x sample
-(``x_samples``): ``chains`` and ``chain_burn_in`` play no part. Measured on the closed-form model and on images in the README ("Posterior fidelity").
+(``x_samples``): ``chains`` and ``chain_burn_in`` play no part. Measured on the closed-form model and on
+images in the README ("Posterior fidelity").
 
 As in ``fkl`` the coreset log-likelihood is averaged over the M points and the factor w/T dropped, so the
 estimate is grad_u KL * T / (w M): the exact direction, scaled by a constant the learning rate absorbs.
