@@ -20,12 +20,7 @@ from pseudocoresets.objectives import fkl_mcmc, rkl
 from pseudocoresets.samplers import PosteriorSpec
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 3-weight model: threads only add overhead
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

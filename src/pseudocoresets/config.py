@@ -27,6 +27,7 @@ from .models import ModelConfig
 from .objectives import OBJECTIVES, objective_module
 from .reference import ReferenceConfig
 from .samplers import PosteriorConfig
+from .utils import flatten_dict
 
 STAGE_SECTIONS = {"data": DataConfig, "model": ModelConfig, "experts": ExpertConfig, "posterior": PosteriorConfig,
                   "reference": ReferenceConfig, "distill": DistillConfig, "evaluate": EvalConfig}
@@ -280,16 +281,6 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], mark_explicit:
     return config
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def load_config_file(path: str) -> dict[str, Any]:
     """A YAML/JSON file of sections (``distill: {ipc: 10}``), flattened to dotted keys."""
     try:
@@ -309,7 +300,7 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise UserError(f"config file {path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of sections")
-    flat = _flatten(data)
+    flat = flatten_dict(data)
     flat.pop("explicit", None)
     return flat
 
@@ -317,7 +308,7 @@ def load_config_file(path: str) -> dict[str, Any]:
 def from_dict(d: dict[str, Any]) -> RunConfig:
     """Rebuild a saved config (as written into every artifact directory)."""
     cfg = preset(d.get("preset", "none"))
-    flat = _flatten({k: v for k, v in d.items() if k not in ("preset", "explicit")})
+    flat = flatten_dict({k: v for k, v in d.items() if k not in ("preset", "explicit")})
     apply_overrides(cfg, flat, mark_explicit=False)
     cfg.explicit = list(d.get("explicit", []))
     return cfg

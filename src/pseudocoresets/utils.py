@@ -1,10 +1,10 @@
-"""Small shared helpers: device choice, seeded generators, quiet-aware progress."""
+"""Small shared helpers: device choice, seeded generators, quiet-aware progress, dotted-key dictionaries."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, Iterator, TypeVar
+from typing import Any, Iterable, Iterator, TypeVar
 
 import torch
 
@@ -94,3 +94,14 @@ def progress(items: Iterable[T], total: int, desc: str, quiet: bool = False, ini
             bar.update(1)
     finally:
         bar.close()
+
+
+def flatten_dict(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dictionaries as one level of dotted keys: {"distill": {"ipc": 10}} -> {"distill.ipc": 10}."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten_dict(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

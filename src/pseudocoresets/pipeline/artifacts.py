@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..io import atomic_write_json, read_json
+from ..utils import flatten_dict
 
 
 def versions() -> dict[str, str]:
@@ -76,18 +77,9 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True)
 
 
-def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        return {prefix.rstrip("."): obj}
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        out.update(_flat(value, f"{prefix}{key}."))
-    return out
-
-
-def _differing_keys(saved: Any, current: Any) -> list[str]:
+def _differing_keys(saved: Any, current: dict[str, Any]) -> list[str]:
     """Dotted keys whose values differ between a saved and the current configuration (absent counts as differing)."""
-    a, b = _flat(saved), _flat(current)
+    a, b = flatten_dict(saved if isinstance(saved, dict) else {}), flatten_dict(current)
     return sorted(k for k in set(a) | set(b) if k not in a or k not in b or _canonical(a[k]) != _canonical(b[k]))
 
 
@@ -114,8 +106,7 @@ class ArtifactDir:
             if _canonical(saved.get("config")) == _canonical(self.config) and saved.get("kind") == self.kind:
                 return
             if self.holds_work():
-                differs = (_differing_keys(saved.get("config") or {}, self.config)
-                           if saved.get("kind") == self.kind else [])
+                differs = _differing_keys(saved.get("config"), self.config) if saved.get("kind") == self.kind else []
                 detail = f" (differs in {', '.join(differs[:4])}{', ...' if len(differs) > 4 else ''})" if differs else ""
                 raise UserError(
                     f"{self.path} holds a {saved.get('kind')} artifact made with a different configuration{detail}; "
