@@ -266,6 +266,7 @@ def test_bad_distill_checkpoint_is_one_line_and_its_advice_works(finished_run, t
     src, _ = finished_run
     out = tmp_path / "ck"
     shutil.copytree(src / "experts", out / "experts")
+    shutil.copy(src / ".bpc.lock", out / ".bpc.lock")  # a run directory: bpc made it
     checkpoint = out / "coresets/fkl-ipc2/checkpoint.safetensors"
     checkpoint.parent.mkdir(parents=True)
     if content == "incomplete":

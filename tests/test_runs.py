@@ -114,8 +114,9 @@ def test_second_process_on_the_same_out_is_refused_with_one_line(tiny_data, tmp_
 
 def test_orphan_temp_files_are_removed_and_a_failed_start_leaves_no_directory(tiny_data, tmp_path):  # noqa: F811
     out = tmp_path / "o"
-    orphan = out / "experts" / ".expert_000.safetensors.x1y2.tmp"
+    orphan = out / "experts" / ".expert_000.safetensors.x1y2z3w4.bpc.tmp"
     orphan.parent.mkdir(parents=True)
+    (out / ".bpc.lock").write_text("")  # a run directory that a killed bpc left
     orphan.write_bytes(b"half a file")
     bpc("experts", "--out", str(out), "--data.root", str(tiny_data), *TINY)
     assert not orphan.exists() and (out / "experts/manifest.json").exists()

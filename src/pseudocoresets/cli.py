@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "out", "") is None:
         args.out = f"runs/{args.preset}"
     try:
+        for option in ("out", "to"):
+            if isinstance(getattr(args, option, None), str) and not getattr(args, option).strip():
+                raise UserError(f"--{option} is empty; name a directory, e.g. --{option} runs/quick")
         from .pipeline import stages
 
         if args.command == "export":

@@ -1,14 +1,19 @@
 """Atomic file writes and safe tensor files.
 
 Every artifact is written to a temporary file in the same directory and moved into place with
-``os.replace``, so an interrupted run never leaves a half-written file under the final name. Tensors
-are stored as safetensors (no pickle), metadata as JSON.
+``os.replace``, so an interrupted run never leaves a half-written file under the final name. The temporary
+file is created exclusively (``mkstemp``: ``O_EXCL``, never through a link) under a name only bpc makes,
+``.<name>.<8 random characters>.bpc.tmp`` (:data:`TEMP_NAME`), so the clean-up after a kill
+(:mod:`pseudocoresets.pipeline.lock`) can tell its own orphans from a user's files. Files get the mode the
+user's umask allows (``mkstemp`` alone would make them 0600). Tensors are stored as safetensors (no pickle),
+metadata as JSON.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,12 +24,32 @@ from safetensors.torch import load_file, save as st_save
 
 from .errors import UserError
 
+TEMP_SUFFIX = ".bpc.tmp"
+#: the names of atomic writes' temporary files: ``.<final name>.<mkstemp's 8 characters>.bpc.tmp``
+TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def _file_mode() -> int:
+    """0o666 less the process's umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

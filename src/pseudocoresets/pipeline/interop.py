@@ -10,6 +10,9 @@ Export (``bpc export``) writes one learnt coreset as
   un-normalised), ``labels`` and, when learnt, ``point_weights``;
 - ``grid.png``: the un-whitened pictures, one row per class.
 
+``--to`` must be new, empty, or a directory an earlier export made (marked by the file ``.bpc-export``), so
+export never replaces a user's own files.
+
 Import (``--methods imported --distill.import_from PATH``, or ``bpc import --from PATH``) reads a distilled set
 made elsewhere — such a directory (``images_best.pt``/``labels_best.pt``, or ``images.pt``/``labels.pt``), a
 ``.pt`` holding a dict with ``images`` and ``labels`` or a pair, or an ``.npz`` with ``labels`` and ``pixels``
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..io import atomic_write_bytes, load_tensors, read_json
+from ..io import atomic_write_bytes, atomic_write_text, load_tensors, read_json
 
 
 def source_digest(path: Path) -> str:
@@ -98,6 +101,28 @@ def _checked(images, labels, path: Path):
     return images, labels.long()
 
 
+EXPORT_MARK = ".bpc-export"
+
+
+def _claim_export_directory(to: Path) -> None:
+    """Export writes only into a new directory, an empty one, or one an earlier export made (it holds the
+    regular file ``.bpc-export``): the files it replaces there are its own."""
+    if to.is_symlink() and not to.exists():
+        raise UserError(f"--to {to} is a broken symbolic link; choose another directory")
+    if to.exists():
+        if not to.is_dir():
+            raise UserError(f"--to {to} exists and is not a directory; choose a directory path")
+        mark = to / EXPORT_MARK
+        if mark.is_symlink() or (mark.exists() and not mark.is_file()):
+            raise UserError(f"{mark} is not a regular file; remove it or choose another --to")
+        if not mark.exists() and any(to.iterdir()):
+            raise UserError(f"--to {to} is a directory that bpc export did not make (it holds files and no "
+                            f"{EXPORT_MARK}); choose a new or empty directory")
+    to.mkdir(parents=True, exist_ok=True)
+    if not (to / EXPORT_MARK).exists():
+        atomic_write_text(to / EXPORT_MARK, "files written by 'bpc export'\n")
+
+
 def export_coreset(directory: Path, to: Path) -> list[Path]:
     """Write the coreset of an artifact ``directory`` in every format (module docstring) under ``to``."""
     from ..report.figures import coreset_grid, coreset_pixels
@@ -106,7 +131,7 @@ def export_coreset(directory: Path, to: Path) -> list[Path]:
     t = load_tensors(directory / "coreset.safetensors")
     if t["images"].dim() != 4:
         raise UserError(f"{directory} holds a tabular coreset; export is for image coresets")
-    to.mkdir(parents=True, exist_ok=True)
+    _claim_export_directory(to)
     written = []
 
     def save_pt(name: str, tensor: torch.Tensor) -> None:
@@ -138,7 +163,5 @@ def export_coreset(directory: Path, to: Path) -> list[Path]:
     atomic_write_bytes(to / "coreset.npz", buf.getvalue())
     written.append(to / "coreset.npz")
     manifest = read_json(directory / "manifest.json")
-    written += [p for p in coreset_grid(directory, to / "grid", directory.name, manifest.get("classes"))
-                if p.suffix == ".png"]
-    (to / "grid.svg").unlink(missing_ok=True)
+    written += coreset_grid(directory, to / "grid", directory.name, manifest.get("classes"), formats=("png",))
     return written

@@ -2,20 +2,30 @@
 
 ``bpc`` holds ``OUT/.bpc.lock`` (``fcntl.flock``, exclusive, non-blocking) for as long as a stage command runs.
 The kernel releases it when the process ends in any way (a crash or SIGKILL included), so a stale lock never
-blocks a re-run. A second process on the same ``--out`` gets one line naming the holder. Once the lock is held,
-no other process can be writing in the directory, so the temporary files of interrupted atomic writes
-(``.<name>.*.tmp``, see :mod:`pseudocoresets.io`) are orphans and are removed.
-On systems without ``fcntl`` (Windows) there is no lock.
+blocks a re-run. A second process on the same ``--out`` gets one line naming the holder.
+
+The lock file also marks a directory as a run directory: bpc writes only into a new directory, an empty one, or
+one that holds a ``.bpc.lock`` it made before; a directory holding anything else is refused, so a user's own
+folder is never written into. The lock file is created with ``O_EXCL`` and opened with ``O_NOFOLLOW``: a link
+or any other non-regular file planted under its name is refused, never followed.
+
+Once the lock is held, no other process can be writing in the directory, so the temporary files of interrupted
+atomic writes are orphans and are removed: only regular files whose names match the pattern that
+:mod:`pseudocoresets.io` gives its own temporary files (``.<name>.<8 characters>.bpc.tmp``), found without
+following links. On systems without ``fcntl`` (Windows) there is no lock.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import time
 from pathlib import Path
 
 from ..errors import UserError
+from ..io import TEMP_NAME
 
 try:
     import fcntl
@@ -23,16 +33,74 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 LOCK_NAME = ".bpc.lock"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def orphan_temp_files(out: Path) -> list[Path]:
-    """Temporary files of interrupted atomic writes under ``out``."""
-    return [p for p in Path(out).rglob(".*.tmp") if p.is_file()]
+    """Temporary files of interrupted atomic writes under ``out`` (regular files only, links never followed)."""
+    found = []
+    for root, _dirs, files in os.walk(out, followlinks=False):
+        for name in files:
+            if TEMP_NAME.match(name):
+                path = Path(root) / name
+                try:
+                    if stat.S_ISREG(os.lstat(path).st_mode):
+                        found.append(path)
+                except OSError:
+                    continue
+    return found
+
+
+def check_run_directory(out: Path, option: str = "--out") -> None:
+    """Refuse ``out`` unless bpc may write there: it does not exist yet, is an empty directory, or is a run
+    directory (it holds the regular file ``.bpc.lock``)."""
+    out = Path(out)
+    if not out.exists():
+        if out.is_symlink():
+            raise UserError(f"{option} {out} is a broken symbolic link; choose another directory")
+        return
+    if not out.is_dir():
+        raise UserError(f"{option} {out} exists and is not a directory; choose a directory path")
+    try:
+        lock_mode = os.lstat(out / LOCK_NAME).st_mode
+    except FileNotFoundError:
+        lock_mode = None
+    if lock_mode is not None and not stat.S_ISREG(lock_mode):
+        raise UserError(f"{out / LOCK_NAME} is not a regular file (a link or a special file that bpc did not make); "
+                        "remove it or choose another " + option)
+    if lock_mode is None and any(out.iterdir()):
+        raise UserError(f"{option} {out} is a directory that bpc did not make (it holds files and no {LOCK_NAME}); "
+                        "choose a new or empty directory")
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file's descriptor: created exclusively, or an existing regular file opened without following a
+    link."""
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o644)
+        except FileExistsError:
+            try:
+                fd = os.open(path, os.O_RDWR | _NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+            except FileNotFoundError:  # removed in between: create it again
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise UserError(f"{path} is a symbolic link that bpc did not make; remove it or choose "
+                                    "another --out") from None
+                raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UserError(f"{path} is not a regular file; remove it or choose another --out")
+        return fd
+    raise UserError(f"{path} keeps disappearing; is another program deleting it?")
 
 
 class RunDirectoryLock:
-    """``with RunDirectoryLock(out):`` holds ``out``'s lock (creating ``out``), removes orphan temporary files, and
-    on exit removes ``out`` again if the command left nothing in it (e.g. it failed before any work)."""
+    """``with RunDirectoryLock(out):`` checks that bpc may write in ``out`` (:func:`check_run_directory`), holds
+    its lock (creating ``out``), removes bpc's own orphan temporary files, and on exit removes ``out`` again if
+    bpc created it and the command left nothing in it (e.g. it failed before any work)."""
 
     def __init__(self, out: Path):
         self.out = Path(out)
@@ -41,13 +109,12 @@ class RunDirectoryLock:
         self.created = False
 
     def __enter__(self) -> "RunDirectoryLock":
-        if self.out.exists() and not self.out.is_dir():
-            raise UserError(f"--out {self.out} exists and is not a directory; choose a directory path")
+        check_run_directory(self.out)
         self.created = not self.out.exists()
         self.out.mkdir(parents=True, exist_ok=True)
         if fcntl is None:
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -56,7 +123,7 @@ class RunDirectoryLock:
             raise UserError(f"{self.out} is in use by another bpc process ({holder}); wait for it to finish or "
                             "choose another --out") from None
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode())
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode(), 0)
         self.fd = fd
         for tmp in orphan_temp_files(self.out):
             tmp.unlink(missing_ok=True)

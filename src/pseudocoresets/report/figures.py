@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -20,17 +21,17 @@ import torch  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 
 from ..data.preprocess import Preprocessor  # noqa: E402
-from ..io import load_tensors  # noqa: E402
+from ..io import atomic_write_bytes, load_tensors  # noqa: E402
 
 
-def _save(fig, path: Path) -> list[Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _save(fig, path: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """``fig`` as ``path`` with each suffix of ``formats``, each written atomically (:mod:`pseudocoresets.io`)."""
     out = []
-    for ext in ("png", "svg"):
+    for ext in formats:
         target = path.with_suffix(f".{ext}")
-        tmp = target.with_name(f".{target.name}.tmp")
-        fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
-        tmp.replace(target)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=120, bbox_inches="tight")
+        atomic_write_bytes(target, buf.getvalue())
         out.append(target)
     plt.close(fig)
     return out
@@ -47,7 +48,8 @@ def coreset_pixels(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return Preprocessor.from_state(t).to_pixels(t["images"]).float(), t["labels"]
 
 
-def coreset_grid(path: Path, out: Path, title: str = "", classes: list[str] | None = None) -> list[Path]:
+def coreset_grid(path: Path, out: Path, title: str = "", classes: list[str] | None = None,
+                 formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     x, y = coreset_pixels(path)
     k = int(y.max()) + 1
     ipc = len(y) // k
@@ -65,7 +67,7 @@ def coreset_grid(path: Path, out: Path, title: str = "", classes: list[str] | No
         if classes:
             axes[c][0].set_title(classes[c], fontsize=6, loc="left")
     fig.suptitle(title, fontsize=9)
-    return _save(fig, out)
+    return _save(fig, out, formats)
 
 
 def diagonal_log_amplitude(x: torch.Tensor) -> torch.Tensor:
