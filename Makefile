@@ -40,7 +40,7 @@ demo: setup data
 	$(VENV)/bin/bpc run --preset demo --out $(OUT)
 
 test: setup data
-	$(PY) -m pytest tests --durations=15
+	$(PY) -m pytest tests -n auto --durations=15
 
 bench: setup data
 	$(PY) benchmarks/bench_distill.py

@@ -21,7 +21,7 @@ from pseudocoresets.config import eval_for, from_dict  # noqa: E402
 from pseudocoresets.evaluation.metrics import classification_metrics  # noqa: E402
 from pseudocoresets.evaluation.protocols import posterior_predictive  # noqa: E402
 from pseudocoresets.io import read_json  # noqa: E402
-from pseudocoresets.pipeline.stages import Workspace, load_coreset  # noqa: E402
+from pseudocoresets.pipeline import Workspace, load_coreset  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,8 @@ def main() -> None:
     test, labels = ws.data.test_x[: args.test], ws.data.test_y[: args.test]
     rows = []
     for method in ("random", "fkl"):
-        x, y, _ = load_coreset(args.run / "coresets" / f"{method}-ipc10", torch.device("cpu"))
+        core = load_coreset(args.run / "coresets" / f"{method}-ipc10", torch.device("cpu"))
+        x, y = core.images, core.labels
         probs, stats = posterior_predictive(ws.model(), x, y, {"test": test}, ev, 0, prepare=ws.prepare)
         rows.append({"method": method, **classification_metrics(probs["test"], labels), "samples": stats["samples"],
                      "sampling_seconds": stats["sampling_seconds"]})

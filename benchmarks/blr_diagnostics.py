@@ -25,7 +25,7 @@ from pseudocoresets.evaluation.gaussian import linear_gaussian_posterior  # noqa
 from pseudocoresets.experts import ExpertPool, expert_files  # noqa: E402
 from pseudocoresets.fidelity.blr import BLRProblem, descend_exact  # noqa: E402
 from pseudocoresets.io import load_tensors  # noqa: E402
-from pseudocoresets.pipeline.stages import Workspace, load_coreset  # noqa: E402
+from pseudocoresets.pipeline import Workspace, load_coreset  # noqa: E402
 from pseudocoresets.samplers import PosteriorSpec  # noqa: E402
 
 
@@ -40,7 +40,8 @@ def main() -> None:
     cfg = preset("blr")
     ws = Workspace(cfg, run, torch.device("cpu"), quiet=True)
     x, y = ws.train_x().double(), ws.data.train_y.double()
-    u0, v, _ = load_coreset(run / "coresets/random-ipc20", torch.device("cpu"))
+    core = load_coreset(run / "coresets/random-ipc20", torch.device("cpu"))
+    u0, v = core.images, core.labels
     spec = PosteriorSpec(1.0, 1.0, cfg.posterior.prior_std)
     problem = BLRProblem(x, y, u0.double(), v.double(), cfg.model.noise_std, cfg.posterior.prior_std, spec)
     rows = []

@@ -1,7 +1,7 @@
 """Mutation check of the posterior-fidelity tests: deliberately broken objectives must fail their checks.
 
 Each mutant patches one piece of an objective (a deleted term, a flipped sign, a mean/sum or weight mix-up),
-runs the same bench check as tests/test_fidelity_blr.py (``fidelity.blr.run_check``, 300 steps) and records the
+runs the same bench check as tests/fidelity/test_fidelity_blr.py (``fidelity.blr.run_check``, 300 steps) and records the
 share of the exact reduction it reaches against the threshold of ``fidelity.blr.CHECKS``. Every mutant must
 come out below its threshold ("caught"); a mutant that raises (its patch no longer fits the code's signatures)
 is reported as not caught, so the script fails until the mutant is mended.

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_results  # noqa: E402
 
 from pseudocoresets.config import apply_overrides, preset  # noqa: E402
-from pseudocoresets.pipeline.stages import Workspace, run_distill, run_evaluate, run_experts  # noqa: E402
+from pseudocoresets.pipeline import Workspace, run_distill, run_evaluate, run_experts  # noqa: E402
 from pseudocoresets.report import collect_results  # noqa: E402
 
 DATA = {"fmnist": {}, "cifar": {"data.name": "cifar10", "data.root": "../shared/data/cifar10-jpeg.tar.gz"}}

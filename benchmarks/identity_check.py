@@ -88,7 +88,7 @@ BEFORE_ISSUE_8 = {"distill.augment_per_image": False, "evaluate.augment_per_imag
 
 def run(tmp: Path, legacy: bool = False) -> dict[str, str]:
     from pseudocoresets import config
-    from pseudocoresets.pipeline.stages import Workspace, run_all
+    from pseudocoresets.pipeline import Workspace, run_all
 
     make_data(tmp)
     cfg = config.preset("quick")

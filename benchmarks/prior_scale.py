@@ -22,7 +22,7 @@ from pseudocoresets.config import from_dict  # noqa: E402
 from pseudocoresets.evaluation.metrics import classification_metrics  # noqa: E402
 from pseudocoresets.evaluation.protocols import posterior_predictive  # noqa: E402
 from pseudocoresets.io import read_json  # noqa: E402
-from pseudocoresets.pipeline.stages import Workspace, load_coreset  # noqa: E402
+from pseudocoresets.pipeline import Workspace, load_coreset  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +37,8 @@ def main() -> None:
     labels = ws.data.test_y[:2000]
     rows = []
     for method in ("random", "fkl"):
-        x, y, _ = load_coreset(args.run / "coresets" / f"{method}-ipc10", torch.device("cpu"))
+        core = load_coreset(args.run / "coresets" / f"{method}-ipc10", torch.device("cpu"))
+        x, y = core.images, core.labels
         for sigma in [float(s) for s in args.sigmas.split(",")]:
             ev = copy.deepcopy(cfg.evaluate)
             ev.prior_std, ev.chains = sigma, 2

@@ -18,10 +18,10 @@ from pseudocoresets.evaluation import EvalConfig, evaluate_coreset
 from pseudocoresets.evaluation import protocols
 from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
 from pseudocoresets.objectives import OBJECTIVES, ObjectiveBase
-from pseudocoresets.pipeline.stages import Workspace, run_distill, run_evaluate
+from pseudocoresets.pipeline import Workspace, run_distill, run_evaluate
 from pseudocoresets.report import collect_results
 from pseudocoresets.samplers import run_chain
-from test_data import make_fashion_dir
+from helpers import make_fashion_dir
 
 
 # ------------------------------------------------------------------ a toy divergence, as one module

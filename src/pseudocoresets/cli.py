@@ -1,4 +1,4 @@
-"""``bpc``: the command line, a thin layer over :mod:`pseudocoresets.pipeline.stages`.
+"""``bpc``: the command line, a thin layer over the Python API (:mod:`pseudocoresets.api`).
 
 Every option of every stage config is available as ``--section.name`` (e.g. ``--distill.ipc 20``);
 ``--preset`` picks a complete starting point and ``--config FILE.yaml`` overrides it, then the flags.
@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import sys
 from pathlib import Path
 
-from .config import PRESETS, apply_overrides, load_config_file, preset, sections, validate_run
+from .config import PRESETS, sections
 from .errors import UserError
 from .utils import keep_freed_memory
 
@@ -108,17 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(args: argparse.Namespace):
-    cfg = preset(args.preset)
-    if args.config:
-        apply_overrides(cfg, load_config_file(args.config))
+    from .api import make_config
+
     overrides = {k: v for k, v in vars(args).items() if "." in k or k in ("methods", "ipcs", "protocols")}
     if getattr(args, "source", None):
         overrides.update({"methods": "imported", "distill.import_from": str(Path(args.source).resolve())})
     if "precision" in vars(args):
         overrides["model.precision"] = args.precision
-    apply_overrides(cfg, overrides)
-    validate_run(cfg)
-    return cfg
+    return make_config(args.preset, args.config, overrides)
 
 
 def summary_line(summary: dict) -> str:
@@ -136,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         for option in ("out", "to"):
             if isinstance(getattr(args, option, None), str) and not getattr(args, option).strip():
                 raise UserError(f"--{option} is empty; name a directory, e.g. --{option} runs/quick")
-        from .pipeline import stages
-
         if args.command == "export":
             from .pipeline.interop import export_coreset
 
@@ -158,18 +152,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"report page: {write_page(Path(args.out), Path(args.bench) if args.bench else None)}")
             return 0
         from . import parallel
+        from .api import Run
         from .utils import choose_device, configure_threads
 
         configure_threads(args.threads)
         cfg = _config_from_args(args)
         device = parallel.init_from_env(choose_device(args.device))  # under torchrun: join the process group
-        ws = stages.Workspace(cfg, Path(args.out), device, quiet=args.quiet or not parallel.is_main())
-        with _run_directory(Path(args.out)):
+        run = Run(cfg, Path(args.out), device=device, quiet=args.quiet)
+        with run.lock():
             if parallel.is_main():
-                run_stage(args, cfg, ws)
+                run_stage(args, run)
             else:  # the other ranks work alongside rank 0 and print nothing
                 with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-                    run_stage(args, cfg, ws)
+                    run_stage(args, run)
         parallel.shutdown()
         return 0
     except UserError as exc:
@@ -185,69 +180,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-@contextlib.contextmanager
-def _run_directory(out: Path):
-    """Rank 0 holds the run directory's lock for the command (pipeline/lock.py); every rank learns whether it got it."""
-    from . import parallel
-    from .pipeline.lock import RunDirectoryLock
-
-    lock = RunDirectoryLock(out)
-    problem = None
-    if parallel.is_main():
-        try:
-            lock.__enter__()
-        except (UserError, OSError) as exc:
-            problem = exc
-    refusal = parallel.broadcast_object(None if problem is None else str(problem))
-    if problem is not None:
-        raise problem
-    if refusal is not None:
-        raise UserError(refusal)
-    try:
-        yield
-    finally:
-        if parallel.is_main():
-            lock.__exit__(None, None, None)
-
-
-def run_stage(args: argparse.Namespace, cfg, ws) -> None:
-    """One stage command (everything but ``report``), run inside the run directory's lock."""
-    from .pipeline import stages
-
+def run_stage(args: argparse.Namespace, run) -> None:
+    """One stage command (everything but ``report`` and ``export``) on a :class:`~pseudocoresets.api.Run` whose
+    lock is held."""
+    cfg = run.config
     if args.command == "experts":
-        print(f"experts: {stages.run_experts(ws)}")
+        print(f"experts: {run.experts()}")
     elif args.command == "reference":
-        path = stages.run_reference(ws)
-        res = json.loads((path / "results.json").read_text())
-        print(f"full-data reference ({res['samples']} samples): {summary_line(res['summary'])} ({path})")
+        ref = run.reference()
+        print(f"full-data reference ({ref.results['samples']} samples): {summary_line(ref.summary)} ({ref.path})")
     elif args.command == "distill":
         for ipc in cfg.ipcs:
             for method in cfg.methods:
-                print(f"coreset: {stages.run_distill(ws, method, ipc)}")
-    elif args.command == "evaluate":
+                print(f"coreset: {run.distill(method, ipc).path.parent}")
+    elif args.command in ("evaluate", "import"):
+        methods = ["imported"] if args.command == "import" else cfg.methods
         for ipc in cfg.ipcs:
-            for method in cfg.methods:
+            for method in methods:
+                if args.command == "import":
+                    print(f"coreset: {run.distill(method, ipc).path.parent}")
                 for protocol in cfg.protocols:
-                    path = stages.run_evaluate(ws, method, ipc, protocol)
-                    res = json.loads((path / "results.json").read_text())
-                    line = f"{method} ipc {ipc} {protocol}: {summary_line(res['summary'])}"
-                    if "corrupted_mean" in res:
-                        line += f"; corrupted sets: {summary_line(res['corrupted_mean'])}"
-                    print(f"{line} ({path})")
-    elif args.command == "import":
-        for ipc in cfg.ipcs:
-            print(f"coreset: {stages.run_distill(ws, 'imported', ipc)}")
-            for protocol in cfg.protocols:
-                path = stages.run_evaluate(ws, "imported", ipc, protocol)
-                res = json.loads((path / "results.json").read_text())
-                print(f"imported ipc {ipc} {protocol}: {summary_line(res['summary'])} ({path})")
+                    ev = run.evaluate(method, ipc, protocol)
+                    line = f"{method} ipc {ipc} {protocol}: {summary_line(ev.summary)}"
+                    if "corrupted_mean" in ev.results:
+                        line += f"; corrupted sets: {summary_line(ev.results['corrupted_mean'])}"
+                    print(f"{line} ({ev.path})")
     elif args.command == "table":
         from .report.table import write_table
 
-        stages.run_all(ws)
+        run.run_all()
         print(write_table(Path(args.out)))
     elif args.command == "run":
-        report = stages.run_all(ws)
+        report = run.run_all()
         print(report["markdown"], end="")
         print(f"wall time {report['wall_seconds']:.0f}s; artifacts in {args.out}")
 

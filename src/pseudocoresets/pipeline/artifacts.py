@@ -38,7 +38,7 @@ def versions() -> dict[str, str]:
     import safetensors
     import torch
 
-    from .. import __version__
+    from ..version import __version__
 
     return {
         "pseudocoresets": __version__,

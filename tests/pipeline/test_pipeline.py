@@ -1,55 +1,11 @@
 """A tiny end-to-end run through the ``bpc`` command: artifacts, resume, refusals, clear errors."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from test_data import write_idx
-
-TINY = [
-    "--model.width", "4", "--experts.num_experts", "2", "--experts.epochs", "3", "--experts.batch_size", "64",
-    "--distill.iterations", "3", "--distill.max_start_epoch", "1", "--distill.student_steps", "2",
-    "--fkl.num_samples", "2", "--distill.lr_images", "10", "--ipcs", "2", "--evaluate.chains", "2",
-    "--evaluate.iterations", "4", "--evaluate.burn_in", "2", "--evaluate.thin", "1", "--evaluate.repeats", "2",
-    "--quiet",
-]
-
-
-def bpc(*args, check=True):
-    exe = Path(sys.executable).parent / "bpc"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pseudocoresets.cli"]
-    env = {**os.environ, "BPC_QUIET": "1"}
-    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(proc.stderr)
-    return proc
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """Class-dependent blobs so that a network can learn something."""
-    root = tmp_path_factory.mktemp("fm")
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 300), ("t10k", 100)):
-        y = np.arange(n) % 10
-        x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, c in enumerate(y):
-            x[i, 2 * c : 2 * c + 6, 4:24] = 220
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", x)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", y.astype(np.uint8))
-    return root
-
-
-@pytest.fixture(scope="module")
-def finished_run(tiny_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    proc = bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY)
-    return out, proc
+from helpers import TINY, bpc
 
 
 def test_run_writes_self_describing_artifacts(finished_run):

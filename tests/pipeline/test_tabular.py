@@ -11,8 +11,7 @@ from pseudocoresets.data import FeatureScaler, load_tabular, synthetic_regressio
 from pseudocoresets.errors import UserError
 from pseudocoresets.evaluation.metrics import gaussian_predictive_metrics, regression_metrics
 
-from test_pipeline import bpc
-
+from helpers import bpc
 BLR_TINY = [
     "--preset", "blr", "--data.synthetic_train", "300", "--data.synthetic_test", "200", "--data.synthetic_dim", "3",
     "--experts.num_experts", "2", "--experts.epochs", "12", "--distill.iterations", "40", "--ipcs", "6",

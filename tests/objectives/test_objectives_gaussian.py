@@ -44,7 +44,7 @@ def test_rkl_estimate_matches_exact_gradient_and_lowers_reverse_kl():
     assert 0.8 < float(est.flatten() @ exact / (exact @ exact)) < 1.25
     # descent on the estimate (100 Adam steps of 100 exact samples: 0.22 of the start; 300 x 200 gave 0.19; the
     # sign-flipped estimator ends at 168x the start). At w = 1 the -f_u term of Eq. 4 is M/N of the other and its
-    # deletion does not show here (0.22 too): tests/test_fidelity_blr.py catches it at w = N/M.
+    # deletion does not show here (0.22 too): tests/fidelity/test_fidelity_blr.py catches it at w = N/M.
     learnt = adam_descent(u, lambda u_: _rkl_estimate(model, x, y, u_, v, 100, g), 100, 0.1)
     assert float(rkl(learnt)) < 0.3 * float(rkl(u))
 

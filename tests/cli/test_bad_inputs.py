@@ -1,19 +1,16 @@
-"""Every bad input is one line on stderr, exit 2, no traceback, nothing lost or half-written (issue 11).
+"""Every bad input is one line on stderr, exit 2, no traceback, nothing lost or half-written.
 
 Each case builds a command line (and whatever garbled file it needs) and runs ``bpc`` in this process, so the
-table stays cheap; the subprocess path (the installed ``bpc`` script) is covered by tests/test_pipeline.py.
+table stays cheap; the subprocess path (the installed ``bpc`` script) is covered by tests/pipeline/test_pipeline.py.
 """
 
-import json
 import shutil
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pseudocoresets.cli import main
-from test_pipeline import TINY, finished_run, tiny_data  # noqa: F401  (fixtures)
+from helpers import TINY
 
 
 def opts(*extra):
@@ -210,7 +207,7 @@ def test_the_table_is_large_enough():
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_is_one_line_exit_2(case, tmp_path, tiny_data, finished_run, capsys, monkeypatch):  # noqa: F811
+def test_bad_input_is_one_line_exit_2(case, tmp_path, tiny_data, finished_run, capsys, monkeypatch):
     monkeypatch.setenv("BPC_QUIET", "1")
     ctx = Ctx(tmp_path, tiny_data, finished_run[0])
     argv = CASES[case](ctx)

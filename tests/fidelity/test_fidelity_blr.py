@@ -25,10 +25,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def check_results():
-    """Every check of CHECKS, run in two one-thread worker processes when there are two cores (each check is a
-    3-weight model on one thread: the second core would idle); results keyed by (label, weight)."""
+    """Every check of CHECKS, run in two one-thread worker processes when there are two cores and pytest-xdist does
+    not already keep them busy (each check is a 3-weight model on one thread); results keyed by (label, weight)."""
     keys = [(label, weight) for label, weight, _ in CHECKS]
-    if (os.cpu_count() or 1) < 2:
+    if (os.cpu_count() or 1) < 2 or os.environ.get("PYTEST_XDIST_WORKER"):
         return {key: run_check(*key) for key in keys}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(2, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
@@ -106,7 +106,7 @@ def test_every_mutant_of_the_mutation_script_fits_the_code_it_replaces():
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import fidelity_mutants
 
     for name, _, _, patch in fidelity_mutants.MUTANTS:

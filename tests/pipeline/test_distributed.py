@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from test_pipeline import TINY, bpc, tiny_data  # noqa: F401  (fixture)
+from helpers import TINY, bpc
 
 ARGS = [*TINY, "--methods", "random,fkl,rkl,dc", "--distill.augment", "--dc.real_batch", "20",
         "--experts.num_experts", "3", "--rkl.num_samples", "3", "--rkl.real_batch", "40", "--fkl.num_samples", "3",
@@ -38,7 +38,7 @@ def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_data, tmp_path_factory):  # noqa: F811
+def runs(tiny_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
     bpc("run", "--out", str(root / "one"), "--data.root", str(tiny_data), *ARGS, "--threads", "1")
     proc = torchrun(2, "run", "--out", str(root / "two"), "--data.root", str(tiny_data), *ARGS)

@@ -7,8 +7,6 @@ flipped weight gradient, weights detached, chains blind to the weights: each fai
 benchmarks/results/learnt_weights_blr.md); the flipped one and the blind chains run here too."""
 
 import dataclasses
-import tempfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,49 +14,40 @@ import torch
 from pseudocoresets.errors import UserError
 from pseudocoresets.evaluation.gaussian import linear_gaussian_posterior
 from pseudocoresets.evaluation.protocols import EvalConfig
-from pseudocoresets.fidelity.blr import (UNEQUAL_LOG_WEIGHTS, BLRProblem, learnt_weights_run, weight_gradient_check,
-                                         weights_context)
+from pseudocoresets.fidelity.blr import (UNEQUAL_LOG_WEIGHTS, BLRProblem, learnt_weights_run, weight_gradient_check)
 from pseudocoresets.io import save_tensors
 from pseudocoresets.objectives import chains, fkl_mcmc
-from pseudocoresets.pipeline.stages import _asdict, load_coreset
+from pseudocoresets.pipeline import identity_dict, load_coreset
 from pseudocoresets.samplers import CoresetPosterior, PosteriorSpec
 
 
-@pytest.fixture(scope="module")
-def bench():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    problem = BLRProblem.synthetic()
-    with tempfile.TemporaryDirectory() as tmp:
-        yield problem, weights_context(problem, Path(tmp))
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("log_weights", [None, UNEQUAL_LOG_WEIGHTS], ids=["v=1", "unequal v"])
-def test_weight_gradient_has_the_exact_direction_and_scale(bench, log_weights):
-    check = weight_gradient_check(*bench, log_weights=log_weights)
+def test_weight_gradient_has_the_exact_direction_and_scale(blr_bench, log_weights):
+    check = weight_gradient_check(*blr_bench, log_weights=log_weights)
     assert check["cosine"] >= 0.97, check
     assert 0.8 <= check["scale"] <= 1.25, check
 
 
-def test_chains_blind_to_the_weights_fail(bench, monkeypatch):
+def test_chains_blind_to_the_weights_fail(blr_bench, monkeypatch):
     advance = chains.PersistentChains.advance
     monkeypatch.setattr(chains.PersistentChains, "advance",
                         lambda self, images, labels, g, point_weights=None: advance(self, images, labels, g, None))
-    check = weight_gradient_check(*bench, log_weights=UNEQUAL_LOG_WEIGHTS)
+    check = weight_gradient_check(*blr_bench, log_weights=UNEQUAL_LOG_WEIGHTS)
     assert check["cosine"] < 0.97 or not 0.8 <= check["scale"] <= 1.25  # measured: cosine 0.30, scale 2.29
 
 
-def test_a_flipped_weight_gradient_fails(bench, monkeypatch):
+def test_a_flipped_weight_gradient_fails(blr_bench, monkeypatch):
     def flipped(self):  # value exp(a), gradient -exp(a)
         return None if self.log_weights is None else 2 * self.log_weights.exp().detach() - self.log_weights.exp()
 
     monkeypatch.setattr(fkl_mcmc.ForwardKLMCMC, "point_weights", flipped)
-    assert weight_gradient_check(*bench)["cosine"] < 0
+    assert weight_gradient_check(*blr_bench)["cosine"] < 0
 
 
-def test_learnt_weights_lower_the_exact_forward_kl(bench):
-    problem, context = bench
+def test_learnt_weights_lower_the_exact_forward_kl(blr_bench):
+    problem, context = blr_bench
     start = float(problem.divergence("forward_kl", problem.u0))
     # at 300 iterations pixels alone end at 2.80 of 5.80 and pixels + weights at 0.37
     # (benchmarks/results/learnt_weights_blr.md); here 150 iterations must remove 70%
@@ -91,11 +80,11 @@ def test_recorded_point_weights_are_loaded_and_checked(tmp_path):
     for weights, ok in (((1.0, 2.0, 0.5, 1.5), True), ((1.0, 2.0), False), ((1.0, -2.0, 1.0, 1.0), False)):
         spec = PosteriorSpec(1.0, 1.0, 1.0, weights)
         save_tensors(tmp_path / "coreset.safetensors", {"images": images, "labels": labels},
-                     metadata={"posterior": json.dumps(_asdict(spec))})
+                     metadata={"posterior": json.dumps(identity_dict(spec))})
         if ok:
-            assert load_coreset(tmp_path, torch.device("cpu"))[2] == spec
+            assert load_coreset(tmp_path, torch.device("cpu")).posterior == spec
         else:
             with pytest.raises(UserError, match="point weights"):
                 load_coreset(tmp_path, torch.device("cpu"))
     # a coreset without learnt weights records no point_weights field (artifacts made before it stay alike)
-    assert "point_weights" not in _asdict(PosteriorSpec())
+    assert "point_weights" not in identity_dict(PosteriorSpec())

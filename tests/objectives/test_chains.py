@@ -7,9 +7,8 @@ import dataclasses
 import torch
 
 from pseudocoresets.objectives import fkl_mcmc
-from pseudocoresets.pipeline.stages import _asdict
+from pseudocoresets.pipeline import identity_dict
 from pseudocoresets.utils import generator
-from test_learnt_weights import bench as context  # noqa: F401  (fixture: BLR problem, context with exact pi_x samples)
 
 
 def _objective(ctx, **options):
@@ -19,8 +18,8 @@ def _objective(ctx, **options):
     return fkl_mcmc.build(config, ctx)
 
 
-def test_persistent_chains_keep_their_positions(context):
-    problem, ctx = context
+def test_persistent_chains_keep_their_positions(blr_bench):
+    problem, ctx = blr_bench
     objective = _objective(ctx)
     u = problem.u0.clone().requires_grad_(True)
     out = objective.step(u, problem.v, generator(0))
@@ -29,8 +28,8 @@ def test_persistent_chains_keep_their_positions(context):
     assert state["chains.positions"].shape == (3, problem.x.shape[1])
 
 
-def test_cd_chains_start_at_the_pi_x_samples_move_and_keep_nothing(context):
-    problem, ctx = context
+def test_cd_chains_start_at_the_pi_x_samples_move_and_keep_nothing(blr_bench):
+    problem, ctx = blr_bench
     objective = _objective(ctx, chain_start="x")
     u = problem.u0.clone().requires_grad_(True)
     out = objective.step(u, problem.v, generator(0))
@@ -45,5 +44,5 @@ def test_cd_chains_start_at_the_pi_x_samples_move_and_keep_nothing(context):
 
 
 def test_chain_start_default_is_outside_the_artifact_identity():
-    assert "chain_start" not in _asdict(fkl_mcmc.Config())
-    assert _asdict(dataclasses.replace(fkl_mcmc.Config(), chain_start="x"))["chain_start"] == "x"
+    assert "chain_start" not in identity_dict(fkl_mcmc.Config())
+    assert identity_dict(dataclasses.replace(fkl_mcmc.Config(), chain_start="x"))["chain_start"] == "x"

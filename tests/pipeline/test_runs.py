@@ -16,7 +16,7 @@ import torch
 from pseudocoresets.experts import ExpertConfig, sgd_trajectory
 from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
 from pseudocoresets.pipeline.lock import RunDirectoryLock
-from test_pipeline import TINY, bpc, tiny_data  # noqa: F401  (fixture)
+from helpers import TINY, bpc
 
 LONGER = [a for a in TINY] + ["--experts.epochs", "8", "--distill.iterations", "40", "--distill.checkpoint_every", "4",
                               "--distill.max_start_epoch", "4", "--methods", "fkl"]
@@ -74,7 +74,7 @@ def artifacts(out: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_data, tmp_path_factory):  # noqa: F811
+def uninterrupted(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("full") / "run"
     bpc("run", "--out", str(out), "--data.root", str(tiny_data), *LONGER)
     return out, artifacts(out)
@@ -85,7 +85,7 @@ def progress_rows(path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("point", ["expert epoch", "distill checkpoint", "evaluation"])
-def test_sigkill_mid_stage_resumes_to_identical_artifacts(tiny_data, tmp_path, uninterrupted, point):  # noqa: F811
+def test_sigkill_mid_stage_resumes_to_identical_artifacts(tiny_data, tmp_path, uninterrupted, point):
     out = tmp_path / "run"
     ready = {
         "expert epoch": lambda: any(out.glob("experts/*.partial.safetensors")),
@@ -104,7 +104,7 @@ def test_sigkill_mid_stage_resumes_to_identical_artifacts(tiny_data, tmp_path, u
     assert not list(out.rglob("*.tmp")) and not list(out.rglob("*.partial.*"))
 
 
-def test_second_process_on_the_same_out_is_refused_with_one_line(tiny_data, tmp_path):  # noqa: F811
+def test_second_process_on_the_same_out_is_refused_with_one_line(tiny_data, tmp_path):
     out = tmp_path / "locked"
     with RunDirectoryLock(out):
         proc = bpc("experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, check=False)
@@ -112,7 +112,7 @@ def test_second_process_on_the_same_out_is_refused_with_one_line(tiny_data, tmp_
     assert "in use by another bpc process" in proc.stderr and f"pid {os.getpid()}" in proc.stderr
 
 
-def test_orphan_temp_files_are_removed_and_a_failed_start_leaves_no_directory(tiny_data, tmp_path):  # noqa: F811
+def test_orphan_temp_files_are_removed_and_a_failed_start_leaves_no_directory(tiny_data, tmp_path):
     out = tmp_path / "o"
     orphan = out / "experts" / ".expert_000.safetensors.x1y2z3w4.bpc.tmp"
     orphan.parent.mkdir(parents=True)
@@ -125,7 +125,7 @@ def test_orphan_temp_files_are_removed_and_a_failed_start_leaves_no_directory(ti
     assert proc.returncode == 2 and not missing.exists()
 
 
-def test_failed_stage_can_be_rerun_with_the_corrected_option(tiny_data, tmp_path):  # noqa: F811
+def test_failed_stage_can_be_rerun_with_the_corrected_option(tiny_data, tmp_path):
     out = tmp_path / "c"
     args = ["experts", "--out", str(out), "--data.root", str(tiny_data), *TINY]
     proc = bpc(*args, "--experts.lr", "1e9", check=False)
@@ -134,7 +134,7 @@ def test_failed_stage_can_be_rerun_with_the_corrected_option(tiny_data, tmp_path
     assert json.loads((out / "experts/config.json").read_text())["config"]["experts"]["lr"] == 0.05
 
 
-def test_a_missing_promised_file_is_rebuilt_not_taken_as_complete(tiny_data, tmp_path):  # noqa: F811
+def test_a_missing_promised_file_is_rebuilt_not_taken_as_complete(tiny_data, tmp_path):
     out = tmp_path / "m"
     args = ["distill", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--methods", "random"]
     bpc(*args)
@@ -146,7 +146,7 @@ def test_a_missing_promised_file_is_rebuilt_not_taken_as_complete(tiny_data, tmp
 
 
 @pytest.mark.parametrize("kind", ["regular file", "below a regular file", "/dev/null"])
-def test_unusable_out_is_one_line(tiny_data, tmp_path, kind):  # noqa: F811
+def test_unusable_out_is_one_line(tiny_data, tmp_path, kind):
     plain = tmp_path / "plain"
     plain.write_text("not a directory")
     out = {"regular file": plain, "below a regular file": plain / "run", "/dev/null": Path("/dev/null")}[kind]
@@ -187,7 +187,7 @@ def test_report_draws_the_training_curves(uninterrupted):
     assert "curves" in (out / "report.html").read_text()
 
 
-def test_snapshots_with_a_quick_score_leave_the_coreset_unchanged(tiny_data, tmp_path, monkeypatch):  # noqa: F811
+def test_snapshots_with_a_quick_score_leave_the_coreset_unchanged(tiny_data, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
     from pseudocoresets import cli  # in process: the three stages need no three interpreter starts

@@ -14,23 +14,7 @@ from pseudocoresets.data import DataConfig, Normalizer, load_dataset
 from pseudocoresets.data import imagefolder
 from pseudocoresets.data.idx import read_idx
 from pseudocoresets.errors import UserError
-
-
-def write_idx(path, array, compress=True):
-    codes = {np.uint8: 0x08}
-    header = bytes([0, 0, codes[array.dtype.type], array.ndim])
-    header += b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    raw = header + array.tobytes()
-    path.write_bytes(gzip.compress(raw) if compress else raw)
-
-
-def make_fashion_dir(root, n_train=40, n_test=20, seed=0):
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
-    return root
+from helpers import make_fashion_dir, write_idx
 
 
 def test_idx_roundtrip_plain_and_gzip(tmp_path):

@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from test_pipeline import TINY, bpc, finished_run, tiny_data  # noqa: F401  (fixtures)
+from helpers import TINY, bpc
 
 
-def test_export_then_import_gives_the_same_coreset_and_the_same_evaluation(finished_run, tiny_data, tmp_path):  # noqa: F811
+def test_export_then_import_gives_the_same_coreset_and_the_same_evaluation(finished_run, tiny_data, tmp_path):
     src, _ = finished_run
     exported = tmp_path / "fkl-export"
     proc = bpc("export", "--out", str(src), "--coreset", "fkl-ipc2", "--to", str(exported))
@@ -37,7 +37,7 @@ def test_export_then_import_gives_the_same_coreset_and_the_same_evaluation(finis
     assert "imported ipc 2 hmc" in proc.stdout
 
 
-def test_unsafe_or_mismatched_imports_are_refused_with_one_line(tiny_data, tmp_path):  # noqa: F811
+def test_unsafe_or_mismatched_imports_are_refused_with_one_line(tiny_data, tmp_path):
     pickled = tmp_path / "set.pt"
 
     pickled.write_bytes(pickle.dumps({"images": np.zeros((2, 1, 28, 28)), "labels": [1]}))  # a plain pickle

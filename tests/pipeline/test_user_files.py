@@ -11,7 +11,7 @@ import pytest
 from pseudocoresets.cli import main
 from pseudocoresets.io import TEMP_NAME, atomic_write_bytes
 from pseudocoresets.pipeline.lock import orphan_temp_files
-from test_pipeline import TINY, finished_run, tiny_data  # noqa: F401  (fixtures)
+from helpers import TINY
 
 
 def _bpc(capsys, *argv) -> tuple[int, str]:
@@ -38,7 +38,7 @@ def quiet(monkeypatch):
     monkeypatch.setenv("BPC_QUIET", "1")
 
 
-def test_existing_user_directory_is_refused_and_untouched(tmp_path, tiny_data, capsys, quiet):  # noqa: F811
+def test_existing_user_directory_is_refused_and_untouched(tmp_path, tiny_data, capsys, quiet):
     mine = tmp_path / "mine"
     (mine / "sub").mkdir(parents=True)
     (mine / ".notes.tmp").write_text("draft")
@@ -50,7 +50,7 @@ def test_existing_user_directory_is_refused_and_untouched(tmp_path, tiny_data, c
     assert _snapshot(mine) == before and not (mine / ".bpc.lock").exists()
 
 
-def test_current_directory_is_not_swept(tmp_path, tiny_data, capsys, quiet, monkeypatch):  # noqa: F811
+def test_current_directory_is_not_swept(tmp_path, tiny_data, capsys, quiet, monkeypatch):
     (tmp_path / ".draft.tmp").write_text("mine")
     monkeypatch.chdir(tmp_path)
     before = _snapshot(tmp_path)
@@ -60,7 +60,7 @@ def test_current_directory_is_not_swept(tmp_path, tiny_data, capsys, quiet, monk
     assert _snapshot(tmp_path) == before and not (tmp_path / ".bpc.lock").exists()
 
 
-def test_planted_lock_link_is_not_followed(tmp_path, finished_run, tiny_data, capsys, quiet):  # noqa: F811
+def test_planted_lock_link_is_not_followed(tmp_path, finished_run, tiny_data, capsys, quiet):
     out = tmp_path / "run"
     shutil.copytree(finished_run[0], out)
     victim = tmp_path / "victim.txt"
@@ -76,7 +76,7 @@ def test_planted_lock_link_is_not_followed(tmp_path, finished_run, tiny_data, ca
     _refused(code, err, ".bpc.lock")
 
 
-def test_resume_removes_only_its_own_orphans(tmp_path, finished_run, tiny_data, capsys, quiet):  # noqa: F811
+def test_resume_removes_only_its_own_orphans(tmp_path, finished_run, tiny_data, capsys, quiet):
     out = tmp_path / "run"
     shutil.copytree(finished_run[0], out)
     orphan = out / "coresets" / "fkl-ipc2" / ".coreset.safetensors.k2j4x9q1.bpc.tmp"
@@ -113,7 +113,7 @@ def test_orphans_are_found_without_following_links(tmp_path):
     assert orphan_temp_files(tmp_path) == [own]
 
 
-def test_export_writes_only_into_its_own_directory(tmp_path, finished_run, capsys, quiet):  # noqa: F811
+def test_export_writes_only_into_its_own_directory(tmp_path, finished_run, capsys, quiet):
     run = finished_run[0]
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -1,0 +1,75 @@
+"""The coreset file (``coreset.safetensors``) and the typed :class:`Coreset` read from it.
+
+A coreset artifact holds, as safetensors tensors: ``images`` (the learnt points in the network's input space:
+normalised, and ZCA-whitened when the run uses ZCA), ``labels`` (int64 classes, or float targets for
+regression), ``init_images`` and ``init_indices`` (the real training points it started from; -1 for an imported
+set) and the preprocessing state (so its pixels can be recovered). Its metadata records ``method``, ``ipc`` and
+``posterior``: the coreset posterior it was learnt for (weight w, temperature T, prior scale, learnt per-point
+weights), as JSON of :class:`~pseudocoresets.samplers.PosteriorSpec`. A file without a record (made before the
+record existed) stands for w = T = sigma = 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from ..errors import UserError
+from ..io import load_tensors
+from ..samplers import PosteriorSpec
+
+COREFILE = "coreset.safetensors"
+
+
+@dataclass(frozen=True)
+class Coreset:
+    """A pseudocoreset as stored by ``bpc distill`` (module docstring).
+
+    Attributes:
+        images: the points, ``(M, C, H, W)`` for images or ``(M, D)`` for tables, in the network's input space.
+        labels: ``(M,)`` int64 class labels, or float targets for regression.
+        posterior: the coreset posterior the points were learnt for; evaluate with it.
+        method: the method that made it (``random``, ``fkl``, ``imported`` ...), empty when not recorded.
+        ipc: images per class (points, for regression), 0 when not recorded.
+        path: the file it was read from.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    posterior: PosteriorSpec
+    method: str = ""
+    ipc: int = 0
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def load_coreset(path: str | Path, device: torch.device | str = "cpu") -> Coreset:
+    """Read a coreset artifact: ``path`` is its directory (``OUT/coresets/fkl-ipc10``) or its
+    ``coreset.safetensors``. Refuses, in one line, a file without matching images and labels, with a garbled
+    posterior record, or with point weights that do not fit."""
+    file = Path(path)
+    if file.is_dir() or not file.name.endswith(".safetensors"):
+        file = file / COREFILE
+    t = load_tensors(file, device)
+    if "images" not in t or "labels" not in t or len(t["images"]) != len(t["labels"]):
+        raise UserError(f"{file} lacks matching 'images' and 'labels'; re-run 'bpc distill'")
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            meta = f.metadata() or {}
+        spec = PosteriorSpec(**json.loads(meta.get("posterior", "{}")))
+        ipc = int(meta.get("ipc", 0))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{file} holds a garbled posterior record ({exc}); re-run 'bpc distill'") from exc
+    v = spec.point_weights
+    if v is not None and (len(v) != len(t["images"]) or not all(math.isfinite(w) and w > 0 for w in v)):
+        raise UserError(f"{file} records {len(v)} point weights for {len(t['images'])} images (or some not finite "
+                        "and > 0); re-run 'bpc distill'")
+    labels = t["labels"].float() if t["labels"].is_floating_point() else t["labels"].long()
+    return Coreset(t["images"].float(), labels, spec, str(meta.get("method", "")), ipc, file)

@@ -1,0 +1,91 @@
+"""Stage 3, ``bpc evaluate``: the Bayesian evaluation of one coreset with one protocol (HMC or A-SGHMC), on the
+test split and optionally its corrupted copies, resumable per repeat."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from .. import parallel
+from ..config import eval_for
+from ..errors import UserError
+from ..evaluation import evaluate_coreset
+from ..evaluation.gaussian import exact_comparison
+from ..io import atomic_write_json, read_json
+from .coreset import load_coreset
+from .progress import claim
+from .reference import reference_predictive, reference_samples
+from .workspace import Workspace
+
+
+def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
+    """Stage 3: Bayesian evaluation of one coreset on the test split with one protocol."""
+    ev = eval_for(ws.config, ipc, protocol)
+    ev.validate()
+    ws.check_eval_cell(ev)
+    art = ws.eval_dir(method, ipc, protocol)
+    if art.is_complete():
+        return art.path
+    core = ws.coreset_dir(method, ipc)
+    if not core.is_complete():
+        raise UserError(f"no complete coreset in {core.path}; run 'bpc distill' for {method} at ipc {ipc} first")
+    _ = ws.data
+    claim(art)
+    coreset = load_coreset(core.path, ws.device)
+    x, y, recorded = coreset.images, coreset.labels, coreset.posterior
+    ws.check_coreset(core.path / "coreset.safetensors", x, y)
+    test_sets = {"test": ws.data.test_x.to(ws.device)}
+    test_sets.update(corrupted_sets(ws, ev))
+    t0 = time.perf_counter()
+    model = ws.model()
+    reference = None
+    if ev.agreement:
+        reference_samples(ws)  # a clear error when it is missing
+        ref_dir = ws.reference_dir().path
+        reference = {name: reference_predictive(ws, ref_dir, name, xs, ev.seed) for name, xs in test_sets.items()}
+    partial = art.path / "repeats.partial.json"  # the repeats finished so far (each has its own seed)
+    finished = read_json(partial) if partial.exists() else None
+    if finished is not None and not (isinstance(finished, list) and all(
+            isinstance(rec, dict) and set(rec) == {"sets", "stats"} and set(rec["sets"]) == set(test_sets)
+            and isinstance(rec["stats"], dict) and 0 <= rec["stats"].get("seed", -1) - ev.seed < ev.repeats
+            for rec in finished)):
+        raise UserError(f"{partial} does not hold this evaluation's finished repeats; delete it to redo them")
+    results = evaluate_coreset(model, x, y, test_sets, ws.targets(ws.data.test_y), ev, quiet=ws.quiet,
+                               prepare=ws.prepare, recorded=recorded, reference=reference, finished=finished,
+                               on_repeat=lambda records: atomic_write_json(partial, records) if parallel.is_main() else None)
+    results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
+    if ws.config.model.arch == "linear" and ws.is_regression:  # Bayesian linear regression: everything exact
+        results["exact"] = exact_comparison(ws.train_x(), ws.data.train_y, x, y, ws.config.model.noise_std,
+                                            ev.posterior(recorded), ws.prepare(ws.data.test_x), ws.data.test_y)
+    if parallel.is_main():
+        atomic_write_json(art.path / "results.json", results)
+        art.finish(ev.seed, {"evaluate": time.perf_counter() - t0}, {"method": method, "ipc": ipc,
+                                                                      "resumed_repeats": len(finished or []),
+                                                                      "processes": parallel.world()})
+        partial.unlink(missing_ok=True)
+    parallel.barrier()
+    return art.path
+
+
+def corruption_names(requested: list[str]) -> list[str]:
+    from ..corruptions import CORRUPTIONS, STANDARD
+
+    names: list[str] = []
+    for item in requested:
+        names += list(CORRUPTIONS if item == "all" else STANDARD if item == "standard" else [item])
+    return list(dict.fromkeys(names))
+
+
+def corrupted_sets(ws: Workspace, ev) -> dict[str, torch.Tensor]:
+    """uint8 corrupted copies of the test split, generated once and cached next to the decoded data."""
+    if not ev.corruptions:
+        return {}
+    from ..corruptions import corrupted_test_sets
+    from ..data.datasets import default_cache_dir
+
+    cache = Path(ws.config.data.cache_dir or default_cache_dir()) / "corruptions"
+    sets = corrupted_test_sets(ws.data.test_x.numpy(), corruption_names(ev.corruptions), ev.severities,
+                               seed=ev.seed, cache_dir=cache)
+    return {f"{name}/{sev}": torch.from_numpy(arr).to(ws.device) for (name, sev), arr in sets}

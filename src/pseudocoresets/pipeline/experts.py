@@ -1,0 +1,89 @@
+"""Stage 1, ``bpc experts``: expert SGD trajectories on the full data, one file per expert, resumable per epoch."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .. import parallel
+from ..augment import build_dsa
+from ..errors import UserError
+from ..experts import expert_file, expert_files, save_trajectory, sgd_trajectory, trajectory_shape
+from ..io import save_tensors
+from ..utils import progress_bar
+from .progress import ProgressLog, claim, load_checkpoint, rank_log_name
+from .workspace import Workspace
+
+
+EXPERT_KEYS = {"snapshots", "velocity", "generator_state", "losses"}
+
+
+def run_experts(ws: Workspace) -> Path:
+    """Stage 1: ``num_experts`` SGD trajectories, one file each (finished experts are kept on re-runs)."""
+    cfg = ws.config.experts
+    cfg.validate()
+    ws.check_image_options(augment=cfg.augment)
+    art = ws.experts_dir()
+    if art.is_complete():
+        return art.path
+    model = ws.model()  # loads the data first: a missing dataset leaves no directory behind
+    claim(art)
+    x, y = ws.train_x(), ws.targets(ws.data.train_y)
+    timings = {}
+    done = [trajectory_shape(expert_file(art.path, e)) == (cfg.epochs + 1, model.num_params)
+            for e in range(cfg.num_experts)]
+    bar = progress_bar(cfg.num_experts * cfg.epochs, "experts (epochs)", ws.quiet, cfg.epochs * sum(done))
+    for e in range(cfg.num_experts):
+        path = expert_file(art.path, e)
+        if done[e] or not parallel.mine(e):
+            continue  # finished earlier (a missing, broken or mis-shaped file is retrained), or another rank's
+        t0 = time.perf_counter()
+        seed = cfg.seed + e
+        partial = path.with_name(f"{path.stem}.partial.safetensors")  # its state after the last finished epoch
+        resume = load_checkpoint(partial, EXPERT_KEYS, ws.device) or None
+        log = [] if resume is None else [float(v) for v in resume["losses"]]
+        bar.update(len(log))
+        # progress.jsonl: one line per expert epoch; lines of this expert past its saved state are dropped
+        metrics = ProgressLog(art.path / rank_log_name(),
+                              keep=lambda row, e=e, n=len(log): row.get("expert") != e or row.get("epoch", 0) <= n)
+
+        def on_epoch(epoch: int, loss: float, e=e, metrics=metrics) -> None:
+            log.append(loss)
+            metrics.write(epoch, {"expert": e, "train_loss": loss}, key="epoch")
+            bar.update(1)
+
+        augment = build_dsa(cfg.augment, per_image=cfg.augment_per_image)
+        try:
+            traj = sgd_trajectory(model, model.init(seed), x, y, cfg, seed, augment=augment,
+                                  on_epoch=on_epoch, resume=resume,
+                                  on_checkpoint=lambda state: save_tensors(partial, state))
+        except UserError:  # diverged: its partial state is of no use to a corrected re-run
+            partial.unlink(missing_ok=True)
+            raise
+        save_trajectory(path, traj, seed, log)
+        partial.unlink(missing_ok=True)
+        timings[f"expert_{e:03d}"] = time.perf_counter() - t0
+        bar.set_postfix_str(f"expert {e + 1}: final train loss {log[-1]:.4f}")
+    bar.close()
+    for part in parallel.all_gather_objects(timings):  # also waits for every rank's experts
+        timings.update(part)
+    if parallel.is_main():
+        art.finish(cfg.seed, timings, {"num_params": model.num_params, "snapshots": cfg.epochs + 1,
+                                       "processes": parallel.world()})
+    parallel.barrier()
+    return art.path
+
+
+def expert_paths(ws: Workspace) -> list[Path]:
+    art = ws.experts_dir()
+    if not art.is_complete():
+        raise UserError(f"no complete experts in {art.path} for this configuration; run 'bpc experts' first")
+    paths = expert_files(art.path, ws.config.experts.num_experts)
+    expected = (ws.config.experts.epochs + 1, ws.model().num_params)
+    for path in paths:
+        shape = trajectory_shape(path)
+        if shape != expected:
+            found = "unreadable" if shape is None else f"shape {shape[0]}x{shape[1]}"
+            raise UserError(f"{path} is damaged ({found}, expected {expected[0]}x{expected[1]}); delete it and "
+                            "re-run 'bpc experts'")
+    return paths

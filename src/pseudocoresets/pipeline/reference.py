@@ -1,0 +1,135 @@
+"""``bpc reference``: the full-data reference posterior (cyclical SGHMC or full-batch HMC), its metrics and its
+predictive per test set; the 'Full data' row and the yardstick of agreement."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from .. import parallel
+from ..errors import UserError
+from ..evaluation.protocols import METRICS, predictive_average, predictive_metrics, predictive_samples
+from ..experts import ExpertPool
+from ..io import atomic_write_json, load_tensors, save_tensors
+from ..reference import CSGHMCState, sample_csghmc, sample_hmc
+from ..utils import generator
+from .artifacts import ArtifactDir
+from .experts import expert_paths
+from .progress import claim, load_checkpoint
+from .workspace import Workspace
+
+
+CSGHMC_KEYS = {"position", "velocity", "cycle", "generator_state", "samples"}
+
+
+def _chain_starts(ws: Workspace, count: int, g: torch.Generator, init_std: float) -> list[torch.Tensor]:
+    """Final snapshots of the experts (one per chain, cycling) when the run has experts, else N(0, init_std^2 I)."""
+    if ws.experts_dir().is_complete():
+        pool = ExpertPool(expert_paths(ws), ws.device)
+        return [pool.snapshot(c % len(pool.paths), pool.num_snapshots - 1).float() for c in range(count)]
+    n = ws.model().num_params
+    return [init_std * torch.randn(n, generator=g, device=ws.device) for _ in range(count)]
+
+
+def run_reference(ws: Workspace) -> Path:
+    """The full-data reference posterior: samples (samples.safetensors), its own metrics on the test split
+    (results.json, the "Full data" row) and its predictive per test set (predictive/, filled on demand).
+    cSGHMC chains save their state after every cycle (chain_<c>.safetensors), HMC chains when they finish, so a
+    killed run resumes where it stopped."""
+    cfg = ws.config.reference
+    cfg.validate()
+    ws.config.posterior.validate()
+    art = ws.reference_dir()
+    if art.is_complete():
+        return art.path
+    try:  # under torchrun the chains are split round robin; rank 0 gathers them from their files and writes
+        return _sample_reference(ws, cfg, art)
+    finally:
+        parallel.barrier()
+
+
+def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
+    model = ws.model()
+    x, y = ws.train_x(), ws.targets(ws.data.train_y)
+    if cfg.sampler == "csghmc":
+        cfg.check_schedule(len(y))
+    claim(art)
+    prior = float(ws.config.posterior.prior_std)
+    g = generator(cfg.seed, ws.device)
+    starts = _chain_starts(ws, cfg.chains, g, cfg.init_std)
+    t0 = time.perf_counter()
+    for c in range(cfg.chains):
+        if not parallel.mine(c):
+            continue
+        path = art.path / f"chain_{c:03d}.safetensors"
+        saved = load_checkpoint(path, {"samples", "accept"} if cfg.sampler == "hmc" else CSGHMC_KEYS, ws.device)
+        if cfg.sampler == "hmc":
+            if "samples" not in saved:
+                chain_g = generator(cfg.seed + 1000 + c, ws.device)
+                kept, accept = sample_hmc(model, x, y, prior, cfg, starts[c], chain_g)
+                saved = {"samples": torch.stack(kept), "accept": torch.tensor([accept])}
+                save_tensors(path, saved)
+        else:
+            if saved:
+                state = CSGHMCState(saved["position"], saved["velocity"], int(saved["cycle"][0]),
+                                    saved["generator_state"].cpu(), list(saved["samples"]))
+            else:
+                chain_g = generator(cfg.seed + 1000 + c, ws.device)
+                state = CSGHMCState(starts[c], torch.zeros_like(starts[c]), 0, chain_g.get_state(), [])
+
+            def checkpoint(st: CSGHMCState, path=path, c=c) -> None:
+                save_tensors(path, {"position": st.position, "velocity": st.velocity,
+                                    "cycle": torch.tensor([st.cycle]), "generator_state": st.generator_state,
+                                    "samples": torch.stack(st.samples)})
+                if not ws.quiet:
+                    print(f"reference chain {c + 1}/{cfg.chains}: cycle {st.cycle}/{cfg.cycles}")
+
+            sample_csghmc(model, x, y, prior, cfg, state, on_cycle=checkpoint)  # its file then holds all its samples
+    parallel.barrier()  # every rank's chains are in their files
+    if not parallel.is_main():
+        return art.path
+    chains = [load_tensors(art.path / f"chain_{c:03d}.safetensors", ws.device) for c in range(cfg.chains)]
+    accepts = [float(chain["accept"][0]) for chain in chains if "accept" in chain]
+    thetas = torch.cat([chain["samples"] for chain in chains])
+    sampling = time.perf_counter() - t0
+    save_tensors(art.path / "samples.safetensors", {"samples": thetas})
+    predictive = reference_predictive(ws, art.path, "test", ws.data.test_x)
+    metrics = predictive_metrics(model, predictive, ws.targets(ws.data.test_y), ws.config.evaluate)
+    keys = METRICS[model.likelihood.task]
+    results = {"method": "full data", "protocol": f"reference-{cfg.sampler}", "ipc": 0,
+               "dataset": ws.config.data.name, "samples": len(thetas),
+               "summary": {k: {"mean": metrics[k], "std": None} for k in keys},
+               "acceptance_rate": sum(accepts) / len(accepts) if accepts else None,
+               "sampling_seconds": sampling, "repeats": [metrics]}
+    atomic_write_json(art.path / "results.json", results)
+    art.finish(cfg.seed, {"sampling": sampling, "total": time.perf_counter() - t0},
+               {"samples": len(thetas), "num_params": model.num_params})
+    return art.path
+
+
+def reference_predictive(ws: Workspace, directory: Path, name: str, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The reference posterior's predictive on one test set (``name``: ``test`` or e.g. ``fog/3`` with the
+    corruption ``seed``), computed once and kept under ``predictive/`` of the reference directory."""
+    key = "test" if name == "test" else f"{name.replace('/', '-')}-seed{seed}"
+    path = Path(directory) / "predictive" / f"{key}.safetensors"
+    if path.exists():
+        return load_tensors(path, ws.device)["probs"]
+    thetas = load_tensors(Path(directory) / "samples.safetensors", ws.device)["samples"]
+    model = ws.model()
+    if model.likelihood.task == "regression":
+        probs = predictive_samples(model, thetas, x.to(ws.device), ws.config.evaluate.test_batch, ws.prepare)
+    else:
+        probs = predictive_average(model, thetas, x.to(ws.device), ws.config.evaluate.test_batch, ws.prepare)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_tensors(path, {"probs": probs})
+    return probs
+
+
+def reference_samples(ws: Workspace) -> torch.Tensor:
+    art = ws.reference_dir()
+    if not art.is_complete():
+        raise UserError(f"no complete reference posterior in {art.path} for this configuration; run "
+                        "'bpc reference' first")
+    return load_tensors(art.path / "samples.safetensors", ws.device)["samples"]

@@ -1,0 +1,32 @@
+"""``bpc run``: every stage of one configuration in order, then the report."""
+
+from __future__ import annotations
+
+import time
+
+from .. import parallel
+from ..report import write_report
+from .distill import run_distill
+from .evaluate import run_evaluate
+from .experts import run_experts
+from .reference import run_reference
+from .workspace import Workspace, needs_experts, needs_reference
+
+
+def run_all(ws: Workspace) -> dict:
+    """``bpc run``: experts (if any method needs them), every (method, ipc) coreset and its evaluation, report."""
+    t0 = time.perf_counter()
+    ws.check_cells()
+    if any(needs_experts(m) for m in ws.config.methods):
+        run_experts(ws)
+    cells = [ws.config.cell(m, ipc) for m in ws.config.methods for ipc in ws.config.ipcs]
+    if ws.config.evaluate.agreement or any(needs_reference(c.method, o) for c, o in cells):
+        run_reference(ws)
+    for ipc in ws.config.ipcs:
+        for method in ws.config.methods:
+            run_distill(ws, method, ipc)
+            for protocol in ws.config.protocols:
+                run_evaluate(ws, method, ipc, protocol)
+    report = write_report(ws.out) if parallel.is_main() else {"markdown": ""}
+    report["wall_seconds"] = time.perf_counter() - t0
+    return report

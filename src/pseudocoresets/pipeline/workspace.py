@@ -1,0 +1,217 @@
+"""The workspace of a run, and the rules that give every artifact its identity.
+
+:class:`Workspace` loads the data, fits the preprocessing and builds the model of one run configuration once, and
+every stage shares it. It also decides where each artifact lives and which configuration defines it:
+
+- **experts** are defined by the data, model and expert sections;
+- **the reference posterior** by the data, model and reference sections and the prior scale;
+- **a coreset** by its experts' definition, the coreset posterior, the distillation section of its (method, ipc)
+  cell without the options that only say how often to save, the objective's section, the objective's
+  ``VERSION`` when above 1, the reference's definition when the objective reads reference samples, and for an
+  imported set the SHA-256 of what was imported;
+- **an evaluation** by its coreset's definition, its evaluation section, and the reference's definition when it
+  measures agreement.
+
+A section enters an identity through :func:`identity_dict`: every field, except fields marked
+``identity: "never"`` (how fast, not what is computed: threads, batch sizes of pure inference) and fields marked
+``identity: "unless-set"`` while at their default (options whose default keeps earlier behaviour, so run
+directories made before the option stay valid). The model's precision enters only when it resolves to something
+other than fp32. Two configurations with equal identities share artifacts; :class:`.artifacts.ArtifactDir`
+refuses to overwrite an artifact made with a different identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig, eval_for
+from ..data import FeatureScaler, ImageData, Preprocessor, TabularData, fit_preprocessor, load_dataset
+from ..errors import UserError
+from ..experts import expert_file
+from ..models import FlatModel, build_likelihood, build_model, resolve_precision
+from ..objectives import objective_module
+from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path, reference_path
+from .interop import source_digest
+
+
+def identity_dict(x) -> dict:
+    """A config section as it defines artifacts: every field, except those marked ``identity: "unless-set"`` while at
+    their default (options added after artifacts existed, whose default keeps the old behaviour, so run directories
+    made before the option stay valid), and those marked ``identity: "never"`` (how fast, not what is computed)."""
+    out = dataclasses.asdict(x)
+    for f in dataclasses.fields(x):
+        never = f.metadata.get("identity") == "never"
+        if never or (f.metadata.get("identity") == "unless-set" and out.get(f.name) == f.default):
+            del out[f.name]
+    return out
+
+
+class Workspace:
+    """Data, preprocessing and model of one run configuration, loaded once and shared by the stages."""
+
+    def __init__(self, config: RunConfig, out: Path, device: torch.device, quiet: bool = False):
+        self.config = config
+        self.out = Path(out)
+        self.device = device
+        self.quiet = quiet
+        self._data: ImageData | TabularData | None = None
+        self._preprocessor: Preprocessor | FeatureScaler | None = None
+        self._train_x: torch.Tensor | None = None
+
+    @property
+    def data(self) -> ImageData | TabularData:
+        if self._data is None:
+            likelihood = self.config.model.likelihood
+            data = load_dataset(self.config.data)
+            if data.is_image and likelihood != "categorical":
+                raise UserError(f"{data.name} holds images with class labels; use --model.likelihood categorical")
+            self._data = data if data.is_image else data.for_likelihood(likelihood)
+        return self._data
+
+    @property
+    def is_regression(self) -> bool:
+        return build_likelihood(self.config.model.likelihood).task == "regression"
+
+    @property
+    def preprocessor(self) -> Preprocessor | FeatureScaler:
+        """Images: train-split normalisation and (``data.zca``) ZCA; tables: standardisation (+ intercept)."""
+        if self._preprocessor is None:
+            self._preprocessor = fit_preprocessor(self.data, self.config.data, self.device)
+        return self._preprocessor
+
+    def prepare(self, x_stored: torch.Tensor) -> torch.Tensor:
+        """Stored inputs (uint8 images, raw table rows) -> network inputs."""
+        return self.preprocessor(x_stored.to(self.device))
+
+    def targets(self, y: torch.Tensor) -> torch.Tensor:
+        """Labels (int64) or real targets (in the model's float32) on the device."""
+        return y.to(self.device, torch.float32 if y.is_floating_point() else torch.int64)
+
+    def train_x(self) -> torch.Tensor:
+        if self._train_x is None:
+            self._train_x = self.prepare(self.data.train_x)
+        return self._train_x
+
+    def model(self) -> FlatModel:
+        d = self.data
+        outputs = build_likelihood(self.config.model.likelihood).num_outputs(d.num_classes)
+        input_shape = tuple(self.prepare(d.train_x[:1]).shape[1:])  # after preprocessing (e.g. an intercept column)
+        model = build_model(self.config.model, input_shape, outputs).to(self.device)
+        return model.with_precision(self.precision)
+
+    @property
+    def precision(self) -> str:
+        """The compute precision actually used on this device (``auto`` resolved)."""
+        return resolve_precision(self.config.model.precision, self.device)
+
+    def model_identity(self) -> dict:
+        """The model section as it defines artifacts: the resolved precision, recorded only when it is not fp32 (so
+        fp32 runs keep the identity they had before the option existed)."""
+        cfg = identity_dict(self.config.model)
+        cfg.pop("precision", None)
+        if self.precision != "fp32":
+            cfg["precision"] = self.precision
+        return cfg
+
+    def check_coreset(self, path: Path, x: torch.Tensor, y: torch.Tensor) -> None:
+        """A loaded coreset fits this run's data: input shape, label range, finite values (one line if not)."""
+        shape = tuple(self.prepare(self.data.train_x[:1]).shape[1:])
+        problem = None
+        if tuple(x.shape[1:]) != shape:
+            problem = f"inputs of shape {tuple(x.shape[1:])}, the data's are {shape}"
+        elif not torch.isfinite(x).all():
+            problem = "non-finite values"
+        elif not self.is_regression and len(y) and (int(y.min()) < 0 or int(y.max()) >= max(self.data.num_classes, 2)):
+            problem = f"labels outside 0..{max(self.data.num_classes, 2) - 1}"
+        if problem:
+            raise UserError(f"{path} holds {problem}; delete its directory and re-run 'bpc distill'")
+
+    def check_image_options(self, augment: bool = False) -> None:
+        """DSA augmentation exists for images only; one line before any work."""
+        if augment and not self.config.data.is_image:
+            raise UserError("DSA augmentation (+aug, --experts.augment) works on images only; drop it for tabular data")
+
+    def check_distill_cell(self, cfg) -> None:
+        """What the data rule out for one coreset (``cfg``: its DistillConfig)."""
+        self.check_image_options(augment=cfg.augment)
+        if cfg.method == "dc" and self.is_regression:
+            raise UserError("dc matches gradients class by class; it needs class labels, not regression targets")
+
+    def check_eval_cell(self, ev) -> None:
+        """What the data rule out for one evaluation (``ev``: its EvalConfig)."""
+        if not self.config.data.is_image:
+            if ev.corruptions:
+                raise UserError("corrupted test sets exist for images only; drop --evaluate.corruptions for tabular data")
+            if ev.protocol == "asghmc":
+                raise UserError("asghmc augments images at every step; use --protocols hmc for tabular data")
+        if ev.agreement and self.is_regression:
+            raise UserError("--evaluate.agreement compares class predictives; for regression with --model.arch "
+                            "linear the evaluation reports the exact divergences instead")
+
+    def check_cells(self) -> None:
+        """Every (method, ipc, protocol) cell of the run, before any work."""
+        for method in self.config.methods:
+            for ipc in self.config.ipcs:
+                self.check_distill_cell(self.config.cell(method, ipc)[0])
+                for protocol in self.config.protocols:
+                    self.check_eval_cell(eval_for(self.config, ipc, protocol))
+
+    # artifact identities -------------------------------------------------------------------------
+    def experts_dir(self) -> ArtifactDir:
+        cfg = {"data": identity_dict(self.config.data), "model": self.model_identity(), "experts": identity_dict(self.config.experts)}
+        files = tuple(expert_file(experts_path(self.out), e).name for e in range(self.config.experts.num_experts))
+        return ArtifactDir(experts_path(self.out), "experts", cfg, files)
+
+    def reference_dir(self) -> ArtifactDir:
+        cfg = {"data": identity_dict(self.config.data), "model": self.model_identity(),
+               "reference": identity_dict(self.config.reference)}
+        cfg["prior_std"] = self.config.posterior.prior_std
+        return ArtifactDir(reference_path(self.out), "reference", cfg, ("samples.safetensors", "results.json"))
+
+    def coreset_dir(self, method: str, ipc: int) -> ArtifactDir:
+        distill_cfg, objective_cfg = self.config.cell(method, ipc)
+        run_control = {"checkpoint_every", "snapshot_every"}  # how often to save, not what is computed
+        learning = {k: v for k, v in identity_dict(distill_cfg).items() if k not in run_control}
+        if distill_cfg.method == "imported":  # what was imported, by content
+            learning["import_sha256"] = source_digest(Path(distill_cfg.import_from))
+        cfg = {**self.experts_dir().config, "posterior": identity_dict(self.config.posterior), "distill": learning}
+        if objective_cfg is not None:
+            cfg["objective"] = identity_dict(objective_cfg)
+            version = getattr(objective_module(distill_cfg.method), "VERSION", 1)
+            if version > 1:  # the objective's results changed since version 1: its older coresets are not these
+                cfg["objective_version"] = version
+        if needs_reference(method, objective_cfg):
+            cfg["reference"] = self.reference_dir().config
+        return ArtifactDir(coreset_path(self.out, method, ipc, self.config.posterior.tag()), "coreset", cfg,
+                           ("coreset.safetensors", "summary.json"))
+
+    def eval_dir(self, method: str, ipc: int, protocol: str) -> ArtifactDir:
+        ev = eval_for(self.config, ipc, protocol)
+        cfg = {**self.coreset_dir(method, ipc).config, "evaluate": identity_dict(ev)}
+        if ev.agreement:
+            cfg["reference"] = self.reference_dir().config
+        return ArtifactDir(evaluation_path(self.out, method, ipc, protocol, self.posterior_tag(ev)), "evaluation", cfg,
+                           ("results.json",))
+
+    def posterior_tag(self, ev) -> str:
+        """The coreset's posterior suffix plus ``-eval-...`` for posterior options the user set for evaluation."""
+        own = {"coreset_weight": "w", "temperature": "T", "prior_std": "prior"}
+        parts = [f"{short}{getattr(ev, key):g}" for key, short in own.items()
+                 if f"evaluate.{key}" in self.config.explicit and getattr(ev, key)]
+        return self.config.posterior.tag() + ("-eval-" + "-".join(parts) if parts else "")
+
+
+def needs_experts(method: str) -> bool:
+    base = method.partition("+")[0]
+    return base not in ("random", "imported") and objective_module(base).NEEDS_EXPERTS
+
+
+def needs_reference(method: str, objective_cfg) -> bool:
+    """Whether the objective of ``method`` reads full-data reference samples (its module's ``needs_reference``)."""
+    base = method.partition("+")[0]
+    if base in ("random", "imported") or objective_cfg is None:
+        return False
+    return bool(getattr(objective_module(base), "needs_reference", lambda cfg: False)(objective_cfg))
