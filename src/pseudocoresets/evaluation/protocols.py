@@ -32,6 +32,7 @@ from ..models import FlatModel
 from ..samplers import (Chain, CoresetPosterior, PosteriorSpec, StepSizeAdapter, acceptance_rate, hmc, run_chain,
                         sghmc)
 from ..utils import generator, progress
+from .last_layer import last_layer_predictive
 from .metrics import agreement_metrics, classification_metrics, regression_metrics
 
 # summary metrics per likelihood task (models/likelihood.py)
@@ -42,7 +43,8 @@ METRICS = {"classification": ("accuracy", "nll", "ece", "brier"), "regression": 
 class EvalConfig:
     """Bayesian evaluation (defaults: the official HMC settings at ipc 10, with a correct sampler)."""
 
-    protocol: str = field(default="hmc", metadata={"help": "evaluation protocol: hmc or asghmc"})
+    protocol: str = field(default="hmc", metadata={"help": "evaluation protocol: hmc, asghmc, or vbpc (a network "
+                                                   "trained on the coreset, its last layer's closed-form posterior)"})
     chains: int = field(default=10, metadata={"help": "independent chains per repeat"})
     iterations: int = field(default=100, metadata={"help": "HMC iterations per chain (incl. burn-in)"})
     burn_in: int = field(default=50, metadata={"help": "iterations discarded at the start of each chain"})
@@ -75,11 +77,19 @@ class EvalConfig:
     agreement: bool = field(default=False, metadata={"help": "also compare the predictive with the full-data "
                                                       "reference posterior's (agreement, TV, KL; runs 'bpc reference')"})
     ece_bins: int = field(default=15, metadata={"help": "bins of the expected calibration error"})
+    vbpc_steps: int = field(default=300, metadata={"help": "vbpc: training steps of the network on the coreset",
+                                                   "identity": "unless-set"})
+    vbpc_lr: float = field(default=0.01, metadata={"help": "vbpc: SGD step size of that training (momentum 0.9)",
+                                                   "identity": "unless-set"})
+    vbpc_noise: float = field(default=1.0, metadata={"help": "vbpc: std of the coreset's Gaussian likelihood on its "
+                                                     "targets", "identity": "unless-set"})
     seed: int = field(default=0, metadata={"help": "base seed; repeat r uses seed + r"})
 
     def validate(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise UserError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        if self.protocol not in (*PROTOCOLS, *PREDICTORS):
+            raise UserError(f"unknown protocol {self.protocol!r}; choose one of {', '.join((*PROTOCOLS, *PREDICTORS))}")
+        if self.vbpc_steps < 0 or not self.vbpc_lr > 0 or not self.vbpc_noise > 0:
+            raise UserError("--evaluate.vbpc_steps must be >= 0, vbpc_lr and vbpc_noise > 0")
         if self.chains < 1 or self.repeats < 1 or self.thin < 1 or self.leapfrog_steps < 1:
             raise UserError("--evaluate.chains, repeats, thin and leapfrog_steps must be >= 1")
         if not 0 <= self.burn_in < self.iterations:
@@ -197,11 +207,23 @@ def _asghmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepS
     return kernel, None, config.thin - 1
 
 
-# protocol -> (posterior, config) -> (kernel, step-size adapter or None, thinning phase of the chain driver)
+# sampling protocols: name -> (posterior, config) -> (kernel, step-size adapter or None, thinning phase of the driver)
 PROTOCOLS: dict[str, Callable[[CoresetPosterior, EvalConfig], tuple[Any, StepSizeAdapter | None, int]]] = {
     "hmc": _hmc,
     "asghmc": _asghmc,
 }
+
+
+# protocols that predict without sampling: name -> (model, x, y, targets, test sets, config, seed, prepare,
+# recorded posterior) -> (probabilities per test set, stats)
+def _vbpc(model, coreset_x, coreset_y, targets, test_sets, config, seed, prepare, recorded):
+    if model.likelihood.task != "classification":
+        raise UserError("the vbpc protocol predicts classes; use --protocols hmc for regression")
+    return last_layer_predictive(model, coreset_x, coreset_y, targets, test_sets, config.posterior(recorded), seed,
+                                 config.vbpc_steps, config.vbpc_lr, config.test_batch, config.vbpc_noise, prepare)
+
+
+PREDICTORS: dict[str, Callable[..., tuple[dict[str, torch.Tensor], dict]]] = {"vbpc": _vbpc}
 
 
 def posterior_predictive(
@@ -262,6 +284,7 @@ def evaluate_coreset(
     reference: dict[str, torch.Tensor] | None = None,
     finished: list[dict] | None = None,
     on_repeat: Callable[[list[dict]], None] | None = None,
+    targets: torch.Tensor | None = None,
 ) -> dict:
     """All repeats of the protocol on every test set (``test`` plus e.g. ``fog/3``); mean/std over repeats.
 
@@ -272,7 +295,8 @@ def evaluate_coreset(
     Results: ``summary`` (the clean ``test`` set), ``sets[name]`` per test set, and for corrupted sets the
     averages over all of them (``corrupted_mean``) and per severity (``severity_mean[s]``). With ``reference``
     (the full-data posterior's predictive per test set, classification) every set also gets agreement, total
-    variation and predictive KL to it (metrics.py).
+    variation and predictive KL to it (metrics.py). ``targets``: the coreset's learnt real targets, read by the
+    protocols that use them (``vbpc``).
     """
     config.validate()
     if config.protocol == "asghmc" and coreset_x.dim() != 4:
@@ -287,8 +311,12 @@ def evaluate_coreset(
     todo = [r for r in range(config.repeats) if r not in done and parallel.mine(r)]  # under torchrun: split
     records = [done[r] for r in sorted(done) if r < config.repeats]
     for r in progress(todo, len(todo), f"evaluate {config.protocol}", quiet):
-        probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
-                                            prepare=prepare, recorded=recorded)
+        if config.protocol in PREDICTORS:
+            probs, stats = PREDICTORS[config.protocol](model, coreset_x, coreset_y, targets, test_sets, config,
+                                                       config.seed + r, prepare, recorded)
+        else:
+            probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
+                                                prepare=prepare, recorded=recorded)
         sets = {}
         for name in test_sets:
             sets[name] = predictive_metrics(model, probs[name], test_y, config)
@@ -305,7 +333,8 @@ def evaluate_coreset(
     def summarise(rows: list[dict], names=keys) -> dict:
         return {k: dict(zip(("mean", "std"), _mean_std([row[k] for row in rows]))) for k in names}
 
-    summary = summarise(runs, (*keys, "acceptance_rate"))
+    sampled = all(row.get("acceptance_rate") is not None for row in runs)
+    summary = summarise(runs, (*keys, "acceptance_rate") if sampled else keys)
     result = {"protocol": config.protocol, "summary": summary, "repeats": runs,
               "posterior": config.posterior(recorded).record()}
     corrupted = [k for k in test_sets if k != "test"]

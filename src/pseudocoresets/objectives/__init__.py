@@ -10,10 +10,10 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import UserError
-from . import dc, fkl, fkl_mcmc, rkl, wasserstein
+from . import dc, fkl, fkl_mcmc, rkl, vbpc, wasserstein
 from .interface import DistillContext, Objective, ObjectiveBase, StudentSettings
 
-OBJECTIVES: dict[str, ModuleType] = {m.NAME: m for m in (dc, rkl, wasserstein, fkl, fkl_mcmc)}
+OBJECTIVES: dict[str, ModuleType] = {m.NAME: m for m in (dc, rkl, wasserstein, fkl, fkl_mcmc, vbpc)}
 
 
 def objective_module(name: str) -> ModuleType:

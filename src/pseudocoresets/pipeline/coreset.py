@@ -3,7 +3,8 @@
 A coreset artifact holds, as safetensors tensors: ``images`` (the learnt points in the network's input space:
 normalised, and ZCA-whitened when the run uses ZCA), ``labels`` (int64 classes, or float targets for
 regression), ``init_images`` and ``init_indices`` (the real training points it started from; -1 for an imported
-set) and the preprocessing state (so its pixels can be recovered). Its metadata records ``method``, ``ipc`` and
+set), the preprocessing state (so its pixels can be recovered) and, when the method learnt them, ``targets``
+(real vectors [M, K], VBPC's learnt label targets). Its metadata records ``method``, ``ipc`` and
 ``posterior``: the coreset posterior it was learnt for (weight w, temperature T, prior scale, learnt per-point
 weights), as JSON of :class:`~pseudocoresets.samplers.PosteriorSpec`. A file without a record (made before the
 record existed) stands for w = T = sigma = 1.
@@ -37,6 +38,7 @@ class Coreset:
         method: the method that made it (``random``, ``fkl``, ``imported`` ...), empty when not recorded.
         ipc: images per class (points, for regression), 0 when not recorded.
         path: the file it was read from.
+        targets: learnt real targets ``(M, K)`` (VBPC), or None.
     """
 
     images: torch.Tensor
@@ -45,6 +47,7 @@ class Coreset:
     method: str = ""
     ipc: int = 0
     path: Path | None = None
+    targets: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -72,4 +75,9 @@ def load_coreset(path: str | Path, device: torch.device | str = "cpu") -> Corese
         raise UserError(f"{file} records {len(v)} point weights for {len(t['images'])} images (or some not finite "
                         "and > 0); re-run 'bpc distill'")
     labels = t["labels"].float() if t["labels"].is_floating_point() else t["labels"].long()
-    return Coreset(t["images"].float(), labels, spec, str(meta.get("method", "")), ipc, file)
+    targets = t.get("targets")
+    if targets is not None and (targets.dim() != 2 or len(targets) != len(labels) or not torch.isfinite(targets).all()):
+        raise UserError(f"{file} holds targets of shape {tuple(targets.shape)} (or non-finite) for {len(labels)} "
+                        "points; re-run 'bpc distill'")
+    return Coreset(t["images"].float(), labels, spec, str(meta.get("method", "")), ipc, file,
+                   None if targets is None else targets.float())

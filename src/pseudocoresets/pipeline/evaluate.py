@@ -54,7 +54,8 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
         raise UserError(f"{partial} does not hold this evaluation's finished repeats; delete it to redo them")
     results = evaluate_coreset(model, x, y, test_sets, ws.targets(ws.data.test_y), ev, quiet=ws.quiet,
                                prepare=ws.prepare, recorded=recorded, reference=reference, finished=finished,
-                               on_repeat=lambda records: atomic_write_json(partial, records) if parallel.is_main() else None)
+                               on_repeat=lambda records: atomic_write_json(partial, records) if parallel.is_main() else None,
+                               targets=coreset.targets)
     results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
     if ws.config.model.arch == "linear" and ws.is_regression:  # Bayesian linear regression: everything exact
         results["exact"] = exact_comparison(ws.train_x(), ws.data.train_y, x, y, ws.config.model.noise_std,
