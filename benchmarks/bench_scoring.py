@@ -3,7 +3,7 @@
     python benchmarks/bench_scoring.py [--widths 32,48,64,128] [--images 2048] [--compile]
 
 Variants, all in this one process on the same random weights and images (the cost does not depend on values):
-``before`` (NCHW input, out-of-place ReLU: the scoring path up to session 5), ``channels_last`` (input in
+``before`` (NCHW input, out-of-place ReLU: the library's earlier scoring path), ``channels_last`` (input in
 channels-last memory order), ``channels_last + relu_`` (and ReLU in place under no_grad: the library's scoring
 path now, ``evaluation.protocols.predictive_average``), and with ``--compile`` the latter under torch.compile
 (compilation time reported separately; not used by the library). Each variant scores ``--images`` 3x32x32 images

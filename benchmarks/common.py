@@ -1,4 +1,8 @@
-"""Shared helpers of the benchmark scripts: machine description, peak memory, result files."""
+"""Shared helpers of the benchmark, check and experiment scripts: machine description, peak memory, result files.
+
+The scripts under checks/ and experiments/<study>/ put this folder on sys.path and pass their own results
+folder to ``write_results``; the timing benchmarks here write to benchmarks/results/ (the default).
+"""
 
 from __future__ import annotations
 
@@ -66,14 +70,17 @@ def run_cell(script: str, args: list[str], timeout: float = 3600) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def write_results(name: str, payload: dict, markdown: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+def write_results(name: str, payload: dict, markdown: str, results: Path = RESULTS) -> None:
+    """Write ``results/name.json`` (the payload) and ``results/name.md`` (a header with the machine, then the
+    markdown)."""
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     m = payload["machine"]
     header = (f"# {name}\n\nMachine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, GPU: {m['gpu']}; "
               f"CPU flags: {m.get('cpu_flags', '?')}; "
               f"torch {m['torch']}, python {m['python']}; {m['date']}.\n\n")
-    (RESULTS / f"{name}.md").write_text(header + markdown)
+    (results / f"{name}.md").write_text(header + markdown)
 
 
 def synthetic_context(model_name: str, precision: str = "fp32", augment: bool = False):

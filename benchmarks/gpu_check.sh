@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One prepared GPU session (issue 12): the precision benchmark on the paper model (every objective, fp32 vs bf16,
+# One prepared GPU run: the precision benchmark on the paper model (every objective, fp32 vs bf16,
 # HMC and scoring), then the quick pipeline end to end on CUDA in both precisions (Fashion-MNIST from FMNIST_DIR).
-# Writes benchmarks/results/precision_gpu.{json,md} and runs/gpu-quick-{fp32,bf16}/; copies them to $OUT if set.
+# Writes benchmarks/results/precision_gpu.{json,md} and runs/gpu-quick-{fp32,bf16}/; copies the results and the
+# quick runs' output (quick_{fp32,bf16}.txt) to $OUT if set (benchmarks/results/gpu_quick_h100/ holds those of an H100).
 #   FMNIST_DIR=.gpudata/fmnist bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."

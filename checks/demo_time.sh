@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Time `make demo` from a fresh clone of this repository (set-up included), as a new user would run it.
-# Run it with nothing else computing. Writes benchmarks/results/demo_time.md.
-#   bash benchmarks/demo_time.sh
+# Run it with nothing else computing. Writes checks/results/demo_time.md.
+#   bash checks/demo_time.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -16,7 +16,7 @@ stage() { python3 -c "import json,sys;t=json.load(open('$clone/runs/demo/$1/mani
   echo "# demo_time"
   echo
   echo "Machine: $(lscpu | grep 'Model name' | sed 's/ *Model name: *//'), $(nproc) cores; flags: $(grep -o -w 'avx512f\|avx2\|amx_bf16\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' '); $(date -u +%F)"
-  echo "Command: bash benchmarks/demo_time.sh (git clone, then make demo: venv set-up, bpc run --preset demo)"
+  echo "Command: bash checks/demo_time.sh (git clone, then make demo: venv set-up, bpc run --preset demo)"
   echo
   echo "| part | seconds |"
   echo "|---|---|"
@@ -29,6 +29,6 @@ stage() { python3 -c "import json,sys;t=json.load(open('$clone/runs/demo/$1/mani
   echo "Printed table:"
   echo
   grep '^|' "$clone.log" || echo "(no table printed: see $clone.log)"
-} > benchmarks/results/demo_time.md
-cat benchmarks/results/demo_time.md
+} > checks/results/demo_time.md
+cat checks/results/demo_time.md
 rm -rf "$(dirname "$clone")"

@@ -6,7 +6,9 @@ share of the exact reduction it reaches against the threshold of ``fidelity.blr.
 come out below its threshold ("caught"); a mutant that raises (its patch no longer fits the code's signatures)
 is reported as not caught, so the script fails until the mutant is mended.
 
-    python benchmarks/fidelity_mutants.py      # about 5 minutes on 2 cores
+    python checks/fidelity_mutants.py      # about 5 minutes on 2 cores
+
+Writes checks/results/fidelity_mutants.{json,md} (fidelity_mutants_partial.* when a name filter is given).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from unittest import mock
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
+RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
 
 from pseudocoresets.experts import ExpertPool  # noqa: E402
@@ -156,7 +159,7 @@ def main() -> None:
               f"{'yes' if r['caught'] else 'NO'} |" for r in rows]
     caught = sum(r["caught"] for r in rows)
     write_results("fidelity_mutants" + ("_partial" if only else ""), {"machine": machine(), "rows": rows},
-                  "\n".join(lines) + f"\n\n{caught} of {len(rows)} mutants caught (share below the test's threshold).\n")
+                  "\n".join(lines) + f"\n\n{caught} of {len(rows)} mutants caught (share below the test's threshold).\n", RESULTS)
     sys.exit(0 if caught == len(rows) else 1)
 
 

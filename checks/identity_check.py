@@ -2,8 +2,8 @@
 
 Run it before and after a refactor on the same machine; the fingerprints must be bit-identical::
 
-    python benchmarks/identity_check.py --write benchmarks/results/identity_before.json   # old code
-    python benchmarks/identity_check.py --compare benchmarks/results/identity_before.json # new code
+    python checks/identity_check.py --write checks/results/identity_before.json   # the code before the change
+    python checks/identity_check.py --compare checks/results/identity_before.json # the code after it
 
 The run: synthetic Fashion-MNIST-shaped IDX data (class-dependent blobs), ConvNet width 8, 2 experts x 3
 epochs, every method (random, fkl, fkl+aug, rkl, wasserstein, dc) at ipc 2 for 4 iterations, evaluated with HMC
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# Option keys of the run. The objective-specific ones live in each objective's own section (issue 7);
-# before that change they were fields of the shared distill section (see OLD_KEYS).
+# Option keys of the run. The objective-specific ones live in each objective's own section; in code without
+# per-objective sections they were fields of the shared distill section (see OLD_KEYS).
 OPTIONS = {
     "model.width": 8, "experts.num_experts": 2, "experts.epochs": 3, "experts.batch_size": 64,
     "distill.iterations": 4, "distill.max_start_epoch": 1, "distill.student_steps": 3, "distill.lr_images": 10.0,
@@ -38,8 +38,8 @@ OPTIONS = {
 OLD_KEYS = {"fkl.num_samples": "distill.num_samples", "rkl.num_samples": None, "rkl.real_batch": "distill.real_batch",
             "dc.real_batch": "distill.dc_real_batch", "dc.inner_loop": "distill.dc_inner_loop",
             "dc.outer_loop": "distill.dc_outer_loop"}
-# timings vary run to run; "posterior" (the resolved coreset posterior, issue 8) was added to results.json after
-# the fingerprints were recorded, so it is left out of the comparison
+# timings vary run to run; "posterior" (the resolved coreset posterior) was added to results.json after the
+# fingerprints of checks/results/identity_before.json were recorded, so it is left out of the comparison
 TIMING_KEYS = {"sampling_seconds", "prediction_seconds", "posterior"}
 
 
@@ -80,9 +80,10 @@ def fingerprints(out: Path) -> dict[str, str]:
     return prints
 
 
-# Options that restore the behaviour before issue 8 changed it on purpose: one DSA draw per batch (now per image)
+# Options that restore two earlier defaults that were changed on purpose: one DSA draw per batch (now per image)
 # and the rKL estimator at the coreset weight N/M (now the coreset posterior's weight, default 1), evaluated at w = 1.
-BEFORE_ISSUE_8 = {"distill.augment_per_image": False, "evaluate.augment_per_image": False, "posterior.weight": "n/m",
+# With them, the current code reproduces fingerprints recorded with those earlier defaults.
+EARLIER_DEFAULTS = {"distill.augment_per_image": False, "evaluate.augment_per_image": False, "posterior.weight": "n/m",
                   "evaluate.coreset_weight": 1.0}
 
 
@@ -93,12 +94,12 @@ def run(tmp: Path, legacy: bool = False) -> dict[str, str]:
     make_data(tmp)
     cfg = config.preset("quick")
     options = dict(OPTIONS)
-    if not hasattr(config, "sections"):  # the code before issue 7: objective options in the distill section
+    if not hasattr(config, "sections"):  # code without per-objective sections: their options in distill
         options = {OLD_KEYS.get(k, k): v for k, v in options.items()}
         options.pop(None, None)
     options["data.root"] = str(tmp)
     if legacy:
-        options.update(BEFORE_ISSUE_8)
+        options.update(EARLIER_DEFAULTS)
     config.apply_overrides(cfg, options)
     run_all(Workspace(cfg, tmp / "run", torch.device("cpu"), quiet=True))
     return fingerprints(tmp / "run")
@@ -108,13 +109,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", help="write the fingerprints to this JSON file")
     parser.add_argument("--compare", help="compare with the fingerprints in this JSON file")
-    parser.add_argument("--before-issue-8", action="store_true",
-                        help="run with the options that restore the pre-issue-8 behaviour (BEFORE_ISSUE_8)")
+    parser.add_argument("--earlier-defaults", action="store_true",
+                        help="run with the options that restore the earlier DSA and rKL defaults (EARLIER_DEFAULTS)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["BPC_CACHE"] = str(Path(tmp) / "cache")
-        prints = run(Path(tmp), args.before_issue_8)
+        prints = run(Path(tmp), args.earlier_defaults)
     if args.write:
         Path(args.write).write_text(json.dumps(prints, indent=1, sort_keys=True) + "\n")
         print(f"{len(prints)} fingerprints written to {args.write}")

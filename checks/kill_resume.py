@@ -1,6 +1,6 @@
-"""Kill a real `bpc run` with SIGKILL at random times, resume it, and check the artifacts (issue 11).
+"""Kill a real `bpc run` with SIGKILL at random times, resume it, and check the artifacts.
 
-    python benchmarks/kill_resume.py [--kills 20] [--seed 0]
+    python checks/kill_resume.py [--kills 20] [--seed 0]
 
 A small Fashion-MNIST-shaped synthetic dataset (class-dependent stripes), 2 experts x 8 epochs, fKL for 40
 iterations with a checkpoint every 4, HMC evaluation. One uninterrupted run gives the reference artifacts and
@@ -8,7 +8,7 @@ its wall time T; then each trial starts a fresh run directory, SIGKILLs the proc
 in (0.3 s, 0.9 T) (halved and redone if the run finished first), notes which stage was running, re-runs to completion (possibly after several kills: each trial kills
 once), and compares every tensor, the tensor files' metadata and the results' summaries with the reference.
 It also checks that no temporary or partial file is left and every JSON file parses.
-Writes benchmarks/results/kill_resume.{json,md}.
+Writes checks/results/kill_resume.{json,md}.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
+RESULTS = Path(__file__).resolve().parent / "results"
 
 from common import machine, write_results  # noqa: E402
 
@@ -133,7 +134,7 @@ def main() -> None:
     lines += [f"| {t['trial']} | {t['delay_s']} | {t['stage']} | {t['rerun_exit']} | {t['identical']} | "
               f"{'; '.join(t['problems']) or '-'} |" for t in trials]
     write_results("kill_resume", {"machine": machine(), "trials": trials, "identical": ok, "wall_s": wall,
-                                  "args": vars(args)}, "\n".join(lines) + "\n")
+                                  "args": vars(args)}, "\n".join(lines) + "\n", RESULTS)
     print("\n".join(lines[:1]))
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # How far a 2-process fKL coreset drifts from the 1-process one as iterations accumulate (quick preset settings,
 # Fashion-MNIST, ipc 2, S = 4): the all-reduce sums the gradient terms in another order, a float-rounding
-# difference that the pixel updates (lr_images 100) then amplify. Writes benchmarks/results/parallel_drift.md.
-#   bash benchmarks/parallel_drift.sh [FASHION_MNIST_DIR]
+# difference that the pixel updates (lr_images 100) then amplify. Writes checks/results/parallel_drift.md.
+#   bash checks/parallel_drift.sh [FASHION_MNIST_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -15,7 +15,7 @@ cp -r "$W/one" "$W/two"
   echo "# parallel_drift"; echo
   echo "| iterations | max abs difference, 2 vs 1 process | max abs change of the pixels from the start |"
   echo "|---|---|---|"
-} > benchmarks/results/parallel_drift.md
+} > checks/results/parallel_drift.md
 for it in 1 2 5; do
   rm -rf "$W/one/coresets" "$W/two/coresets"
   OMP_NUM_THREADS=1 $PY -m pseudocoresets.cli "${A[@]}" --distill.iterations $it --out "$W/one" > /dev/null
@@ -25,6 +25,6 @@ for it in 1 2 5; do
 from safetensors.torch import load_file
 a = load_file('$W/one/coresets/fkl-ipc2/coreset.safetensors'); b = load_file('$W/two/coresets/fkl-ipc2/coreset.safetensors')
 print(f\"| $it | {float((a['images'] - b['images']).abs().max()):.2e} | {float((a['images'] - a['init_images']).abs().max()):.3f} |\")
-" >> benchmarks/results/parallel_drift.md
+" >> checks/results/parallel_drift.md
 done
-cat benchmarks/results/parallel_drift.md
+cat checks/results/parallel_drift.md

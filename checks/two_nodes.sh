@@ -2,8 +2,8 @@
 # Two "nodes" on one machine: two torchrun launches (--nnodes 2, one process each) meeting at a localhost
 # rendezvous, running the same small `bpc run` into one run directory; then the same run in one process, and a
 # comparison (experts identical, coresets allclose, random-coreset results identical). Writes
-# benchmarks/results/two_nodes.md.
-#   bash benchmarks/two_nodes.sh [FASHION_MNIST_DIR]
+# checks/results/two_nodes.md.
+#   bash checks/two_nodes.sh [FASHION_MNIST_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -49,6 +49,6 @@ lines = [f"# two_nodes", "", "Two torchrun launches on this machine (--nnodes 2,
          f"- random-coreset results identical: {all(ra[k] == rb[k] for k in keys)} (accuracy {ra['accuracy']['mean']:.4f})",
          f"- wall time: two nodes {two_s} s, one process {one_s} s (start-up and data loading are not split)",
          f"- node 0 printed the table: {'| fashion-mnist | 2 | fkl | hmc |' in log0}", ""]
-Path("benchmarks/results/two_nodes.md").write_text("\n".join(lines))
+Path("checks/results/two_nodes.md").write_text("\n".join(lines))
 print("\n".join(lines))
 PYEOF

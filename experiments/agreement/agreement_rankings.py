@@ -1,8 +1,8 @@
-"""Rankings of the coresets of one agreement run (benchmarks/agreement_images.sh) by accuracy, NLL, agreement, TV
+"""Rankings of the coresets of one agreement run (experiments/agreement/agreement_images.sh) by accuracy, NLL, agreement, TV
 and predictive KL, per evaluated posterior (w = 1 and w = N/M), with Kendall's tau between the accuracy ranking and
 each agreement-side ranking. Prints markdown.
 
-    python benchmarks/agreement_rankings.py runs/agreement-fmnist/report.json
+    python experiments/agreement/agreement_rankings.py runs/agreement-fmnist/report.json
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """A first look at A-SGHMC with its defaults on a finished run's ipc-10 coresets (random, fkl).
 
-    python benchmarks/asghmc_check.py runs/quick [--steps 600 --burn-in 300 --test 2000]
+    python experiments/asghmc_check/asghmc_check.py runs/quick [--steps 600 --burn-in 300 --test 2000]
 
 One chain, one seed, the first ``--test`` test images; friction 0.1, temperature 0.01, step 1e-4, one kept
-sample per 5 steps (the protocol's defaults). Writes benchmarks/results/asghmc_check.{json,md}.
+sample per 5 steps (the protocol's defaults). Writes experiments/asghmc_check/results/asghmc_check.{json,md}.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # common.py
+RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
 
 from pseudocoresets.config import eval_for, from_dict  # noqa: E402
@@ -52,7 +53,7 @@ def main() -> None:
             f"{ev.temperature}, step {ev.sghmc_step_size}, every {ev.thin}th step kept; first {args.test} test "
             f"images of {args.run}; 1 seed.\n")
     write_results("asghmc_check", {"machine": machine(), "rows": rows, "args": {k: str(v) for k, v in vars(args).items()}},
-                  "\n".join(lines) + "\n" + note)
+                  "\n".join(lines) + "\n" + note, RESULTS)
 
 
 if __name__ == "__main__":

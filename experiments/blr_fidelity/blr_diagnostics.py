@@ -1,11 +1,11 @@
-"""Why fkl_mcmc needs posterior samples for pi_x, on the blr preset's data (run benchmarks/blr_pipeline.sh first).
+"""Why fkl_mcmc needs posterior samples for pi_x, on the blr preset's data (run experiments/blr_fidelity/blr_pipeline.sh first).
 
 1. Exact-gradient descent of each divergence from the random coreset (Adam, the preset's schedule: lr 0.05 decayed
    linearly over 300 steps) -- what an objective could reach -- next to what the pipeline's coresets reached.
 2. Expert snapshots (last 5 epochs of the 8 experts) and reference samples against the exact full-data posterior:
    mean offset and spread in units of the posterior's standard deviation.
 
-    python benchmarks/blr_diagnostics.py        -> benchmarks/results/blr_diagnostics.md|json
+    python experiments/blr_fidelity/blr_diagnostics.py     -> experiments/blr_fidelity/results/blr_diagnostics.md|json
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from pseudocoresets.config import preset  # noqa: E402
@@ -60,10 +60,10 @@ def main() -> None:
     sources = {"expert snapshots (last 5 epochs)": spread(snaps.double(), mean, cov),
                "reference (full-batch HMC)": spread(ref.double(), mean, cov)}
     machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}"
-    out = ROOT / "benchmarks/results"
+    out = Path(__file__).resolve().parent / "results"
     (out / "blr_diagnostics.json").write_text(json.dumps({"machine": machine, "descent": rows,
                                                           "pi_x_sources": sources}, indent=2) + "\n")
-    lines = ["# BLR diagnostics (python benchmarks/blr_diagnostics.py, on runs/blr)", "", f"Machine: {machine}", "",
+    lines = ["# BLR diagnostics (python experiments/blr_fidelity/blr_diagnostics.py, on runs/blr)", "", f"Machine: {machine}", "",
              "| divergence (w = 1) | objective | random start | exact-gradient descent | objective's coreset |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['divergence']} | {r['method']} | {r['start']:.2f} | {r['exact_descent']:.2f} | "

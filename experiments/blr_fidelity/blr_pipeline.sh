@@ -4,11 +4,13 @@
 # evaluation, and the exact KL / W2 between each coreset posterior and the full-data posterior.
 # Three settings: the paper's unweighted coreset posterior (w = 1), the full data's scale (w = N/M), and
 # rKL with persistent chains (--rkl.samples chains) at w = 1.
-#   bash benchmarks/blr_pipeline.sh
+# Writes experiments/blr_fidelity/results/blr_pipeline.{md,json}.
+#   bash experiments/blr_fidelity/blr_pipeline.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BPC=${BPC:-.venv/bin/bpc}
-mkdir -p benchmarks/results
+RESULTS=experiments/blr_fidelity/results
+mkdir -p $RESULTS
 start=$SECONDS
 $BPC table --preset blr --out runs/blr --quiet > /dev/null
 $BPC table --preset blr --out runs/blr --posterior.weight n/m --quiet > /dev/null
@@ -17,7 +19,7 @@ $BPC table --preset blr --out runs/blr-rkl-chains --methods random,rkl --rkl.sam
   echo "# Bayesian linear regression through the pipeline (--preset blr)"
   echo
   echo "Machine: $(lscpu | grep 'Model name' | sed 's/ *Model name: *//'), $(nproc) cores; flags: $(grep -o -w 'avx512f\|avx2\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  echo "Command: bash benchmarks/blr_pipeline.sh (wall time $((SECONDS - start)) s)"
+  echo "Command: bash experiments/blr_fidelity/blr_pipeline.sh (wall time $((SECONDS - start)) s)"
   echo
   echo "## w = 1 and w = N/M (protocol column: hmc (w=100) is the N/M-weighted coreset posterior)"
   echo
@@ -28,6 +30,6 @@ $BPC table --preset blr --out runs/blr-rkl-chains --methods random,rkl --rkl.sam
   echo
   $BPC report --out runs/blr-rkl-chains --no-figures > /dev/null
   tail -n +5 runs/blr-rkl-chains/report.md
-} > benchmarks/results/blr_pipeline.md
-cp runs/blr/report.json benchmarks/results/blr_pipeline.json
-echo "wrote benchmarks/results/blr_pipeline.md"
+} > $RESULTS/blr_pipeline.md
+cp runs/blr/report.json $RESULTS/blr_pipeline.json
+echo "wrote $RESULTS/blr_pipeline.md"

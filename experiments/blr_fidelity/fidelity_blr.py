@@ -5,9 +5,11 @@ evaluation posterior, and w = N/M, the full data's scale): the exact divergence 
 random coreset, after Adam on the objective's own gradient estimate, and after Adam on the exact gradient, from
 the same start with the same steps; and the share of the exact reduction that the objective achieves.
 
-    python benchmarks/fidelity_blr.py                 # 1500 steps (about 15 minutes on 2 cores)
-    python benchmarks/fidelity_blr.py --steps 300     # the test suite's setting
-    python benchmarks/fidelity_blr.py --cases CD-k --name fidelity_blr_cd   # one case
+    python experiments/blr_fidelity/fidelity_blr.py                 # 1500 steps (about 15 minutes on 2 cores)
+    python experiments/blr_fidelity/fidelity_blr.py --steps 300     # the test suite's setting
+    python experiments/blr_fidelity/fidelity_blr.py --cases CD-k --name fidelity_blr_cd   # one case
+
+Writes experiments/blr_fidelity/results/NAME.{json,md} (NAME: ``--name``, default fidelity_blr).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # common.py
+RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
 
 from pseudocoresets.fidelity import BLRProblem, cases, reduction_share  # noqa: E402
@@ -55,7 +58,8 @@ def main() -> None:
             f"1, prior N(0, 9 I), float64. Adam, lr {args.lr} decayed linearly to 0, {args.steps} steps, from the "
             "same random coreset for the objective and the exact gradient. The objective runs as in distillation "
             "(build(...).step with its student SGD, expert pool of 8 SGD experts x 50 epochs, noise, chains).\n")
-    write_results(args.name, {"machine": machine(), "args": vars(args), "rows": rows}, "\n".join(lines) + "\n" + note)
+    write_results(args.name, {"machine": machine(), "args": vars(args), "rows": rows}, "\n".join(lines) + "\n" + note,
+                  RESULTS)
 
 
 if __name__ == "__main__":

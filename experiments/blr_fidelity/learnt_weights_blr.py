@@ -1,7 +1,7 @@
 """Learnt per-point coreset weights (``--fkl_mcmc.learn_weights``) on Bayesian linear regression, where the
 coreset posterior and KL(pi_x || pi_u) are exact (pseudocoresets.fidelity.blr).
 
-    python benchmarks/learnt_weights_blr.py [--iterations 300]
+    python experiments/blr_fidelity/learnt_weights_blr.py [--iterations 300]
 
 1. The log-weight gradient fkl_mcmc writes, averaged over 30 steps at the random start u_0, against the exact
    d KL / d log v: cosine and scale (1 = the stated constant T / (w M)), at v = 1 and at unequal v.
@@ -10,8 +10,10 @@ coreset posterior and KL(pi_x || pi_u) are exact (pseudocoresets.fidelity.blr).
    forward KL (each against the same pi_x) of the posterior each run ends with.
 3. Mutants, each through the same checks: the weights' gradient sign flipped (the value of v kept, its gradient
    negated), the weights detached from the surrogate (never learnt), and the pi_u chains sampling without the
-   weights. Each must fail one of the checks of tests/test_learnt_weights.py (cosine >= 0.97 and scale in
+   weights. Each must fail one of the checks of tests/objectives/test_learnt_weights.py (cosine >= 0.97 and scale in
    [0.8, 1.25] at both v; learnt KL <= 0.3 x the start).
+
+Writes experiments/blr_fidelity/results/learnt_weights_blr.{json,md}.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # common.py
+RESULTS = Path(__file__).resolve().parent / "results"
 
 from common import machine, write_results  # noqa: E402
 
@@ -114,11 +117,11 @@ def main() -> None:
               f"{'yes' if m['fails_a_check'] else 'NO'} |" for m in mutants]
     lines += ["", f"Bayesian linear regression, N = 400, d = 3, M = 6, w = 1, T = 1, prior sigma 3, noise 1; pi_x from "
               f"4000 exact posterior samples; fkl_mcmc with 8 chains x 2 HMC transitions per iteration. 1 thread, "
-              f"{seconds:.0f} s. Command: `python benchmarks/learnt_weights_blr.py --iterations {args.iterations}`.", ""]
+              f"{seconds:.0f} s. Command: `python experiments/blr_fidelity/learnt_weights_blr.py --iterations {args.iterations}`.", ""]
     write_results("learnt_weights_blr", {"machine": machine(), "start_forward_kl": start_kl, "gradient": check,
                                          "gradient_unequal_v": unequal,
                                          "runs": rows, "mutants": mutants, "iterations": args.iterations},
-                  "\n".join(lines))
+                  "\n".join(lines), RESULTS)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
-"""What DSA's per-image draws change against one draw per batch (issue 8, item 6), on Fashion-MNIST.
+"""What DSA's per-image draws change against one draw per batch, on Fashion-MNIST.
 
 The reference DSA draws its random numbers per image (each image its own scale, angle, shift, cutout box, colour
-factors; one operation family per call); ours did one draw per batch until session 3, and that stays an option
-(`--no-distill.augment_per_image`, `--no-evaluate.augment_per_image`). Same experts and full-data reference
-posterior (copied from the agreement run, `bash benchmarks/agreement_images.sh fmnist`), quick preset, ipc 10:
+factors; one operation family per call), and so does ours by default; one draw per batch (the library's earlier
+behaviour) stays an option (`--no-distill.augment_per_image`, `--no-evaluate.augment_per_image`). Same experts and
+full-data reference posterior (copied from the agreement run, `bash experiments/agreement/agreement_images.sh
+fmnist`), quick preset, ipc 10:
 - fkl+aug and wasserstein+aug learnt with each variant, evaluated by HMC (DSA plays no part in HMC), agreement
   with the reference posterior included;
 - A-SGHMC (which trains on augmented coreset batches) on the Random coreset, with each variant (scaled down to
   one chain of 1000 steps per seed, every 50th post-burn-in step kept, 2 seeds).
 
-    python benchmarks/dsa_per_image.py [--threads N] [--methods fkl+aug,wasserstein+aug]
+    python experiments/dsa_per_image/dsa_per_image.py [--threads N] [--methods fkl+aug,wasserstein+aug]
+
+Writes experiments/dsa_per_image/results/dsa_per_image.{json,md}. W+aug with each variant on an H100 is part of
+experiments/fkl_mcmc_images/gpu_variants.sh (results/gpu_h100.md there).
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # common.py
+RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
 
 from pseudocoresets.report import collect_results  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "runs/agreement-fmnist"
 VARIANTS = {"per image": [], "per batch": ["--no-distill.augment_per_image", "--no-evaluate.augment_per_image"]}
 # A-SGHMC scaled to fit: 1 chain per seed, 2 seeds, every 50th of the 500 post-burn-in steps kept (10 samples)
@@ -45,7 +50,8 @@ def main() -> None:
     p.add_argument("--methods", default="fkl+aug,wasserstein+aug")
     args = p.parse_args()
     if not (SOURCE / "experts/manifest.json").exists() or not (SOURCE / "reference/manifest.json").exists():
-        sys.exit(f"{SOURCE} has no finished experts and reference: run 'bash benchmarks/agreement_images.sh fmnist'")
+        sys.exit(f"{SOURCE} has no finished experts and reference: "
+                 "run 'bash experiments/agreement/agreement_images.sh fmnist'")
     common = ["--preset", "quick", "--ipcs", "10", "--evaluate.agreement", "--quiet", "--threads", args.threads]
     rows, seconds = [], {}
     for variant, flags in VARIANTS.items():
@@ -68,10 +74,12 @@ def main() -> None:
             "chains x 40 iterations, 3 seeds; A-SGHMC friction 0.1, T 0.01, 1000 steps (500 burn-in), 1 chain, every "
             "50th step kept, 2 seeds (scaled down: scoring 100 kept samples per chain on 10,000 test images would "
             "dominate); agreement / TV with "
-            f"the full-data reference posterior of {SOURCE.relative_to(ROOT)}. Command: python benchmarks/"
-            f"dsa_per_image.py --threads {args.threads} --methods {args.methods}. Wall time per variant (s): "
+            f"the full-data reference posterior of {SOURCE.relative_to(ROOT)}. Command: python experiments/"
+            f"dsa_per_image/dsa_per_image.py --threads {args.threads} --methods {args.methods}. "
+            "Wall time per variant (s): "
             + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + " (other jobs may have shared the cores).\n")
-    write_results("dsa_per_image", {"machine": machine(), "rows": rows, "seconds": seconds}, "\n".join(lines) + note)
+    write_results("dsa_per_image", {"machine": machine(), "rows": rows, "seconds": seconds}, "\n".join(lines) + note,
+                  RESULTS)
     print("\n".join(lines))
 
 

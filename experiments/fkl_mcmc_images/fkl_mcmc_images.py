@@ -5,13 +5,16 @@ fkl for its 150 iterations; fkl_mcmc then gets as many iterations as fit in the 
 (its seconds per iteration measured in the same process, with nothing else running), from the same experts.
 Every coreset is evaluated with the same HMC protocol on the full test split.
 
-    python benchmarks/fkl_mcmc_images.py fmnist
-    python benchmarks/fkl_mcmc_images.py cifar     # the CIFAR-10 JPEG copy in ../shared/data
+    python experiments/fkl_mcmc_images/fkl_mcmc_images.py fmnist
+    python experiments/fkl_mcmc_images/fkl_mcmc_images.py cifar     # the CIFAR-10 JPEG copy in ../shared/data
 
 A variant of fkl_mcmc's settings (``--set KEY=VALUE``, applied to the fkl_mcmc runs only) is named by ``--tag``:
 its runs and results (fkl_mcmc_DATASET-TAG) sit beside the default's and share its Random and fkl coresets.
 
-    python benchmarks/fkl_mcmc_images.py fmnist --tag cd-lr10 --set fkl_mcmc.chain_start=x --set distill.lr_images=10
+    python experiments/fkl_mcmc_images/fkl_mcmc_images.py fmnist --tag cd-lr10 \\
+        --set fkl_mcmc.chain_start=x --set distill.lr_images=10
+
+Writes experiments/fkl_mcmc_images/results/fkl_mcmc_DATASET[-TAG].{json,md}.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # common.py
+RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
 
 from pseudocoresets.config import apply_overrides, preset  # noqa: E402
@@ -124,10 +128,12 @@ def main() -> None:
             + ("evaluated on the coreset posterior with w = 1. " if args.no_weight_nm else
                "evaluated on the coreset posterior with w = 1 and with w = N/M. ")
             + f"fkl_mcmc: {CHAINS}{', with ' + str(sets) if sets else ''}; its iterations fill fkl's measured "
-            f"distillation time. Command: python benchmarks/fkl_mcmc_images.py {' '.join(sys.argv[1:])}.\n")
+            "distillation time. Command: python experiments/fkl_mcmc_images/fkl_mcmc_images.py "
+            f"{' '.join(sys.argv[1:])}.\n")
     write_results(f"fkl_mcmc_{args.dataset}{suffix}", {"settings": sets, "machine": machine(), "rows": rows,
                                                        "rows_weight_nm": nm_rows, "iterations": iters,
-                                                "distill_seconds": seconds}, "\n".join(lines) + "\n" + note)
+                                                "distill_seconds": seconds}, "\n".join(lines) + "\n" + note,
+                  RESULTS)
     print("\n".join(lines))
 
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# fkl_mcmc on images (issue 8): variants of its image settings beside the paper's fkl and Random, with the same
-# experts and full-data reference posterior as the agreement runs (benchmarks/agreement_images.sh, which must have
+# fkl_mcmc on images: variants of its image settings beside the paper's fkl and Random, with the same experts and
+# full-data reference posterior as the agreement runs (experiments/agreement/agreement_images.sh, which must have
 # run first: its experts and reference are copied). Quick preset, ipc 10, HMC, agreement with the reference.
 #   fmnist-lr10: pi_x from expert snapshots (default), lr_images 10 (the agreement run used the preset's 100)
 #   fmnist-ref:  pi_x from the reference posterior's samples, no noise, lr_images 100
 #   cifar-lr10:  CIFAR-10 JPEG copy, as fmnist-lr10, also evaluated at w = N/M = 500
-# Re-running resumes; writes benchmarks/results/fkl_mcmc_variants.md (+ .json).
-#   THREADS=1 bash benchmarks/fkl_mcmc_variants.sh
+# Re-running resumes; writes experiments/fkl_mcmc_images/results/fkl_mcmc_variants.md (+ .json).
+#   THREADS=1 bash experiments/fkl_mcmc_images/fkl_mcmc_variants.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BPC=${BPC:-.venv/bin/bpc}
 CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
 common=(--preset quick --methods fkl_mcmc --ipcs 10 --evaluate.agreement --quiet --threads "${THREADS:-0}")
@@ -45,7 +45,8 @@ for label, path in runs.items():
         lines.append(f"| {label} | {r['method']} | {r['protocol']} | " + " | ".join(cells) + " |")
 note = ("\nQuick preset (ConvNet width 32, 3 experts x 4 epochs, 150 iterations), ipc 10, HMC 4 chains x 40 "
         "iterations, 3 seeds; agreement / TV with each dataset's full-data reference posterior (cyclical SGHMC). "
-        "Command: bash benchmarks/fkl_mcmc_variants.sh (after benchmarks/agreement_images.sh).\n")
-write_results("fkl_mcmc_variants", payload, "\n".join(lines) + "\n" + note)
+        "Command: bash experiments/fkl_mcmc_images/fkl_mcmc_variants.sh "
+        "(after experiments/agreement/agreement_images.sh).\n")
+write_results("fkl_mcmc_variants", payload, "\n".join(lines) + "\n" + note, "experiments/fkl_mcmc_images/results")
 print("\n".join(lines))
 EOF

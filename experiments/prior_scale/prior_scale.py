@@ -1,9 +1,9 @@
 """Why the default prior is N(0, 1): HMC test accuracy/NLL against the prior scale sigma, on a finished run.
 
-    python benchmarks/prior_scale.py runs/quick [--sigmas 0.1,0.3,1.0]
+    python experiments/prior_scale/prior_scale.py runs/quick [--sigmas 0.1,0.3,1.0]
 
 Evaluates the run's random and fkl coresets at ipc 10 with the run's HMC settings but 2 chains, 1 seed and
-the first 2,000 test images, for each prior scale. Writes benchmarks/results/prior_scale.{json,md}.
+the first 2,000 test images, for each prior scale. Writes experiments/prior_scale/results/prior_scale.{json,md}.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # common.py
+RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
 
 from pseudocoresets.config import from_dict  # noqa: E402
@@ -50,7 +51,7 @@ def main() -> None:
     lines += [f"| {r['method']} | {r['prior_std']} | {r['accuracy']:.4f} | {r['nll']:.4f} | {r['acceptance_rate']:.2f} |"
               for r in rows]
     write_results("prior_scale", {"machine": machine(), "rows": rows, "run": str(args.run)},
-                  "\n".join(lines) + "\n\n2 chains, 1 seed, first 2,000 test images of " + str(args.run) + ".\n")
+                  "\n".join(lines) + "\n\n2 chains, 1 seed, first 2,000 test images of " + str(args.run) + ".\n", RESULTS)
 
 
 if __name__ == "__main__":

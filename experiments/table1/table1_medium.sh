@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 12: the medium preset's scaled Table 1 on the CIFAR-10 JPEG copy (Random, rKL, W, fKL at ipc 10; HMC,
+# The medium preset's scaled Table 1 on the CIFAR-10 JPEG copy (Random, rKL, W, fKL at ipc 10; HMC,
 # 3 seeds) on this machine, with its wall time (target: <= 2 hours on 2 CPU cores, nothing else running).
-#   bash benchmarks/table1_medium.sh            # writes benchmarks/results/table1_medium_cifar10jpeg.{md,json}
+#   bash experiments/table1/table1_medium.sh   # writes experiments/table1/results/table1_medium_cifar10jpeg.{md,json}
 # Re-running resumes (finished stages are reused; the wall time then covers only what was left, and says so).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BPC=${BPC:-.venv/bin/bpc}
 PY=${PY:-.venv/bin/python}
 CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
@@ -27,14 +27,14 @@ for manifest in sorted(out.glob("*/**/manifest.json")):
 m = machine()
 report = json.loads((out / "report.json").read_text())
 payload = {"machine": m, "wall_seconds": wall, "resumed": resumed == "yes", "stage_seconds": stages, "report": report}
-(Path("benchmarks/results") / "table1_medium_cifar10jpeg.json").write_text(json.dumps(payload, indent=2) + "\n")
+(Path("experiments/table1/results") / "table1_medium_cifar10jpeg.json").write_text(json.dumps(payload, indent=2) + "\n")
 lines = [f"# Scaled Table 1, medium preset, CIFAR-10 JPEG copy (ipc 10, HMC)", "",
          f"Machine: {m['cpu']}, {m['cores']} cores, CPU flags: {m['cpu_flags']}; torch {m['torch']}; {m['date']}.",
-         f"Command: `bash benchmarks/table1_medium.sh`; wall time {wall} s ({wall / 3600:.2f} h)"
+         f"Command: `bash experiments/table1/table1_medium.sh`; wall time {wall} s ({wall / 3600:.2f} h)"
          + (" (a resumed run: only what was left)" if resumed == "yes" else "") + ".", "",
          "Seconds per stage (from the artifacts' manifests; data loading not included):", ""]
 lines += ["| stage | seconds |", "|---|---|"] + [f"| {k} | {v} |" for k, v in stages.items()] + [""]
 lines += (out / "report.md").read_text().splitlines()[4:]
-(Path("benchmarks/results") / "table1_medium_cifar10jpeg.md").write_text("\n".join(lines) + "\n")
+(Path("experiments/table1/results") / "table1_medium_cifar10jpeg.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

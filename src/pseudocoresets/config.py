@@ -143,7 +143,7 @@ def preset(name: str) -> RunConfig:
         config.section("fkl").num_samples = 5
         config.preset = "demo"
         return config
-    if name == "medium":  # CIFAR-10 on 2 CPU cores in <= 2 h (benchmarks/table1_medium.sh): wider than quick, more
+    if name == "medium":  # CIFAR-10 on 2 CPU cores in <= 2 h (experiments/table1/table1_medium.sh): wider than quick, more
         # experts, epochs, iterations and chains; L_u = 10 student steps (quick: 20) pays for them
         return RunConfig(
             data=DataConfig(name="cifar10"),

@@ -2,9 +2,9 @@
 student SGD, experts, noise, chains and scaling) lowers the exact divergence it stands for by a large share of
 what exact-gradient descent reaches from the same start (pseudocoresets.fidelity).
 
-Thresholds are in ``fidelity.blr.CHECKS``; ``benchmarks/fidelity_mutants.py`` runs deliberately broken copies of
+Thresholds are in ``fidelity.blr.CHECKS``; ``checks/fidelity_mutants.py`` runs deliberately broken copies of
 the objectives (a deleted term, a flipped sign, a mean/sum or weight mix-up) through the same checks and shows
-that each one fails (results in benchmarks/results/fidelity_mutants.md). Two of those mutants run here too.
+that each one fails (results in checks/results/fidelity_mutants.md). Two of those mutants run here too.
 """
 
 import multiprocessing
@@ -99,14 +99,14 @@ def test_weighted_tempered_posterior_matches_its_definition():
 
 
 def test_every_mutant_of_the_mutation_script_fits_the_code_it_replaces():
-    # benchmarks/fidelity_mutants.py patches objective functions; when their signatures grow (a rank's share, a
+    # checks/fidelity_mutants.py patches objective functions; when their signatures grow (a rank's share, a
     # chain start), a stale mutant raises instead of computing, which proves nothing. Each mutant must accept a
     # call as the code makes it: the required parameters by position, the optional ones by name.
     import inspect
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "checks"))
     import fidelity_mutants
 
     for name, _, _, patch in fidelity_mutants.MUTANTS:

@@ -2,9 +2,9 @@
 regression (pseudocoresets.fidelity.blr): the log-weight gradient fkl_mcmc writes has the direction and the stated
 scale of the exact d KL(pi_x || pi_u) / d log v, and the outer loop that learns weights with the pixels lowers the
 exact forward KL far below what the pixels alone reach; the learnt weights travel in the coreset posterior
-(artifact record -> evaluation). ``benchmarks/learnt_weights_blr.py`` runs mutants through the same checks (a
-flipped weight gradient, weights detached, chains blind to the weights: each fails; results in
-benchmarks/results/learnt_weights_blr.md); the flipped one and the blind chains run here too."""
+(artifact record -> evaluation). ``experiments/blr_fidelity/learnt_weights_blr.py`` runs mutants through the
+same checks (a flipped weight gradient, weights detached, chains blind to the weights: each fails; results in
+experiments/blr_fidelity/results/learnt_weights_blr.md); the flipped one and the blind chains run here too."""
 
 import dataclasses
 
@@ -50,7 +50,7 @@ def test_learnt_weights_lower_the_exact_forward_kl(blr_bench):
     problem, context = blr_bench
     start = float(problem.divergence("forward_kl", problem.u0))
     # at 300 iterations pixels alone end at 2.80 of 5.80 and pixels + weights at 0.37
-    # (benchmarks/results/learnt_weights_blr.md); here 150 iterations must remove 70%
+    # (experiments/blr_fidelity/results/learnt_weights_blr.md); here 150 iterations must remove 70%
     learnt = learnt_weights_run(problem, context, True, iterations=150, lr_weights=0.1)
     assert learnt["forward_kl"] <= 0.3 * start, learnt
     assert len(learnt["point_weights"]) == len(problem.u0) and min(learnt["point_weights"]) > 0

@@ -39,7 +39,7 @@ def test_rkl_estimate_matches_exact_gradient_and_lowers_reverse_kl():
     est = _rkl_estimate(model, x, y, u, v, 20000, g)
     assert torch.nn.functional.cosine_similarity(est.flatten(), u_req.grad.flatten(), dim=0) > 0.9
     # and its scale: grad KL * T / (w N) with w = T = 1, the official estimator's (a mean over the coreset in
-    # place of its sum, the bug fixed in session 5, is M = 6 times smaller and fails)
+    # place of its sum is M = 6 times smaller and fails)
     exact = u_req.grad.flatten() / len(x)
     assert 0.8 < float(est.flatten() @ exact / (exact @ exact)) < 1.25
     # descent on the estimate (100 Adam steps of 100 exact samples: 0.22 of the start; 300 x 200 gave 0.19; the

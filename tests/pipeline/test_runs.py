@@ -1,4 +1,4 @@
-"""Runs that survive (issue 11): SIGKILL at any point resumes to bit-identical artifacts, one process per run
+"""Runs that survive: SIGKILL at any point resumes to bit-identical artifacts, one process per run
 directory, orphan temporary files cleaned, corrected re-runs after a failed stage, OS errors as one line."""
 
 import json

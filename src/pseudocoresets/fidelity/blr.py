@@ -217,8 +217,8 @@ def cases() -> list[tuple[str, str, DistillConfig, Any]]:
 
 
 # (case label, coreset weight "1" or "N/M", the least share of the exact reduction the objective must reach in
-# CHECK_STEPS steps). Measured with 300 steps on this bench (benchmarks/results/fidelity_blr_300.md); every mutant
-# of benchmarks/fidelity_mutants.py falls below its threshold.
+# CHECK_STEPS steps). Measured with 300 steps on this bench (experiments/blr_fidelity/results/fidelity_blr_300.md); every mutant
+# of checks/fidelity_mutants.py falls below its threshold.
 CHECK_STEPS = 300
 CHECKS = [
     ("fkl_mcmc", "1", 0.7),

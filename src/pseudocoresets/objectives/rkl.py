@@ -11,8 +11,8 @@ pi_x(theta) ∝ exp(f_x(theta) + log pi_0(theta)), Eq. 4 generalises to
 It is estimated with S samples theta_s of pi_u, the full-data sum f_x by N times the mean over a random real
 batch, and divided by the constant w N / T so that the step size does not depend on w (for w = N/M it is
 exactly the official estimator, whose pixel gradient is that of the coreset's summed log-likelihood: each pixel
-gets grad_u f(u_m, theta), not 1/M of it; until session 5 we divided by w M N / T, so rKL's pixel steps were M
-times smaller than the official ones at the same learning rate and its coresets hardly moved). Centring the
+gets grad_u f(u_m, theta), not 1/M of it; dividing by w M N / T instead makes rKL's pixel steps M times smaller
+than the official ones at the same learning rate, and its coresets hardly move). Centring the
 gradient term is unnecessary since sum_s (c_s - mean_c) = 0, so the estimate is the gradient of the surrogate
 M/(S N) sum_s sg(c_s - mean_c) mean_m f(u_m, theta_s).
 
@@ -42,7 +42,7 @@ from .student import paper_student_schedule, siamese, student_endpoint
 
 NAME = "rkl"
 NEEDS_EXPERTS = True
-VERSION = 2  # 2: the pixel gradient of the summed coreset log-likelihood (session 5); coresets of 1 are refused
+VERSION = 2  # 2: the pixel gradient of the summed coreset log-likelihood; coresets of version 1 are refused
 
 
 @dataclass
