@@ -90,7 +90,7 @@ def run_steps(x, y, u, t, steps=150, lr=0.05, lr_targets=0.05):
     ctx = DistillContext(model, None, x, y, 0, None, torch.device("cpu"), posterior=PosteriorSpec(1.0, 1.0, PRIOR))
     cfg = DistillConfig(method="vbpc", ipc=len(u), iterations=steps, optimizer="adam", lr_images=lr,
                         checkpoint_every=0)
-    images, summary = distill(cfg, vbpc.Config(real_batch=0, lr_targets=lr_targets), ctx, u, t, quiet=True)
+    images, summary = distill(cfg, vbpc.Config(real_batch=0, lr_targets=lr_targets, coreset_noise=NOISE), ctx, u, t, quiet=True)
     return images, torch.tensor(summary["label_targets"], dtype=x.dtype)[:, 0]
 
 

@@ -81,15 +81,16 @@ class EvalConfig:
                                                    "identity": "unless-set"})
     vbpc_lr: float = field(default=0.01, metadata={"help": "vbpc: SGD step size of that training (momentum 0.9)",
                                                    "identity": "unless-set"})
-    vbpc_noise: float = field(default=1.0, metadata={"help": "vbpc: std of the coreset's Gaussian likelihood on its "
-                                                     "targets", "identity": "unless-set"})
+    vbpc_noise: float = field(default=0.0, metadata={"help": "vbpc: std of the coreset's Gaussian likelihood on its "
+                                                     "targets (0 = the one its targets were learnt for, else 0.1)",
+                                                     "identity": "unless-set"})
     seed: int = field(default=0, metadata={"help": "base seed; repeat r uses seed + r"})
 
     def validate(self) -> None:
         if self.protocol not in (*PROTOCOLS, *PREDICTORS):
             raise UserError(f"unknown protocol {self.protocol!r}; choose one of {', '.join((*PROTOCOLS, *PREDICTORS))}")
-        if self.vbpc_steps < 0 or not self.vbpc_lr > 0 or not self.vbpc_noise > 0:
-            raise UserError("--evaluate.vbpc_steps must be >= 0, vbpc_lr and vbpc_noise > 0")
+        if self.vbpc_steps < 0 or not self.vbpc_lr > 0 or self.vbpc_noise < 0:
+            raise UserError("--evaluate.vbpc_steps and vbpc_noise must be >= 0 and vbpc_lr > 0")
         if self.chains < 1 or self.repeats < 1 or self.thin < 1 or self.leapfrog_steps < 1:
             raise UserError("--evaluate.chains, repeats, thin and leapfrog_steps must be >= 1")
         if not 0 <= self.burn_in < self.iterations:
@@ -216,11 +217,12 @@ PROTOCOLS: dict[str, Callable[[CoresetPosterior, EvalConfig], tuple[Any, StepSiz
 
 # protocols that predict without sampling: name -> (model, x, y, targets, test sets, config, seed, prepare,
 # recorded posterior) -> (probabilities per test set, stats)
-def _vbpc(model, coreset_x, coreset_y, targets, test_sets, config, seed, prepare, recorded):
+def _vbpc(model, coreset_x, coreset_y, targets, test_sets, config, seed, prepare, recorded, target_noise=None):
     if model.likelihood.task != "classification":
         raise UserError("the vbpc protocol predicts classes; use --protocols hmc for regression")
+    noise = config.vbpc_noise or target_noise or 0.1
     return last_layer_predictive(model, coreset_x, coreset_y, targets, test_sets, config.posterior(recorded), seed,
-                                 config.vbpc_steps, config.vbpc_lr, config.test_batch, config.vbpc_noise, prepare)
+                                 config.vbpc_steps, config.vbpc_lr, config.test_batch, noise, prepare)
 
 
 PREDICTORS: dict[str, Callable[..., tuple[dict[str, torch.Tensor], dict]]] = {"vbpc": _vbpc}
@@ -285,6 +287,7 @@ def evaluate_coreset(
     finished: list[dict] | None = None,
     on_repeat: Callable[[list[dict]], None] | None = None,
     targets: torch.Tensor | None = None,
+    target_noise: float | None = None,
 ) -> dict:
     """All repeats of the protocol on every test set (``test`` plus e.g. ``fog/3``); mean/std over repeats.
 
@@ -296,7 +299,7 @@ def evaluate_coreset(
     averages over all of them (``corrupted_mean``) and per severity (``severity_mean[s]``). With ``reference``
     (the full-data posterior's predictive per test set, classification) every set also gets agreement, total
     variation and predictive KL to it (metrics.py). ``targets``: the coreset's learnt real targets, read by the
-    protocols that use them (``vbpc``).
+    protocols that use them (``vbpc``), with the noise ``target_noise`` they were learnt for.
     """
     config.validate()
     if config.protocol == "asghmc" and coreset_x.dim() != 4:
@@ -313,7 +316,7 @@ def evaluate_coreset(
     for r in progress(todo, len(todo), f"evaluate {config.protocol}", quiet):
         if config.protocol in PREDICTORS:
             probs, stats = PREDICTORS[config.protocol](model, coreset_x, coreset_y, targets, test_sets, config,
-                                                       config.seed + r, prepare, recorded)
+                                                       config.seed + r, prepare, recorded, target_noise)
         else:
             probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
                                                 prepare=prepare, recorded=recorded)

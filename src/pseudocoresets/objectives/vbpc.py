@@ -61,7 +61,7 @@ one once it has taken ``pool_steps`` steps. Without a body (``--model.arch linea
 
 **Learnt targets.** The targets start at the centred one-hot labels (classification: e_y - 1/K; regression:
 the coreset's own targets) and are learnt with the pixels (``lr_targets``); the coreset artifact stores them
-(``targets``) and VBPC's evaluation protocol reads them.
+(``targets``, with the noise s_u they were learnt for) and VBPC's evaluation protocol reads both.
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ class Config:
     """VBPC (Lee, Lee and Lee, ICLR 2025)."""
 
     real_batch: int = field(default=512, metadata={"help": "training points per estimate of the data term (0 = all)"})
-    coreset_noise: float = field(default=0.0, metadata={"help": "s_u: std of the coreset's Gaussian likelihood "
-                                                         "(0 = the model's noise_std for regression, 1 otherwise)"})
-    lr_targets: float = field(default=0.1, metadata={"help": "learning rate of the learnt targets (0 = fixed)"})
+    coreset_noise: float = field(default=0.1, metadata={"help": "s_u: std of the coreset's Gaussian likelihood on "
+                                                         "its targets (0 = the model's noise_std, regression)"})
+    lr_targets: float = field(default=10.0, metadata={"help": "learning rate of the learnt targets (0 = fixed)"})
     pool_size: int = field(default=4, metadata={"help": "feature extractors in the pool (ConvNet)"})
     pool_steps: int = field(default=100, metadata={"help": "training steps of a pool network before it is "
                                                    "replaced by a fresh one"})
@@ -109,7 +109,9 @@ def preset_values(preset: str, ipc: int) -> dict[str, Any]:
 def coreset_noise(config: Config, model: FlatModel) -> float:
     if config.coreset_noise > 0:
         return config.coreset_noise
-    return float(getattr(model.likelihood, "noise_std", 1.0)) if model.likelihood.task == "regression" else 1.0
+    if model.likelihood.task != "regression":
+        raise UserError("--vbpc.coreset_noise 0 means the model's Gaussian noise; give a value > 0 for classes")
+    return float(model.likelihood.noise_std)
 
 
 # --- the objective ----------------------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ class VBPC(ObjectiveBase):
     def summary(self) -> dict[str, Any]:
         if self._labels is None:
             return {}
-        return {"label_targets": self.targets(self._labels).detach().cpu().tolist()}
+        return {"label_targets": self.targets(self._labels).detach().cpu().tolist(), "target_noise": self.noise}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {"offset": self.offset.detach(), "ages": self.ages,

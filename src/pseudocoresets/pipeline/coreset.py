@@ -39,6 +39,7 @@ class Coreset:
         ipc: images per class (points, for regression), 0 when not recorded.
         path: the file it was read from.
         targets: learnt real targets ``(M, K)`` (VBPC), or None.
+        target_noise: the std of the Gaussian likelihood the targets were learnt for, or None.
     """
 
     images: torch.Tensor
@@ -48,6 +49,7 @@ class Coreset:
     ipc: int = 0
     path: Path | None = None
     targets: torch.Tensor | None = None
+    target_noise: float | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -68,6 +70,7 @@ def load_coreset(path: str | Path, device: torch.device | str = "cpu") -> Corese
             meta = f.metadata() or {}
         spec = PosteriorSpec(**json.loads(meta.get("posterior", "{}")))
         ipc = int(meta.get("ipc", 0))
+        noise = float(meta["target_noise"]) if "target_noise" in meta else None
     except (TypeError, ValueError) as exc:
         raise UserError(f"{file} holds a garbled posterior record ({exc}); re-run 'bpc distill'") from exc
     v = spec.point_weights
@@ -79,5 +82,7 @@ def load_coreset(path: str | Path, device: torch.device | str = "cpu") -> Corese
     if targets is not None and (targets.dim() != 2 or len(targets) != len(labels) or not torch.isfinite(targets).all()):
         raise UserError(f"{file} holds targets of shape {tuple(targets.shape)} (or non-finite) for {len(labels)} "
                         "points; re-run 'bpc distill'")
+    if noise is not None and not (math.isfinite(noise) and noise > 0):
+        raise UserError(f"{file} records a target noise of {noise}; re-run 'bpc distill'")
     return Coreset(t["images"].float(), labels, spec, str(meta.get("method", "")), ipc, file,
-                   None if targets is None else targets.float())
+                   None if targets is None else targets.float(), noise)

@@ -83,15 +83,16 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
         if not all(math.isfinite(v) and v > 0 for v in posterior.point_weights):
             raise UserError(f"{method}: the learnt point weights are not all finite and > 0; lower the objective's "
                             "lr_weights")
-    learnt = {}
+    learnt, meta = {}, {}
     if "label_targets" in summary:  # learnt real targets (VBPC) belong with the images
         learnt["targets"] = torch.tensor(summary.pop("label_targets"), dtype=torch.float32)
         if learnt["targets"].shape[0] != len(labels) or not torch.isfinite(learnt["targets"]).all():
             raise UserError(f"{method}: the learnt targets are not finite; lower the objective's lr_targets")
+        meta["target_noise"] = str(float(summary.get("target_noise", 1.0)))
     save_tensors(art.path / "coreset.safetensors",
                  {"images": images, "labels": labels, "init_images": init, "init_indices": idx, **learnt,
                   **ws.preprocessor.state()},
-                 metadata={"method": method, "ipc": str(ipc), "posterior": json.dumps(identity_dict(posterior))})
+                 metadata={"method": method, "ipc": str(ipc), "posterior": json.dumps(identity_dict(posterior)), **meta})
     atomic_write_json(art.path / "summary.json", {**summary, "posterior": identity_dict(posterior)})
     art.finish(cfg.seed, {"distill": elapsed}, {"method": method, "ipc": ipc, "classes": data.classes,
                                                 "resumed_at": start, "processes": parallel.world(),

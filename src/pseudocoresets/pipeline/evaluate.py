@@ -55,7 +55,7 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     results = evaluate_coreset(model, x, y, test_sets, ws.targets(ws.data.test_y), ev, quiet=ws.quiet,
                                prepare=ws.prepare, recorded=recorded, reference=reference, finished=finished,
                                on_repeat=lambda records: atomic_write_json(partial, records) if parallel.is_main() else None,
-                               targets=coreset.targets)
+                               targets=coreset.targets, target_noise=coreset.target_noise)
     results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
     if ws.config.model.arch == "linear" and ws.is_regression:  # Bayesian linear regression: everything exact
         results["exact"] = exact_comparison(ws.train_x(), ws.data.train_y, x, y, ws.config.model.noise_std,
