@@ -32,10 +32,12 @@ from ..models import FlatModel
 from ..samplers import (Chain, CoresetPosterior, PosteriorSpec, StepSizeAdapter, acceptance_rate, hmc, run_chain,
                         sghmc)
 from ..utils import generator, progress
+from .diagnostics import predictive_diagnostics
 from .last_layer import last_layer_predictive
 from .metrics import agreement_metrics, classification_metrics, regression_metrics
 
 # summary metrics per likelihood task (models/likelihood.py)
+DIAGNOSTICS = ("rhat_median", "rhat_max", "ess_median", "ess_min")  # diagnostics.py, per repeat
 METRICS = {"classification": ("accuracy", "nll", "ece", "brier"), "regression": ("rmse", "nll", "coverage_95")}
 
 
@@ -77,6 +79,9 @@ class EvalConfig:
     agreement: bool = field(default=False, metadata={"help": "also compare the predictive with the full-data "
                                                       "reference posterior's (agreement, TV, KL; runs 'bpc reference')"})
     ece_bins: int = field(default=15, metadata={"help": "bins of the expected calibration error"})
+    diagnostic_points: int = field(default=100, metadata={"help": "test points whose log predictive probability "
+                                                          "under every post-burn-in state gives split R-hat and ESS "
+                                                          "(0 = no diagnostics)", "identity": "never"})
     vbpc_steps: int = field(default=300, metadata={"help": "vbpc: training steps of the network on the coreset",
                                                    "identity": "unless-set"})
     vbpc_lr: float = field(default=0.01, metadata={"help": "vbpc: SGD step size of that training (momentum 0.9)",
@@ -103,6 +108,8 @@ class EvalConfig:
             raise UserError("--evaluate.step_size must be > 0 and init_std >= 0")
         if self.prior_std < 0 or self.temperature < 0 or self.coreset_weight < 0:
             raise UserError("--evaluate.prior_std, temperature and coreset_weight must be >= 0 (0 = the coreset's)")
+        if self.diagnostic_points < 0:
+            raise UserError(f"--evaluate.diagnostic_points must be >= 0 (got {self.diagnostic_points})")
         if self.test_batch < 1 or self.ece_bins < 1:
             raise UserError(f"--evaluate.test_batch and --evaluate.ece_bins must be >= 1 (got {self.test_batch} and "
                             f"{self.ece_bins})")
@@ -238,19 +245,30 @@ def posterior_predictive(
     quiet: bool = True,
     prepare: Prepare | None = None,
     recorded: PosteriorSpec = PosteriorSpec(),
+    diagnostic: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Run ``config.chains`` chains of the protocol's sampler on the coreset posterior (``recorded``, the one the
     coreset was learnt for, with ``config``'s non-zero options replacing it), keep their samples ([K, P], small
     next to the test sets), then average the predictive of every kept sample on every test set (regression:
-    keep every sample's predictive mean, [K, N])."""
+    keep every sample's predictive mean, [K, N]). ``diagnostic``: test inputs (stored form) and labels whose log
+    predictive probabilities under every post-burn-in state give split R-hat and ESS (diagnostics.py;
+    classification)."""
     g = generator(seed, coreset_x.device)
     posterior = CoresetPosterior.from_spec(model, coreset_x, coreset_y, config.posterior(recorded))
     chains: list[Chain] = []
+    observe = None
+    if diagnostic is not None and model.likelihood.task == "classification":
+        diag_x, diag_y = _prepared(diagnostic[0], prepare), diagnostic[1].long().reshape(-1, 1)
+
+        def observe(theta: torch.Tensor) -> torch.Tensor:
+            return torch.log_softmax(model(theta, diag_x), dim=1).gather(1, diag_y).squeeze(1)
+
     start = time.perf_counter()
     for _ in progress(range(config.chains), config.chains, f"{config.protocol} chains", quiet):
         kernel, adapter, phase = PROTOCOLS[config.protocol](posterior, config)
         init = config.init_std * torch.randn(model.num_params, generator=g, device=coreset_x.device)
-        chains.append(run_chain(kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter))
+        chains.append(run_chain(kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter,
+                                observe))
     kept = [theta for chain in chains for theta in chain.samples]
     if not kept:
         raise UserError("no posterior samples kept; raise --evaluate.iterations above burn_in")
@@ -265,6 +283,8 @@ def posterior_predictive(
         "sampling_seconds": sampling,
         "prediction_seconds": time.perf_counter() - start - sampling,
     }
+    if observe is not None:
+        out.update(predictive_diagnostics(torch.stack([torch.stack(c.observations) for c in chains]).cpu()))
     return probs, out
 
 
@@ -318,8 +338,12 @@ def evaluate_coreset(
             probs, stats = PREDICTORS[config.protocol](model, coreset_x, coreset_y, targets, test_sets, config,
                                                        config.seed + r, prepare, recorded, target_noise)
         else:
+            diagnostic = None
+            if config.diagnostic_points and "test" in test_sets:
+                j = min(config.diagnostic_points, len(test_y))
+                diagnostic = (test_sets["test"][:j], test_y[:j])
             probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
-                                                prepare=prepare, recorded=recorded)
+                                                prepare=prepare, recorded=recorded, diagnostic=diagnostic)
         sets = {}
         for name in test_sets:
             sets[name] = predictive_metrics(model, probs[name], test_y, config)
@@ -337,7 +361,8 @@ def evaluate_coreset(
         return {k: dict(zip(("mean", "std"), _mean_std([row[k] for row in rows]))) for k in names}
 
     sampled = all(row.get("acceptance_rate") is not None for row in runs)
-    summary = summarise(runs, (*keys, "acceptance_rate") if sampled else keys)
+    diagnosed = [k for k in DIAGNOSTICS if all(k in row for row in runs)]
+    summary = summarise(runs, (*keys, *(["acceptance_rate"] if sampled else []), *diagnosed))
     result = {"protocol": config.protocol, "summary": summary, "repeats": runs,
               "posterior": config.posterior(recorded).record()}
     corrupted = [k for k in test_sets if k != "test"]

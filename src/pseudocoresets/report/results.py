@@ -18,7 +18,7 @@ COLUMNS = {
     "accuracy": "accuracy", "rmse": "RMSE", "nll": "NLL", "ece": "ECE", "brier": "Brier",
     "coverage_95": "95% coverage", "agreement": "agreement", "tv": "TV", "predictive_kl": "KL(ref‖pred)",
     "forward_kl": "exact KL(pi_x‖pi_u)", "reverse_kl": "exact KL(pi_u‖pi_x)",
-    "w2": "exact W2", "acceptance_rate": "acceptance",
+    "w2": "exact W2", "acceptance_rate": "acceptance", "rhat_max": "R-hat (max)", "ess_min": "ESS (min)",
 }
 EXACT = ("forward_kl", "reverse_kl", "w2")
 

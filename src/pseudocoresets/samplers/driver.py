@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -27,6 +27,7 @@ class Chain:
     samples: list[torch.Tensor] = field(default_factory=list)
     accept_probs: list[float] = field(default_factory=list)  # after burn-in; empty without a Metropolis test
     step_size: float = 0.0
+    observations: list[torch.Tensor] = field(default_factory=list)  # observe(state) after burn-in, every iteration
 
 
 def acceptance_rate(chains: list[Chain]) -> float:
@@ -40,8 +41,11 @@ def acceptance_rate(chains: list[Chain]) -> float:
 
 
 def run_chain(kernel: Any, position: torch.Tensor, g: torch.Generator, iterations: int, burn_in: int, thin: int,
-              phase: int = 0, adapter: StepSizeAdapter | None = None) -> Chain:
-    """Run ``iterations`` kernel steps from ``position`` and keep the thinned post-burn-in states."""
+              phase: int = 0, adapter: StepSizeAdapter | None = None,
+              observe: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Chain:
+    """Run ``iterations`` kernel steps from ``position`` and keep the thinned post-burn-in states; ``observe``
+    (e.g. predictions on fixed test points, for convergence diagnostics) is applied to the position of every
+    post-burn-in iteration, thinned or not."""
     if not 0 <= phase < thin:
         raise ValueError(f"thinning phase {phase} must lie in 0..{thin - 1}")
     chain = Chain()
@@ -56,6 +60,9 @@ def run_chain(kernel: Any, position: torch.Tensor, g: torch.Generator, iteration
             continue
         if info.accept_prob is not None:
             chain.accept_probs.append(info.accept_prob)
+        if observe is not None:
+            with torch.no_grad():
+                chain.observations.append(observe(state.position.detach()))
         if (it - burn_in) % thin == phase:
             if not torch.isfinite(state.position).all():
                 raise UserError("the chain diverged (non-finite weights); lower the step size")

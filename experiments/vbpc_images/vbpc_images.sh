@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# VBPC against Random on real images, with the full-data reference posterior as the yardstick.
+# Quick preset (ConvNet width 32, the quick preset's 150 distillation iterations and HMC budget, 3 seeds), ipc 10;
+# every coreset evaluated with VBPC's own protocol (a network trained on the coreset, its last layer's closed-form
+# posterior, the one-pass predictive) and with HMC on the whole network (the coreset's class labels; HMC does not
+# read VBPC's learnt targets); agreement / TV / predictive KL to the full-data reference posterior for every row.
+# Re-running resumes: finished stages are reused.
+# Writes experiments/vbpc_images/results/vbpc_NAME.{md,json} (NAME: fmnist, cifar10jpeg).
+#   bash experiments/vbpc_images/vbpc_images.sh [fmnist|cifar|all]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BPC=${BPC:-.venv/bin/bpc}
+CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
+what=${1:-all}
+common=(--preset quick --methods "${METHODS:-random,vbpc}" --ipcs 10 --protocols vbpc,hmc --evaluate.agreement --quiet)
+RESULTS=experiments/vbpc_images/results
+mkdir -p $RESULTS
+run() {  # name, extra args...
+  local name=$1; shift
+  local start=$SECONDS
+  $BPC table "${common[@]}" "$@" --out "runs/vbpc-$name" > /dev/null
+  $BPC report --out "runs/vbpc-$name" --no-figures > /dev/null
+  {
+    echo "# VBPC on $name (quick preset, ipc 10)"
+    echo
+    echo "Machine: $(lscpu | grep 'Model name' | sed 's/ *Model name: *//'), $(nproc) cores; flags: $(grep -o -w 'avx512f\|avx2\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+    echo "Command: bash experiments/vbpc_images/vbpc_images.sh $name (wall time of this invocation: $((SECONDS - start)) s)"
+    for d in reference coresets/vbpc-ipc10 coresets/random-ipc10 evals/vbpc-ipc10-vbpc evals/vbpc-ipc10-hmc evals/random-ipc10-vbpc evals/random-ipc10-hmc; do
+      echo "- $d: $(python3 -c "import json;print(round(sum(json.load(open('runs/vbpc-$name/$d/manifest.json'))['timings_seconds'].values())))") s"
+    done
+    echo
+    tail -n +5 "runs/vbpc-$name/report.md"
+  } > "$RESULTS/vbpc_$name.md"
+  cp "runs/vbpc-$name/report.json" "$RESULTS/vbpc_$name.json"
+}
+if [[ $what == fmnist || $what == all ]]; then run fmnist; fi
+if [[ $what == cifar || $what == all ]]; then run cifar10jpeg --data.name cifar10 --data.root "$CIFAR"; fi
