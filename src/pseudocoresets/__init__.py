@@ -1,6 +1,6 @@
 """Bayesian pseudocoresets: learn a small synthetic dataset whose posterior matches the full-data posterior.
 
-Implements "On Divergence Measures for Bayesian Pseudocoresets" (Kim, Lee, Lee and Lee, NeurIPS 2022) and its
+Implements "On Divergence Measures for Bayesian Pseudocoresets" (Kim, Choi, Lee, Lee, Ha and Lee, NeurIPS 2022) and its
 successors. The public API (everything in ``__all__``):
 
 - :func:`make_config` and :class:`RunConfig` with its sections (:class:`DataConfig`, :class:`ModelConfig`,

@@ -143,7 +143,7 @@ class Run:
         return load_coreset(path)
 
     def evaluate(self, method: str, ipc: int, protocol: str = "hmc") -> Evaluation:
-        """Evaluate that coreset with ``protocol`` (``hmc`` or ``asghmc``); distill it first."""
+        """Evaluate that coreset with ``protocol`` (``hmc``, ``asghmc`` or ``vbpc``); distill it first."""
         with self.lock():
             path = run_evaluate(self.workspace, method, ipc, protocol)
         return Evaluation(path, json.loads((path / "results.json").read_text()))

@@ -24,7 +24,7 @@ DESCRIPTIONS = {
     "reference": "Sample the full-data posterior (cyclical SGHMC on mini-batches, or full-batch HMC): the 'Full "
     "data' row and the yardstick of --evaluate.agreement.",
     "distill": "Learn pseudocoresets (or draw random ones) for every method x ipc of the config.",
-    "evaluate": "Bayesian evaluation (HMC or A-SGHMC on the coreset, optionally on corrupted test sets) of every "
+    "evaluate": "Bayesian evaluation (HMC, A-SGHMC or VBPC's last-layer protocol on the coreset, optionally on corrupted test sets) of every "
     "method x ipc x protocol of the config.",
     "run": "All stages from one config: experts -> coresets -> evaluation -> report.",
     "table": "The paper's Table 1 for methods x ipcs x protocols: runs what is missing, reuses finished cells "
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated methods, e.g. random,fkl (default: the preset's)")
         p.add_argument("--ipcs", default=argparse.SUPPRESS, help="comma-separated images per class, e.g. 1,10,20")
         p.add_argument("--protocols", default=argparse.SUPPRESS,
-                       help="comma-separated evaluation protocols: hmc, asghmc (default: the preset's)")
+                       help="comma-separated evaluation protocols: hmc, asghmc, vbpc (default: the preset's)")
         if name == "import":
             p.add_argument("--from", dest="source", required=True, help="the distilled set to import")
         for section in sections():

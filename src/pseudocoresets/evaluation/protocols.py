@@ -1,4 +1,5 @@
-"""Evaluation protocols: ``hmc`` (full-batch HMC on the coreset) and ``asghmc`` (A-SGHMC).
+"""Evaluation protocols: ``hmc`` (full-batch HMC on the coreset), ``asghmc`` (A-SGHMC), and ``vbpc`` (a network
+trained on the coreset with the closed-form posterior of its last layer, last_layer.py).
 
 Posterior on the coreset (u, y_u), at temperature T (samplers/posterior.py):
 
@@ -7,7 +8,8 @@ Posterior on the coreset (u, y_u), at temperature T (samplers/posterior.py):
 Chains start at theta ~ N(0, init_std^2 I) and run through the shared chain driver (samplers/driver.py):
 after ``burn_in`` iterations every ``thin``-th state is kept. The predictive
 averages the softmax over all kept samples of all chains; metrics are computed on it (metrics.py).
-A protocol is repeated with independent seeds and reported as mean and std.
+A protocol is repeated with independent seeds and reported as mean and std. Sampling protocols also report
+split R-hat and ESS of the predictions on fixed test points (diagnostics.py).
 
 ``asghmc`` (the paper's A-SGHMC): SGHMC (samplers/sghmc.py) on the same potential, where every gradient is
 taken on a fresh DSA augmentation of the fixed coreset; friction 0.1, temperature 0.01 and one kept sample

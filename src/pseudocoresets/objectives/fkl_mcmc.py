@@ -19,7 +19,7 @@ points and never the covariance of pi_u. Here
   reference stage (cyclical SGHMC or HMC on the full data, reference/), else expert snapshots of the last
   ``x_epochs`` epochs across experts with optional isotropic noise ``noise_x`` (the paper's Sigma_x). Expert
   snapshots are SGD iterates: their spread is set by the learning rate and batch size, not by pi_x, and on
-  Bayesian linear regression it can be many posterior standard deviations (README, "Posterior fidelity").
+  Bayesian linear regression it can be many posterior standard deviations (docs/fidelity.md).
 
 Chain starts (``chain_start``). Persistent chains (the default) estimate E_{pi_u} itself, once they have mixed.
 A network's posterior has many modes (and permutation copies of each); pi_u at w = 1 on a hundred images is
@@ -31,7 +31,7 @@ when the starts are exact pi_x draws (the HMC kernel of pi_u then leaves them in
 snapshots plus ``noise_x`` as starts, the fixed point is where pi_u's kernel leaves *that* distribution in place.
 It stays local to the mode the pi_x samples describe. In this mode there is one chain per pi_x sample
 (``x_samples``): ``chains`` and ``chain_burn_in`` play no part. Measured on the closed-form model and on
-images in the README ("Posterior fidelity").
+images in docs/fidelity.md.
 
 As in ``fkl`` the coreset log-likelihood is averaged over the M points and the factor w/T dropped, so the
 estimate is grad_u KL * T / (w M): the exact direction, scaled by a constant the learning rate absorbs.

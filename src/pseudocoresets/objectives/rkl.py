@@ -22,7 +22,7 @@ on the current coreset posterior (objectives/chains.py), which makes the estimat
 
 Precision: the estimator is a weighted sum of per-sample gradients whose weights sum to zero, i.e. a small
 difference of nearly equal gradients (samples 0.01 apart); bf16 rounding of each term is amplified by that
-cancellation (cosine with fp32 0.987-0.990 for S = 2-30 on the test network, tests/test_precision.py), so the
+cancellation (cosine with fp32 0.987-0.990 for S = 2-30 on the test network, tests/models/test_precision.py), so the
 sample terms always run in fp32. Under ``--precision bf16`` only the student steps and the chains use bf16.
 """
 
