@@ -84,8 +84,10 @@ def config_reference() -> str:
             flag = f"--{name}.{f.name}"
             if tname == "bool":
                 flag = f"--[no-]{name}.{f.name}"
-            out.append(f"| {_cell(_code(flag))} | {_cell(_code(tname))} | {_cell(_default(f))} | "
-                       f"{_text(f.metadata.get('help', ''))} |")
+            out.append(
+                f"| {_cell(_code(flag))} | {_cell(_code(tname))} | {_cell(_default(f))} | "
+                f"{_text(f.metadata.get('help', ''))} |"
+            )
         out.append("")
     return "\n".join(out)
 

@@ -30,8 +30,9 @@ def main(path: str) -> None:
     print("|---|---|---|---|")
     for protocol in sorted({r["protocol"] for r in rows}):
         group = [r for r in rows if r["protocol"] == protocol]
-        orders = {k: [r["method"] for r in sorted(group, key=lambda r: r[k]["mean"], reverse=up)]
-                  for k, up in HIGHER.items()}
+        orders = {
+            k: [r["method"] for r in sorted(group, key=lambda r: r[k]["mean"], reverse=up)] for k, up in HIGHER.items()
+        }
         for key, order in orders.items():
             tau = kendall_tau(orders["accuracy"], order)
             print(f"| {protocol} | {key} | {' > '.join(order)} | {tau:+.2f} |")

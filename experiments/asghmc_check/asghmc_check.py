@@ -43,17 +43,31 @@ def main() -> None:
         core = load_coreset(args.run / "coresets" / f"{method}-ipc10", torch.device("cpu"))
         x, y = core.images, core.labels
         probs, stats = posterior_predictive(ws.model(), x, y, {"test": test}, ev, 0, prepare=ws.prepare)
-        rows.append({"method": method, **classification_metrics(probs["test"], labels), "samples": stats["samples"],
-                     "sampling_seconds": stats["sampling_seconds"]})
+        rows.append(
+            {
+                "method": method,
+                **classification_metrics(probs["test"], labels),
+                "samples": stats["samples"],
+                "sampling_seconds": stats["sampling_seconds"],
+            }
+        )
         print(rows[-1], flush=True)
     lines = ["| method | accuracy | NLL | ECE | Brier | kept samples |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['accuracy']:.4f} | {r['nll']:.4f} | {r['ece']:.4f} | {r['brier']:.4f} | "
-              f"{r['samples']} |" for r in rows]
-    note = (f"\nA-SGHMC, 1 chain of {args.steps} steps ({args.burn_in} burn-in), friction {ev.friction}, temperature "
-            f"{ev.temperature}, step {ev.sghmc_step_size}, every {ev.thin}th step kept; first {args.test} test "
-            f"images of {args.run}; 1 seed.\n")
-    write_results("asghmc_check", {"machine": machine(), "rows": rows, "args": {k: str(v) for k, v in vars(args).items()}},
-                  "\n".join(lines) + "\n" + note, RESULTS)
+    lines += [
+        f"| {r['method']} | {r['accuracy']:.4f} | {r['nll']:.4f} | {r['ece']:.4f} | {r['brier']:.4f} | {r['samples']} |"
+        for r in rows
+    ]
+    note = (
+        f"\nA-SGHMC, 1 chain of {args.steps} steps ({args.burn_in} burn-in), friction {ev.friction}, temperature "
+        f"{ev.temperature}, step {ev.sghmc_step_size}, every {ev.thin}th step kept; first {args.test} test "
+        f"images of {args.run}; 1 seed.\n"
+    )
+    write_results(
+        "asghmc_check",
+        {"machine": machine(), "rows": rows, "args": {k: str(v) for k, v in vars(args).items()}},
+        "\n".join(lines) + "\n" + note,
+        RESULTS,
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ from pseudocoresets.samplers import PosteriorSpec  # noqa: E402
 
 def spread(samples: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> dict:
     sd = cov.diagonal().sqrt()
-    return {"max_mean_offset_sd": float(((samples.mean(0) - mean) / sd).abs().max()),
-            "mean_spread_ratio": float((samples.std(0) / sd).mean())}
+    return {
+        "max_mean_offset_sd": float(((samples.mean(0) - mean) / sd).abs().max()),
+        "mean_spread_ratio": float((samples.std(0) / sd).mean()),
+    }
 
 
 def main() -> None:
@@ -50,24 +52,33 @@ def main() -> None:
         start, best = float(problem.divergence(kind, problem.u0)), float(problem.divergence(kind, exact))
         res = json.loads((run / f"evals/{method}-ipc20-hmc/results.json").read_text())["exact"]
         reached = res[kind] if kind != "w2" else res["w2"] ** 2
-        rows.append({"divergence": kind, "method": method, "start": start, "exact_descent": best,
-                     "pipeline": reached})
+        rows.append({"divergence": kind, "method": method, "start": start, "exact_descent": best, "pipeline": reached})
     mean, cov = linear_gaussian_posterior(x, y, cfg.model.noise_std, spec)
     pool = ExpertPool(expert_files(run / "experts", cfg.experts.num_experts), torch.device("cpu"))
     last = pool.num_snapshots - 1
     snaps = torch.stack([pool.snapshot(e, t) for e in range(len(pool.paths)) for t in range(last - 4, last + 1)])
     ref = load_tensors(run / "reference/samples.safetensors")["samples"]
-    sources = {"expert snapshots (last 5 epochs)": spread(snaps.double(), mean, cov),
-               "reference (full-batch HMC)": spread(ref.double(), mean, cov)}
+    sources = {
+        "expert snapshots (last 5 epochs)": spread(snaps.double(), mean, cov),
+        "reference (full-batch HMC)": spread(ref.double(), mean, cov),
+    }
     machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}"
     out = Path(__file__).resolve().parent / "results"
-    (out / "blr_diagnostics.json").write_text(json.dumps({"machine": machine, "descent": rows,
-                                                          "pi_x_sources": sources}, indent=2) + "\n")
-    lines = ["# BLR diagnostics (python experiments/blr_fidelity/blr_diagnostics.py, on runs/blr)", "", f"Machine: {machine}", "",
-             "| divergence (w = 1) | objective | random start | exact-gradient descent | objective's coreset |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['divergence']} | {r['method']} | {r['start']:.2f} | {r['exact_descent']:.2f} | "
-              f"{r['pipeline']:.2f} |" for r in rows]
+    (out / "blr_diagnostics.json").write_text(
+        json.dumps({"machine": machine, "descent": rows, "pi_x_sources": sources}, indent=2) + "\n"
+    )
+    lines = [
+        "# BLR diagnostics (python experiments/blr_fidelity/blr_diagnostics.py, on runs/blr)",
+        "",
+        f"Machine: {machine}",
+        "",
+        "| divergence (w = 1) | objective | random start | exact-gradient descent | objective's coreset |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['divergence']} | {r['method']} | {r['start']:.2f} | {r['exact_descent']:.2f} | {r['pipeline']:.2f} |"
+        for r in rows
+    ]
     lines += ["", "| pi_x samples | max mean offset (posterior sd) | mean spread / posterior sd |", "|---|---|---|"]
     lines += [f"| {k} | {v['max_mean_offset_sd']:.2f} | {v['mean_spread_ratio']:.2f} |" for k, v in sources.items()]
     (out / "blr_diagnostics.md").write_text("\n".join(lines) + "\n")

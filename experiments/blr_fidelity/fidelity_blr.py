@@ -48,18 +48,26 @@ def main() -> None:
             r = reduction_share(problem, method, distill_cfg, objective_cfg, steps=args.steps, lr=args.lr)
             rows.append({"case": label, "weight": weight_name, **r, "seconds": time.perf_counter() - t0})
             print(rows[-1], flush=True)
-    lines = ["| weight w | objective | divergence | start | objective's descent | exact descent | "
-             "objective reduction | exact reduction | share of exact |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| weight w | objective | divergence | start | objective's descent | exact descent | "
+        "objective reduction | exact reduction | share of exact |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['weight']} | {r['case']} | {r['divergence']} | {r['start']:.3f} | {r['objective']:.3f} | "
-                     f"{r['exact']:.3f} | {100 * r['objective_reduction']:.1f}% | {100 * r['exact_reduction']:.1f}% | "
-                     f"{100 * r['share']:.1f}% |")
-    note = (f"\nBayesian linear regression, N = 400, d = 3, M = 6 coreset points (targets fixed, inputs learnt), noise "
-            f"1, prior N(0, 9 I), float64. Adam, lr {args.lr} decayed linearly to 0, {args.steps} steps, from the "
-            "same random coreset for the objective and the exact gradient. The objective runs as in distillation "
-            "(build(...).step with its student SGD, expert pool of 8 SGD experts x 50 epochs, noise, chains).\n")
-    write_results(args.name, {"machine": machine(), "args": vars(args), "rows": rows}, "\n".join(lines) + "\n" + note,
-                  RESULTS)
+        lines.append(
+            f"| {r['weight']} | {r['case']} | {r['divergence']} | {r['start']:.3f} | {r['objective']:.3f} | "
+            f"{r['exact']:.3f} | {100 * r['objective_reduction']:.1f}% | {100 * r['exact_reduction']:.1f}% | "
+            f"{100 * r['share']:.1f}% |"
+        )
+    note = (
+        f"\nBayesian linear regression, N = 400, d = 3, M = 6 coreset points (targets fixed, inputs learnt), noise "
+        f"1, prior N(0, 9 I), float64. Adam, lr {args.lr} decayed linearly to 0, {args.steps} steps, from the "
+        "same random coreset for the objective and the exact gradient. The objective runs as in distillation "
+        "(build(...).step with its student SGD, expert pool of 8 SGD experts x 50 epochs, noise, chains).\n"
+    )
+    write_results(
+        args.name, {"machine": machine(), "args": vars(args), "rows": rows}, "\n".join(lines) + "\n" + note, RESULTS
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,13 @@ from common import machine, write_results  # noqa: E402
 def main() -> None:
     import torch
 
-    from pseudocoresets.fidelity.blr import (UNEQUAL_LOG_WEIGHTS, BLRProblem, learnt_weights_run,
-                                             weight_gradient_check, weights_context)
+    from pseudocoresets.fidelity.blr import (
+        UNEQUAL_LOG_WEIGHTS,
+        BLRProblem,
+        learnt_weights_run,
+        weight_gradient_check,
+        weights_context,
+    )
     from pseudocoresets.objectives import chains as chains_module
     from pseudocoresets.objectives import fkl_mcmc
 
@@ -73,9 +78,11 @@ def main() -> None:
         def blind_chains(self, images, labels, g, point_weights=None):
             return original_advance(self, images, labels, g, None)
 
-        for name, patch in (("weight gradient sign flipped", ("pw", flipped)),
-                            ("weights detached from the surrogate", ("pw", detached)),
-                            ("chains sample pi_u without the weights", ("chains", blind_chains))):
+        for name, patch in (
+            ("weight gradient sign flipped", ("pw", flipped)),
+            ("weights detached from the surrogate", ("pw", detached)),
+            ("chains sample pi_u without the weights", ("chains", blind_chains)),
+        ):
             target, fn = patch
             if target == "pw":
                 fkl_mcmc.ForwardKLMCMC.point_weights = fn
@@ -91,37 +98,76 @@ def main() -> None:
             finally:
                 fkl_mcmc.ForwardKLMCMC.point_weights = original_pw
                 chains_module.PersistentChains.advance = original_advance
-            fails = not (m_check["cosine"] >= 0.97 and 0.8 <= m_check["scale"] <= 1.25
-                         and m_run["forward_kl"] <= 0.3 * start_kl)
-            mutants.append({"mutant": name, **m_check, "forward_kl": m_run["forward_kl"], "fails_a_check": fails,
-                            "run_error": m_run.get("error")})
+            fails = not (
+                m_check["cosine"] >= 0.97 and 0.8 <= m_check["scale"] <= 1.25 and m_run["forward_kl"] <= 0.3 * start_kl
+            )
+            mutants.append(
+                {
+                    "mutant": name,
+                    **m_check,
+                    "forward_kl": m_run["forward_kl"],
+                    "fails_a_check": fails,
+                    "run_error": m_run.get("error"),
+                }
+            )
             print(mutants[-1], flush=True)
         seconds = time.perf_counter() - t0
-    lines = [f"Exact KL(pi_x || pi_u) at the random start u_0 (w = 1): {start_kl:.4f}. Weight gradient at u_0 "
-             f"(30 steps averaged), against the exact one: at v = 1 cosine {check['cosine']:.4f}, scale "
-             f"{check['scale']:.3f}; at unequal v (log v = {UNEQUAL_LOG_WEIGHTS}) cosine {unequal['cosine']:.4f}, "
-             f"scale {unequal['scale']:.3f} (scale 1 = the stated T / (w M)).", "",
-             f"| run ({args.iterations} outer iterations) | exact KL(pi_x ‖ pi_u) at u_0 | at the end | share of the "
-             "start removed | learnt weights v (min / mean / max) |", "|---|---|---|---|---|"]
+    lines = [
+        f"Exact KL(pi_x || pi_u) at the random start u_0 (w = 1): {start_kl:.4f}. Weight gradient at u_0 "
+        f"(30 steps averaged), against the exact one: at v = 1 cosine {check['cosine']:.4f}, scale "
+        f"{check['scale']:.3f}; at unequal v (log v = {UNEQUAL_LOG_WEIGHTS}) cosine {unequal['cosine']:.4f}, "
+        f"scale {unequal['scale']:.3f} (scale 1 = the stated T / (w M)).",
+        "",
+        f"| run ({args.iterations} outer iterations) | exact KL(pi_x ‖ pi_u) at u_0 | at the end | share of the "
+        "start removed | learnt weights v (min / mean / max) |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        label = ("pixels only (learn_weights false)" if not r["learn_weights"]
-                 else f"pixels + weights, lr_weights {r['lr_weights']}") + f", w = {r['weight']}"
+        label = (
+            "pixels only (learn_weights false)"
+            if not r["learn_weights"]
+            else f"pixels + weights, lr_weights {r['lr_weights']}"
+        ) + f", w = {r['weight']}"
         v = r["point_weights"]
         vs = "—" if v is None else f"{min(v):.2f} / {sum(v) / len(v):.2f} / {max(v):.2f}"
-        lines.append(f"| {label} | {r['start']:.4f} | {r['forward_kl']:.4f} | {1 - r['forward_kl'] / r['start']:.1%} | {vs} |")
-    lines += ["", "Mutants (each must fail a check: cosine >= 0.97 and scale in [0.8, 1.25] at unequal v, or learnt "
-              "KL <= 0.3 x start at w = 1, lr_weights 0.1):", "", "| mutant | cosine | scale | KL at the end | fails a check |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {m['mutant']} | {m['cosine']:.4f} | {m['scale']:.3f} | "
-              f"{'run raised: ' + m['run_error'] if m['run_error'] else format(m['forward_kl'], '.4f')} | "
-              f"{'yes' if m['fails_a_check'] else 'NO'} |" for m in mutants]
-    lines += ["", f"Bayesian linear regression, N = 400, d = 3, M = 6, w = 1, T = 1, prior sigma 3, noise 1; pi_x from "
-              f"4000 exact posterior samples; fkl_mcmc with 8 chains x 2 HMC transitions per iteration. 1 thread, "
-              f"{seconds:.0f} s. Command: `python experiments/blr_fidelity/learnt_weights_blr.py --iterations {args.iterations}`.", ""]
-    write_results("learnt_weights_blr", {"machine": machine(), "start_forward_kl": start_kl, "gradient": check,
-                                         "gradient_unequal_v": unequal,
-                                         "runs": rows, "mutants": mutants, "iterations": args.iterations},
-                  "\n".join(lines), RESULTS)
+        lines.append(
+            f"| {label} | {r['start']:.4f} | {r['forward_kl']:.4f} | {1 - r['forward_kl'] / r['start']:.1%} | {vs} |"
+        )
+    lines += [
+        "",
+        "Mutants (each must fail a check: cosine >= 0.97 and scale in [0.8, 1.25] at unequal v, or learnt "
+        "KL <= 0.3 x start at w = 1, lr_weights 0.1):",
+        "",
+        "| mutant | cosine | scale | KL at the end | fails a check |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {m['mutant']} | {m['cosine']:.4f} | {m['scale']:.3f} | "
+        f"{'run raised: ' + m['run_error'] if m['run_error'] else format(m['forward_kl'], '.4f')} | "
+        f"{'yes' if m['fails_a_check'] else 'NO'} |"
+        for m in mutants
+    ]
+    lines += [
+        "",
+        f"Bayesian linear regression, N = 400, d = 3, M = 6, w = 1, T = 1, prior sigma 3, noise 1; pi_x from "
+        f"4000 exact posterior samples; fkl_mcmc with 8 chains x 2 HMC transitions per iteration. 1 thread, "
+        f"{seconds:.0f} s. Command: `python experiments/blr_fidelity/learnt_weights_blr.py --iterations {args.iterations}`.",
+        "",
+    ]
+    write_results(
+        "learnt_weights_blr",
+        {
+            "machine": machine(),
+            "start_forward_kl": start_kl,
+            "gradient": check,
+            "gradient_unequal_v": unequal,
+            "runs": rows,
+            "mutants": mutants,
+            "iterations": args.iterations,
+        },
+        "\n".join(lines),
+        RESULTS,
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,13 @@ for run in sys.argv[1:]:
         rows.append({"run": run, "coreset": path.parent.name, "rms_change": rms})
 lines = ["| run | coreset | rms pixel change |", "|---|---|---|"]
 lines += [f"| {r['run']} | {r['coreset']} | {r['rms_change']:.4f} |" for r in rows]
-write_results("coreset_change", {"machine": machine(), "rows": rows},
-              "\n".join(lines) + "\n\nCommand: python experiments/coreset_change/coreset_change.py "
-              + " ".join(sys.argv[1:]) + "\n", RESULTS)
+write_results(
+    "coreset_change",
+    {"machine": machine(), "rows": rows},
+    "\n".join(lines)
+    + "\n\nCommand: python experiments/coreset_change/coreset_change.py "
+    + " ".join(sys.argv[1:])
+    + "\n",
+    RESULTS,
+)
 print("\n".join(lines))

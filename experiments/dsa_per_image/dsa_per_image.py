@@ -50,8 +50,10 @@ def main() -> None:
     p.add_argument("--methods", default="fkl+aug,wasserstein+aug")
     args = p.parse_args()
     if not (SOURCE / "experts/manifest.json").exists() or not (SOURCE / "reference/manifest.json").exists():
-        sys.exit(f"{SOURCE} has no finished experts and reference: "
-                 "run 'bash experiments/agreement/agreement_images.sh fmnist'")
+        sys.exit(
+            f"{SOURCE} has no finished experts and reference: "
+            "run 'bash experiments/agreement/agreement_images.sh fmnist'"
+        )
     common = ["--preset", "quick", "--ipcs", "10", "--evaluate.agreement", "--quiet", "--threads", args.threads]
     rows, seconds = [], {}
     for variant, flags in VARIANTS.items():
@@ -70,16 +72,20 @@ def main() -> None:
     for row in sorted(rows, key=lambda r: (r["method"], r["protocol"], r["variant"])):
         cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" if row.get(m) else "-" for m in METRICS]
         lines.append(f"| {row['method']} | {row['protocol']} | {row['variant']} | " + " | ".join(cells) + " |")
-    note = ("\n\nFashion-MNIST, quick preset (ConvNet width 32, 3 experts x 4 epochs, 150 iterations), ipc 10; HMC 4 "
-            "chains x 40 iterations, 3 seeds; A-SGHMC friction 0.1, T 0.01, 1000 steps (500 burn-in), 1 chain, every "
-            "50th step kept, 2 seeds (scaled down: scoring 100 kept samples per chain on 10,000 test images would "
-            "dominate); agreement / TV with "
-            f"the full-data reference posterior of {SOURCE.relative_to(ROOT)}. Command: python experiments/"
-            f"dsa_per_image/dsa_per_image.py --threads {args.threads} --methods {args.methods}. "
-            "Wall time per variant (s): "
-            + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + " (other jobs may have shared the cores).\n")
-    write_results("dsa_per_image", {"machine": machine(), "rows": rows, "seconds": seconds}, "\n".join(lines) + note,
-                  RESULTS)
+    note = (
+        "\n\nFashion-MNIST, quick preset (ConvNet width 32, 3 experts x 4 epochs, 150 iterations), ipc 10; HMC 4 "
+        "chains x 40 iterations, 3 seeds; A-SGHMC friction 0.1, T 0.01, 1000 steps (500 burn-in), 1 chain, every "
+        "50th step kept, 2 seeds (scaled down: scoring 100 kept samples per chain on 10,000 test images would "
+        "dominate); agreement / TV with "
+        f"the full-data reference posterior of {SOURCE.relative_to(ROOT)}. Command: python experiments/"
+        f"dsa_per_image/dsa_per_image.py --threads {args.threads} --methods {args.methods}. "
+        "Wall time per variant (s): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
+        + " (other jobs may have shared the cores).\n"
+    )
+    write_results(
+        "dsa_per_image", {"machine": machine(), "rows": rows, "seconds": seconds}, "\n".join(lines) + note, RESULTS
+    )
     print("\n".join(lines))
 
 

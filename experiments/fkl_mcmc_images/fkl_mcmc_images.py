@@ -38,8 +38,14 @@ from pseudocoresets.pipeline import Workspace, run_distill, run_evaluate, run_ex
 from pseudocoresets.report import collect_results  # noqa: E402
 
 DATA = {"fmnist": {}, "cifar": {"data.name": "cifar10", "data.root": "../shared/data/cifar10-jpeg.tar.gz"}}
-CHAINS = {"fkl_mcmc.chains": 4, "fkl_mcmc.chain_steps": 2, "fkl_mcmc.chain_leapfrog": 5,
-          "fkl_mcmc.chain_burn_in": 20, "fkl_mcmc.x_samples": 10, "fkl_mcmc.x_epochs": 2}
+CHAINS = {
+    "fkl_mcmc.chains": 4,
+    "fkl_mcmc.chain_steps": 2,
+    "fkl_mcmc.chain_leapfrog": 5,
+    "fkl_mcmc.chain_burn_in": 20,
+    "fkl_mcmc.x_samples": 10,
+    "fkl_mcmc.x_epochs": 2,
+}
 
 
 def workspace(dataset: str, out: Path, **extra) -> Workspace:
@@ -107,33 +113,55 @@ def main() -> None:
     for method, source in (("random", ws), ("fkl", ws), ("fkl_mcmc", mcmc)):
         if args.no_weight_nm:
             break
-        nm = Workspace(apply_overrides(copy.deepcopy(source.config), {"evaluate.coreset_weight": weight}), nm_dir,
-                       torch.device("cpu"),
-                       quiet=True)
+        nm = Workspace(
+            apply_overrides(copy.deepcopy(source.config), {"evaluate.coreset_weight": weight}),
+            nm_dir,
+            torch.device("cpu"),
+            quiet=True,
+        )
         run_evaluate(nm, method, 10, "hmc")
     rows = collect_results(base / "main") + collect_results(mcmc_dir)
     nm_rows = [] if args.no_weight_nm else collect_results(nm_dir)
     metrics = ("accuracy", "nll", "ece", "brier")
-    lines = ["| method | iterations | distill seconds | evaluated posterior | accuracy | NLL | ECE | Brier |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | iterations | distill seconds | evaluated posterior | accuracy | NLL | ECE | Brier |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     seconds = {"random": 0.0, "fkl": fkl_seconds, "fkl_mcmc": mcmc_seconds}
     iters = {"random": 0, "fkl": fkl_summary["iterations"], "fkl_mcmc": iterations}
     for tag, group in (("w = 1", rows), (f"w = N/M = {weight:.0f}", nm_rows)):
         for r in sorted(group, key=lambda r: ["random", "fkl", "fkl_mcmc"].index(r["method"])):
-            lines.append(f"| {r['method']} | {iters[r['method']]} | {seconds[r['method']]:.0f} | {tag} | "
-                         + " | ".join(f"{r[m]['mean']:.4f} ± {r[m]['std']:.4f}" for m in metrics) + " |")
+            lines.append(
+                f"| {r['method']} | {iters[r['method']]} | {seconds[r['method']]:.0f} | {tag} | "
+                + " | ".join(f"{r[m]['mean']:.4f} ± {r[m]['std']:.4f}" for m in metrics)
+                + " |"
+            )
     label = "Fashion-MNIST" if args.dataset == "fmnist" else "CIFAR-10 (JPEG copy)"
-    note = (f"\n{label}, ipc 10, quick preset (ConvNet width 32, 3 experts x 4 epochs), HMC 4 chains x 40 iterations "
-            "(20 burn-in, every 10th kept), 3 evaluation seeds, full test split; coresets learnt for w = 1 (T = 1) and "
-            + ("evaluated on the coreset posterior with w = 1. " if args.no_weight_nm else
-               "evaluated on the coreset posterior with w = 1 and with w = N/M. ")
-            + f"fkl_mcmc: {CHAINS}{', with ' + str(sets) if sets else ''}; its iterations fill fkl's measured "
-            "distillation time. Command: python experiments/fkl_mcmc_images/fkl_mcmc_images.py "
-            f"{' '.join(sys.argv[1:])}.\n")
-    write_results(f"fkl_mcmc_{args.dataset}{suffix}", {"settings": sets, "machine": machine(), "rows": rows,
-                                                       "rows_weight_nm": nm_rows, "iterations": iters,
-                                                "distill_seconds": seconds}, "\n".join(lines) + "\n" + note,
-                  RESULTS)
+    note = (
+        f"\n{label}, ipc 10, quick preset (ConvNet width 32, 3 experts x 4 epochs), HMC 4 chains x 40 iterations "
+        "(20 burn-in, every 10th kept), 3 evaluation seeds, full test split; coresets learnt for w = 1 (T = 1) and "
+        + (
+            "evaluated on the coreset posterior with w = 1. "
+            if args.no_weight_nm
+            else "evaluated on the coreset posterior with w = 1 and with w = N/M. "
+        )
+        + f"fkl_mcmc: {CHAINS}{', with ' + str(sets) if sets else ''}; its iterations fill fkl's measured "
+        "distillation time. Command: python experiments/fkl_mcmc_images/fkl_mcmc_images.py "
+        f"{' '.join(sys.argv[1:])}.\n"
+    )
+    write_results(
+        f"fkl_mcmc_{args.dataset}{suffix}",
+        {
+            "settings": sets,
+            "machine": machine(),
+            "rows": rows,
+            "rows_weight_nm": nm_rows,
+            "iterations": iters,
+            "distill_seconds": seconds,
+        },
+        "\n".join(lines) + "\n" + note,
+        RESULTS,
+    )
     print("\n".join(lines))
 
 

@@ -35,8 +35,16 @@ def machine_from(runs_dir: Path, log: Path | None) -> dict:
     lines = log.read_text().splitlines() if log and log.exists() else []
     gpu = next((ln.split(":", 1)[1].split("(UUID")[0].strip() for ln in lines if ln.startswith("GPU 0:")), "?")
     torch_line = next((ln.split()[1] for ln in lines if ln.startswith("torch ")), "?")
-    return {"cpu": "not recorded", "cores": "not recorded", "memory_gb": "not recorded", "gpu": gpu,
-            "torch": torch_line, "cpu_flags": "not recorded", "python": "not recorded", "date": "not recorded"}
+    return {
+        "cpu": "not recorded",
+        "cores": "not recorded",
+        "memory_gb": "not recorded",
+        "gpu": gpu,
+        "torch": torch_line,
+        "cpu_flags": "not recorded",
+        "python": "not recorded",
+        "date": "not recorded",
+    }
 
 
 def main() -> None:
@@ -47,13 +55,17 @@ def main() -> None:
     p.add_argument("--log", type=Path, default=None, help="the GPU script's output (default RUNS_DIR/log.txt)")
     p.add_argument("--note", default="", help="a sentence about the runs, appended to the notes")
     args = p.parse_args()
-    found = sorted(d for d in args.runs_dir.iterdir() if (d / "variant.json").exists()) if args.runs_dir.is_dir() else []
+    found = (
+        sorted(d for d in args.runs_dir.iterdir() if (d / "variant.json").exists()) if args.runs_dir.is_dir() else []
+    )
     runs = args.runs or found
     if not runs:
         p.error(f"no run directories given and none with a variant.json under {args.runs_dir}")
     rows = []
-    lines = ["| dataset | run | method | distill s/iteration | " + " | ".join(METRICS) + " |",
-             "|---" * (4 + len(METRICS)) + "|"]
+    lines = [
+        "| dataset | run | method | distill s/iteration | " + " | ".join(METRICS) + " |",
+        "|---" * (4 + len(METRICS)) + "|",
+    ]
     for run in runs:
         about_path = run / "variant.json"
         about = json.loads(about_path.read_text()) if about_path.exists() else {}
@@ -64,26 +76,44 @@ def main() -> None:
             summary_path = run / "coresets" / f"{row['method']}-ipc10" / "summary.json"
             summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
             spi = summary.get("seconds_per_iteration")
-            rows.append({**row, "run": run.name, "label": label, "dataset": dataset, "seconds_per_iteration": spi,
-                         "point_weights_range": summary.get("point_weights_range")})
+            rows.append(
+                {
+                    **row,
+                    "run": run.name,
+                    "label": label,
+                    "dataset": dataset,
+                    "seconds_per_iteration": spi,
+                    "point_weights_range": summary.get("point_weights_range"),
+                }
+            )
             cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" if row.get(m) else "-" for m in METRICS]
-            lines.append(f"| {dataset} | {label} | {row['method']} | {f'{spi:.3f}' if spi else '-'} | "
-                         + " | ".join(cells) + " |")
-    note = ("\n\nQuick preset (ConvNet width 32, 3 experts x 4 epochs, 150 iterations), ipc 10; HMC 4 chains x 40 "
-            "iterations (20 burn-in, every 10th kept), 3 seeds; agreement / TV with each dataset's full-data reference "
-            "posterior (cyclical SGHMC). Experts and references copied from the CPU agreement runs "
-            "(experiments/agreement/agreement_images.sh). Command on the GPU: bash "
-            "experiments/fkl_mcmc_images/gpu_variants.sh, then python experiments/fkl_mcmc_images/gpu_table.py. "
-            "fkl_mcmc options beyond those named: chains 4 (persistent) or one per pi_x sample (x_samples 10, CD-k; "
-            "chains and burn-in then unused), chain_steps 2, 5 leapfrog steps, pi_x = expert snapshots of the last "
-            "epoch + noise 0.01." + (f" {args.note}" if args.note else "") + "\n")
-    ranges = [f"{r['label']}: {r['point_weights_range']['min']:.2f} to {r['point_weights_range']['max']:.2f} "
-              f"(mean {r['point_weights_range']['mean']:.2f})" for r in rows if r.get("point_weights_range")]
+            lines.append(
+                f"| {dataset} | {label} | {row['method']} | {f'{spi:.3f}' if spi else '-'} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    note = (
+        "\n\nQuick preset (ConvNet width 32, 3 experts x 4 epochs, 150 iterations), ipc 10; HMC 4 chains x 40 "
+        "iterations (20 burn-in, every 10th kept), 3 seeds; agreement / TV with each dataset's full-data reference "
+        "posterior (cyclical SGHMC). Experts and references copied from the CPU agreement runs "
+        "(experiments/agreement/agreement_images.sh). Command on the GPU: bash "
+        "experiments/fkl_mcmc_images/gpu_variants.sh, then python experiments/fkl_mcmc_images/gpu_table.py. "
+        "fkl_mcmc options beyond those named: chains 4 (persistent) or one per pi_x sample (x_samples 10, CD-k; "
+        "chains and burn-in then unused), chain_steps 2, 5 leapfrog steps, pi_x = expert snapshots of the last "
+        "epoch + noise 0.01." + (f" {args.note}" if args.note else "") + "\n"
+    )
+    ranges = [
+        f"{r['label']}: {r['point_weights_range']['min']:.2f} to {r['point_weights_range']['max']:.2f} "
+        f"(mean {r['point_weights_range']['mean']:.2f})"
+        for r in rows
+        if r.get("point_weights_range")
+    ]
     if ranges:
         note += "\nLearnt point weights v after the last iteration: " + "; ".join(ranges) + ".\n"
     log = args.log or args.runs_dir / "log.txt"
-    write_results(args.name, {"machine": machine_from(args.runs_dir, log), "rows": rows}, "\n".join(lines) + note,
-                  RESULTS)
+    write_results(
+        args.name, {"machine": machine_from(args.runs_dir, log), "rows": rows}, "\n".join(lines) + note, RESULTS
+    )
     print("\n".join(lines))
 
 

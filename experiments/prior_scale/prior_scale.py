@@ -48,10 +48,16 @@ def main() -> None:
             rows.append({"method": method, "prior_std": sigma, **m, "acceptance_rate": stats["acceptance_rate"]})
             print(rows[-1], flush=True)
     lines = ["| method | prior std | accuracy | NLL | acceptance |", "|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['prior_std']} | {r['accuracy']:.4f} | {r['nll']:.4f} | {r['acceptance_rate']:.2f} |"
-              for r in rows]
-    write_results("prior_scale", {"machine": machine(), "rows": rows, "run": str(args.run)},
-                  "\n".join(lines) + "\n\n2 chains, 1 seed, first 2,000 test images of " + str(args.run) + ".\n", RESULTS)
+    lines += [
+        f"| {r['method']} | {r['prior_std']} | {r['accuracy']:.4f} | {r['nll']:.4f} | {r['acceptance_rate']:.2f} |"
+        for r in rows
+    ]
+    write_results(
+        "prior_scale",
+        {"machine": machine(), "rows": rows, "run": str(args.run)},
+        "\n".join(lines) + "\n\n2 chains, 1 seed, first 2,000 test images of " + str(args.run) + ".\n",
+        RESULTS,
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ def test_export_then_import_gives_the_same_coreset_and_the_same_evaluation(finis
     assert a["accuracy"] == b["accuracy"] and a["nll"] == b["nll"]
 
     npz_run = tmp_path / "npz-run"
-    proc = bpc("import", "--from", str(exported / "coreset.npz"), "--out", str(npz_run), "--data.root", str(tiny_data),
-               *TINY)
+    proc = bpc(
+        "import", "--from", str(exported / "coreset.npz"), "--out", str(npz_run), "--data.root", str(tiny_data), *TINY
+    )
     assert "imported ipc 2 hmc" in proc.stdout
 
 
@@ -41,12 +42,50 @@ def test_unsafe_or_mismatched_imports_are_refused_with_one_line(tiny_data, tmp_p
     pickled = tmp_path / "set.pt"
 
     pickled.write_bytes(pickle.dumps({"images": np.zeros((2, 1, 28, 28)), "labels": [1]}))  # a plain pickle
-    proc = bpc("import", "--from", str(pickled), "--out", str(tmp_path / "o"), "--data.root", str(tiny_data), *TINY,
-               check=False)
+    proc = bpc(
+        "import",
+        "--from",
+        str(pickled),
+        "--out",
+        str(tmp_path / "o"),
+        "--data.root",
+        str(tiny_data),
+        *TINY,
+        check=False,
+    )
     assert proc.returncode == 2 and "weights_only=True" in proc.stderr and proc.stderr.count("\n") == 1
     three = tmp_path / "three.pt"
     torch.save({"images": torch.zeros(3, 1, 28, 28), "labels": torch.tensor([0, 1, 2])}, three)
-    proc = bpc("import", "--from", str(three), "--out", str(tmp_path / "p"), "--data.root", str(tiny_data), *TINY,
-               check=False)
+    proc = bpc(
+        "import", "--from", str(three), "--out", str(tmp_path / "p"), "--data.root", str(tiny_data), *TINY, check=False
+    )
     assert proc.returncode == 2 and "not ipc 2" in proc.stderr and proc.stderr.count("\n") == 1
     assert not (tmp_path / "p").exists()
+
+
+def test_learnt_targets_are_loaded_and_exported(finished_run, tmp_path):
+    """A coreset with learnt real targets (VBPC's) carries them through load_coreset and bpc export."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from pseudocoresets import load_coreset
+
+    src = tmp_path / "run"
+    shutil.copytree(finished_run[0], src)
+    file = src / "coresets/fkl-ipc2/coreset.safetensors"
+    tensors = load_file(str(file))
+    with safe_open(str(file), framework="pt") as f:
+        meta = f.metadata()
+    targets = torch.randn(len(tensors["labels"]), 10)
+    save_file({**tensors, "targets": targets}, str(file), metadata={**meta, "target_noise": "0.1"})
+    core = load_coreset(file.parent)
+    assert torch.equal(core.targets, targets) and core.target_noise == 0.1
+    bpc("export", "--out", str(src), "--coreset", "fkl-ipc2", "--to", str(tmp_path / "x"))
+    assert torch.equal(torch.load(tmp_path / "x" / "targets_best.pt", weights_only=True), targets)
+    assert np.array_equal(np.load(tmp_path / "x" / "coreset.npz")["targets"], targets.numpy())
+    save_file({**tensors, "targets": targets[:3]}, str(file), metadata=meta)
+    proc = bpc("export", "--out", str(src), "--coreset", "fkl-ipc2", "--to", str(tmp_path / "y"), check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "targets of shape" in proc.stderr
+    assert not (tmp_path / "y").exists()

@@ -5,9 +5,10 @@ Export (``bpc export``) writes one learnt coreset as
   ZCA-whitened when the run uses ZCA), ``labels_best.pt`` and, when the method learnt one (BPC-W / MTT),
   ``lr_best.pt`` (the student step size), and when the coreset has learnt per-point weights (``fkl_mcmc
   learn_weights``) ``weights_best.pt`` (the multipliers v of the recorded w; the full posterior record is in the
-  artifact's summary.json); plain tensors only, readable with ``torch.load(weights_only=True)``;
+  artifact's summary.json), and when the method learnt real label targets (VBPC) ``targets_best.pt`` ([M, K]);
+  plain tensors only, readable with ``torch.load(weights_only=True)``;
 - ``coreset.npz``: ``images`` (float32, input space), ``pixels`` (uint8, the stored space: un-whitened and
-  un-normalised), ``labels`` and, when learnt, ``point_weights``;
+  un-normalised), ``labels`` and, when learnt, ``point_weights`` and ``targets``;
 - ``grid.png``: the un-whitened pictures, one row per class.
 
 ``--to`` must be new, empty, or a directory an earlier export made (marked by the file ``.bpc-export``), so
@@ -55,8 +56,10 @@ def _load_pt(path: Path):
             warnings.simplefilter("ignore")  # torch's own warnings about legacy pickle protocols
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable or unsafe file is refused with one line
-        raise UserError(f"{path} is not a tensor file torch.load(weights_only=True) accepts "
-                        f"({type(exc).__name__}); export plain tensors") from None
+        raise UserError(
+            f"{path} is not a tensor file torch.load(weights_only=True) accepts "
+            f"({type(exc).__name__}); export plain tensors"
+        ) from None
 
 
 def load_distilled(path: Path) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -93,8 +96,9 @@ def _checked(images, labels, path: Path):
     if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
         raise UserError(f"{path}: images and labels must be tensors")
     if images.dim() != 4 or labels.dim() != 1 or len(images) != len(labels) or len(labels) == 0:
-        raise UserError(f"{path}: images must be [M, C, H, W] and labels [M] (got {tuple(images.shape)} and "
-                        f"{tuple(labels.shape)})")
+        raise UserError(
+            f"{path}: images must be [M, C, H, W] and labels [M] (got {tuple(images.shape)} and {tuple(labels.shape)})"
+        )
     if labels.is_floating_point():  # soft or float labels: only whole class indices are supported
         if not torch.equal(labels, labels.round()):
             raise UserError(f"{path}: labels must be class indices (soft labels are not supported)")
@@ -116,8 +120,10 @@ def _claim_export_directory(to: Path) -> None:
         if mark.is_symlink() or (mark.exists() and not mark.is_file()):
             raise UserError(f"{mark} is not a regular file; remove it or choose another --to")
         if not mark.exists() and any(to.iterdir()):
-            raise UserError(f"--to {to} is a directory that bpc export did not make (it holds files and no "
-                            f"{EXPORT_MARK}); choose a new or empty directory")
+            raise UserError(
+                f"--to {to} is a directory that bpc export did not make (it holds files and no "
+                f"{EXPORT_MARK}); choose a new or empty directory"
+            )
     to.mkdir(parents=True, exist_ok=True)
     if not (to / EXPORT_MARK).exists():
         atomic_write_text(to / EXPORT_MARK, "files written by 'bpc export'\n")
@@ -127,7 +133,10 @@ def export_coreset(directory: Path, to: Path) -> list[Path]:
     """Write the coreset of an artifact ``directory`` in every format (module docstring) under ``to``."""
     from ..report.figures import coreset_grid, coreset_pixels
 
+    from .coreset import load_coreset
+
     directory, to = Path(directory), Path(to)
+    load_coreset(directory)  # refuses a damaged coreset (mismatched labels, targets or weights) in one line
     t = load_tensors(directory / "coreset.safetensors")
     if t["images"].dim() != 4:
         raise UserError(f"{directory} holds a tabular coreset; export is for image coresets")
@@ -154,12 +163,20 @@ def export_coreset(directory: Path, to: Path) -> list[Path]:
     if weights is not None:
         save_pt("weights_best.pt", torch.tensor(weights, dtype=torch.float32))
         extra["point_weights"] = np.asarray(weights, dtype=np.float32)
+    if "targets" in t:
+        save_pt("targets_best.pt", t["targets"].float())
+        extra["targets"] = t["targets"].float().numpy()
     pixels, labels = coreset_pixels(directory)
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, images=t["images"].float().numpy(), labels=labels.long().numpy(),
-             pixels=(pixels.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), **extra)
+    np.savez(
+        buf,
+        images=t["images"].float().numpy(),
+        labels=labels.long().numpy(),
+        pixels=(pixels.clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
+        **extra,
+    )
     atomic_write_bytes(to / "coreset.npz", buf.getvalue())
     written.append(to / "coreset.npz")
     manifest = read_json(directory / "manifest.json")
