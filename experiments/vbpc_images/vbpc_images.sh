@@ -9,17 +9,21 @@
 # preset's 3 cSGHMC cycles leave a much weaker reference (0.45 accuracy on CIFAR-10 against 0.63).
 # Re-running resumes: finished stages are reused.
 # Writes experiments/vbpc_images/results/vbpc_NAME.{md,json} (NAME: fmnist, cifar10jpeg).
+# ITERATIONS=N sets --distill.iterations (run and results named NAME-itN); Random's coreset artifact is keyed on
+# the distillation options too, so give METHODS=vbpc with it.
 #   bash experiments/vbpc_images/vbpc_images.sh [fmnist|cifar|all]
+#   METHODS=vbpc ITERATIONS=500 bash experiments/vbpc_images/vbpc_images.sh cifar
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BPC=${BPC:-.venv/bin/bpc}
 CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
 what=${1:-all}
-common=(--preset quick --methods "${METHODS:-random,vbpc}" --ipcs 10 --protocols vbpc,hmc --evaluate.agreement --quiet)
+common=(--preset quick --methods "${METHODS:-random,vbpc}" --ipcs 10 --protocols "${PROTOCOLS:-vbpc,hmc}"
+        --evaluate.agreement --quiet ${ITERATIONS:+--distill.iterations $ITERATIONS})
 RESULTS=experiments/vbpc_images/results
 mkdir -p $RESULTS
 run() {  # name, extra args...
-  local name=$1; shift
+  local name=$1${ITERATIONS:+-it$ITERATIONS}; shift
   local start=$SECONDS
   $BPC experts "${common[@]}" "$@" --out "runs/vbpc-$name" > /dev/null
   $BPC table "${common[@]}" "$@" --out "runs/vbpc-$name" > /dev/null
@@ -28,8 +32,9 @@ run() {  # name, extra args...
     echo "# VBPC on $name (quick preset, ipc 10)"
     echo
     echo "Machine: $(lscpu | grep 'Model name' | sed 's/ *Model name: *//'), $(nproc) cores; flags: $(grep -o -w 'avx512f\|avx2\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-    echo "Command: bash experiments/vbpc_images/vbpc_images.sh $name (wall time of this invocation: $((SECONDS - start)) s)"
+    echo "Command: ${METHODS:+METHODS=$METHODS }${PROTOCOLS:+PROTOCOLS=$PROTOCOLS }${ITERATIONS:+ITERATIONS=$ITERATIONS }bash experiments/vbpc_images/vbpc_images.sh $what (wall time of this invocation: $((SECONDS - start)) s; finished stages in runs/vbpc-$name are reused; each stage's own time:)"
     for d in experts reference coresets/vbpc-ipc10 coresets/random-ipc10 evals/vbpc-ipc10-vbpc evals/vbpc-ipc10-hmc evals/random-ipc10-vbpc evals/random-ipc10-hmc; do
+      [[ -e runs/vbpc-$name/$d/manifest.json ]] || continue
       echo "- $d: $(python3 -c "import json;print(round(sum(json.load(open('runs/vbpc-$name/$d/manifest.json'))['timings_seconds'].values())))") s"
     done
     echo
