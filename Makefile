@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 OUT ?= runs/demo
 
-.PHONY: setup data demo test bench docs docs-check chromium clean help
+.PHONY: setup data demo test lint bench docs docs-check chromium clean help
 
 help:
 	@echo "make demo   - set up if needed, then the demo pipeline (Fashion-MNIST subset, Random vs BPC-fKL, ipc 10)"
 	@echo "make test   - set up if needed, then the test suite"
+	@echo "make lint   - ruff lint and format check (pyproject.toml [tool.ruff])"
 	@echo "make bench  - time/memory benchmarks (benchmarks/results/)"
 	@echo "make docs   - set up if needed, then the documentation site in site/ (open site/index.html)"
 	@echo "make docs-check - make docs, then open built pages in headless Chromium (checks/docs_render.py)"
@@ -43,6 +44,10 @@ demo: setup data
 
 test: setup data
 	$(PY) -m pytest tests -n auto --durations=15
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: setup data
 	$(PY) benchmarks/bench_distill.py

@@ -45,14 +45,21 @@ def cell(model_name: str, method: str, ipc: int, iterations: int, warmup: int, t
     method, _, ckpt = method.partition("@ckpt")
     ctx, device, _ = synthetic_context(model_name)
     model, real_x, real_y = ctx.model, ctx.real_x, ctx.real_y
-    cfg = DistillConfig(method=method, ipc=ipc, iterations=warmup, max_start_epoch=2, expert_epochs=1,
-                        lr_images=1e-3 if method != "dc" else 0.1)
+    cfg = DistillConfig(
+        method=method,
+        ipc=ipc,
+        iterations=warmup,
+        max_start_epoch=2,
+        expert_epochs=1,
+        lr_images=1e-3 if method != "dc" else 0.1,
+    )
     own = OBJECTIVES[method].Config(**({"checkpoint_every": int(ckpt)} if ckpt else {}))
     init = real_x[: 10 * ipc].clone()
     labels = real_y[: 10 * ipc].clone()
     # initialise the libraries' one-off buffers with a trivial iteration, so they are not counted
-    tiny = DistillConfig(method="fkl", ipc=1, iterations=1, student_steps=1, max_start_epoch=2, expert_epochs=1,
-                         lr_images=1e-3)
+    tiny = DistillConfig(
+        method="fkl", ipc=1, iterations=1, student_steps=1, max_start_epoch=2, expert_epochs=1, lr_images=1e-3
+    )
     distill(tiny, OBJECTIVES["fkl"].Config(num_samples=1), ctx, real_x[:10].clone(), real_y[:10].clone(), quiet=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -65,10 +72,17 @@ def cell(model_name: str, method: str, ipc: int, iterations: int, warmup: int, t
     distill(cfg, own, ctx, init, labels, quiet=True)
     seconds = (time.perf_counter() - t0) / iterations
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
-    return {"model": model_name, "method": method, "ipc": ipc, "seconds_per_iteration": seconds,
-            "memory_mb": max(peak - base, 0.0), "memory_kind": "cuda peak allocated" if device.type == "cuda"
-            else "growth of peak RSS over the set-up", "iterations_timed": iterations, "threads": torch.get_num_threads(),
-            "num_params": model.num_params}
+    return {
+        "model": model_name,
+        "method": method,
+        "ipc": ipc,
+        "seconds_per_iteration": seconds,
+        "memory_mb": max(peak - base, 0.0),
+        "memory_kind": "cuda peak allocated" if device.type == "cuda" else "growth of peak RSS over the set-up",
+        "iterations_timed": iterations,
+        "threads": torch.get_num_threads(),
+        "num_params": model.num_params,
+    }
 
 
 def main() -> None:
@@ -90,27 +104,50 @@ def main() -> None:
     for model in args.models.split(","):
         for ipc in [int(i) for i in args.ipcs.split(",")]:
             for method in args.methods.split(","):
-                r = run_cell(__file__, ["--cell", f"{model}:{method}:{ipc}", "--iterations", str(args.iterations),
-                                        "--warmup", str(args.warmup), "--threads", str(args.threads)])
+                r = run_cell(
+                    __file__,
+                    [
+                        "--cell",
+                        f"{model}:{method}:{ipc}",
+                        "--iterations",
+                        str(args.iterations),
+                        "--warmup",
+                        str(args.warmup),
+                        "--threads",
+                        str(args.threads),
+                    ],
+                )
                 r.update(model=model, method=method, ipc=ipc)
                 rows.append(r)
                 print(json.dumps(r), flush=True)
-    lines = ["| model | ipc | method | s / iteration | memory (MB) | vs fkl: time | vs fkl: memory |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | ipc | method | s / iteration | memory (MB) | vs fkl: time | vs fkl: memory |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['ipc']} | {r['method']} | error: {r['error']} | | | |")
             continue
-        ref = next((q for q in rows if q["model"] == r["model"] and q["ipc"] == r["ipc"] and q["method"] == "fkl"
-                    and "error" not in q), None)
+        ref = next(
+            (
+                q
+                for q in rows
+                if q["model"] == r["model"] and q["ipc"] == r["ipc"] and q["method"] == "fkl" and "error" not in q
+            ),
+            None,
+        )
         rt = f"{r['seconds_per_iteration'] / ref['seconds_per_iteration']:.2f}x" if ref else ""
         rm = f"{r['memory_mb'] / max(ref['memory_mb'], 1e-9):.2f}x" if ref and ref["memory_mb"] > 0 else ""
-        lines.append(f"| {r['model']} | {r['ipc']} | {r['method']} | {r['seconds_per_iteration']:.3f} | "
-                     f"{r['memory_mb']:.0f} | {rt} | {rm} |")
-    note = ("\nMemory: growth of the process's peak resident memory during the iterations, warm-up included (CPU), or "
-            f"peak CUDA allocation (GPU). {args.iterations} timed iteration(s) after {args.warmup} warm-up per cell, each cell in "
-            "a fresh process. Settings: official ipc-10 values (L_u = 30, S = 30, rkl real batch 1000, dc loops 10/50; "
-            "dc's time is per image update).\n")
+        lines.append(
+            f"| {r['model']} | {r['ipc']} | {r['method']} | {r['seconds_per_iteration']:.3f} | "
+            f"{r['memory_mb']:.0f} | {rt} | {rm} |"
+        )
+    note = (
+        "\nMemory: growth of the process's peak resident memory during the iterations, warm-up included (CPU), or "
+        f"peak CUDA allocation (GPU). {args.iterations} timed iteration(s) after {args.warmup} warm-up per cell, each cell in "
+        "a fresh process. Settings: official ipc-10 values (L_u = 30, S = 30, rkl real batch 1000, dc loops 10/50; "
+        "dc's time is per image update).\n"
+    )
     write_results(args.name, {"machine": machine(), "rows": rows, "args": vars(args)}, "\n".join(lines) + "\n" + note)
     print("\n".join(lines))
 

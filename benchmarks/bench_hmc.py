@@ -43,8 +43,13 @@ def cell(model_name: str, threads: int, steps: int) -> dict:
     for _ in range(reps):
         state, _ = kernel.step(state, g)
     leapfrog_per_s = reps * steps / (time.perf_counter() - t0)
-    test = torch.randint(0, 256, (10_000, spec["channels"], spec["size"], spec["size"]), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(1)).to(device)
+    test = torch.randint(
+        0,
+        256,
+        (10_000, spec["channels"], spec["size"], spec["size"]),
+        dtype=torch.uint8,
+        generator=torch.Generator().manual_seed(1),
+    ).to(device)
 
     def prepare(u8):
         return u8.float() / 127.5 - 1
@@ -53,8 +58,13 @@ def cell(model_name: str, threads: int, steps: int) -> dict:
     t0 = time.perf_counter()
     predictive_probs(model, state.position, test, 256, prepare)
     per_sample = time.perf_counter() - t0
-    return {"model": model_name, "threads": threads, "num_params": model.num_params,
-            "leapfrog_steps_per_second": leapfrog_per_s, "seconds_per_sample_10k_test": per_sample}
+    return {
+        "model": model_name,
+        "threads": threads,
+        "num_params": model.num_params,
+        "leapfrog_steps_per_second": leapfrog_per_s,
+        "seconds_per_sample_10k_test": per_sample,
+    }
 
 
 def main() -> None:
@@ -76,14 +86,18 @@ def main() -> None:
             r.update(model=model, threads=threads)
             rows.append(r)
             print(json.dumps(r), flush=True)
-    lines = ["| model | params | threads | leapfrog steps / s (100 images) | s / posterior sample (10k test) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| model | params | threads | leapfrog steps / s (100 images) | s / posterior sample (10k test) |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | | {r['threads']} | error: {r['error']} | |")
         else:
-            lines.append(f"| {r['model']} | {r['num_params']} | {r['threads']} | {r['leapfrog_steps_per_second']:.1f} | "
-                         f"{r['seconds_per_sample_10k_test']:.2f} |")
+            lines.append(
+                f"| {r['model']} | {r['num_params']} | {r['threads']} | {r['leapfrog_steps_per_second']:.1f} | "
+                f"{r['seconds_per_sample_10k_test']:.2f} |"
+            )
     write_results(args.name, {"machine": machine(), "rows": rows, "args": vars(args)}, "\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -60,20 +60,26 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"default": [], "keep": []}
     for _ in range(args.rounds):
         for variant in runs:
-            out = subprocess.run([sys.executable, "-c", CHILD, variant, str(args.threads), str(args.width)],
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, variant, str(args.threads), str(args.width)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             runs[variant].append(json.loads(out.strip().splitlines()[-1]))
     keys = list(runs["default"][0])
     med = {v: {k: statistics.median(r[k] for r in rs) for k in keys} for v, rs in runs.items()}
     lines = ["| measurement | glibc default | keep_freed_memory | speed-up |", "|---|---|---|---|"]
     for k in keys:
-        lines.append(f"| {k} | {med['default'][k]:.3f} | {med['keep'][k]:.3f} | "
-                     f"{med['default'][k] / med['keep'][k]:.2f}x |")
-    note = (f"\n\nMedians of {args.rounds} alternating rounds, one process per variant and round, "
-            f"{args.threads} threads, ConvNet width {args.width} on 28x28 images. Command: python "
-            f"benchmarks/bench_malloc.py --rounds {args.rounds} --threads {args.threads} --width {args.width}\n")
-    write_results(f"malloc_w{args.width}", {"machine": machine(), "runs": runs, "median": med},
-                  "\n".join(lines) + note)
+        lines.append(
+            f"| {k} | {med['default'][k]:.3f} | {med['keep'][k]:.3f} | {med['default'][k] / med['keep'][k]:.2f}x |"
+        )
+    note = (
+        f"\n\nMedians of {args.rounds} alternating rounds, one process per variant and round, "
+        f"{args.threads} threads, ConvNet width {args.width} on 28x28 images. Command: python "
+        f"benchmarks/bench_malloc.py --rounds {args.rounds} --threads {args.threads} --width {args.width}\n"
+    )
+    write_results(f"malloc_w{args.width}", {"machine": machine(), "runs": runs, "median": med}, "\n".join(lines) + note)
     print("\n".join(lines))
 
 

@@ -28,15 +28,31 @@ from common import machine, write_results  # noqa: E402
 COMMON = ["--preset", "quick", "--quiet", "--threads", "1", "--distill.max_start_epoch", "0"]
 STAGES = {
     "experts": ["experts", "--experts.num_experts", "2", "--experts.epochs", "1"],
-    "distill": ["distill", "--methods", "fkl", "--ipcs", "10", "--fkl.num_samples", "10", "--distill.iterations", "10",
-                "--experts.num_experts", "2", "--experts.epochs", "1"],
+    "distill": [
+        "distill",
+        "--methods",
+        "fkl",
+        "--ipcs",
+        "10",
+        "--fkl.num_samples",
+        "10",
+        "--distill.iterations",
+        "10",
+        "--experts.num_experts",
+        "2",
+        "--experts.epochs",
+        "1",
+    ],
 }
 
 
 def run(nproc: int, stage: list[str], out: Path, data_root: str) -> float:
     cli = ["-m", "pseudocoresets.cli", *stage, "--out", str(out), "--data.root", data_root, *COMMON]
-    cmd = [sys.executable, *cli] if nproc == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *cli]
+    cmd = (
+        [sys.executable, *cli]
+        if nproc == 1
+        else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *cli]
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "BPC_QUIET": "1"}
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, capture_output=True)
@@ -55,22 +71,34 @@ def main() -> None:
         rows.append({"stage": "experts (2 x 1 epoch)", "processes": nproc, "wall_seconds": wall_e})
         wall_d = run(nproc, STAGES["distill"], out, args.data_root)
         manifest = json.loads((out / "coresets/fkl-ipc10/manifest.json").read_text())
-        rows.append({"stage": "distill fKL ipc 10, S 10, 10 iterations", "processes": nproc, "wall_seconds": wall_d,
-                     "stage_seconds": manifest["timings_seconds"]["distill"],
-                     "communication_seconds": manifest.get("communication_seconds", 0.0)})
+        rows.append(
+            {
+                "stage": "distill fKL ipc 10, S 10, 10 iterations",
+                "processes": nproc,
+                "wall_seconds": wall_d,
+                "stage_seconds": manifest["timings_seconds"]["distill"],
+                "communication_seconds": manifest.get("communication_seconds", 0.0),
+            }
+        )
         print(json.dumps(rows[-2:]), flush=True)
-    lines = ["| stage | processes | wall (s) | speed-up | distill loop (s) | in all-reduce (s) | communication share |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| stage | processes | wall (s) | speed-up | distill loop (s) | in all-reduce (s) | communication share |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         base = next(q for q in rows if q["stage"] == r["stage"] and q["processes"] == 1)
         loop = f"{r['stage_seconds']:.1f}" if "stage_seconds" in r else ""
         comm = f"{r['communication_seconds']:.2f}" if "stage_seconds" in r else ""
         share = f"{100 * r['communication_seconds'] / r['stage_seconds']:.1f}%" if "stage_seconds" in r else ""
-        lines.append(f"| {r['stage']} | {r['processes']} | {r['wall_seconds']:.1f} | "
-                     f"{base['wall_seconds'] / r['wall_seconds']:.2f}x | {loop} | {comm} | {share} |")
-    note = ("\nEach process uses 1 torch thread (OMP_NUM_THREADS=1); the machine has 2 cores. Wall time includes "
-            "start-up and data loading, which are not split. The all-reduce time includes waiting for the slower "
-            "rank.\n")
+        lines.append(
+            f"| {r['stage']} | {r['processes']} | {r['wall_seconds']:.1f} | "
+            f"{base['wall_seconds'] / r['wall_seconds']:.2f}x | {loop} | {comm} | {share} |"
+        )
+    note = (
+        "\nEach process uses 1 torch thread (OMP_NUM_THREADS=1); the machine has 2 cores. Wall time includes "
+        "start-up and data loading, which are not split. The all-reduce time includes waiting for the slower "
+        "rank.\n"
+    )
     write_results("parallel", {"machine": machine(), "rows": rows}, "\n".join(lines) + "\n" + note)
     print("\n".join(lines))
 

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import MODELS, machine, run_cell, synthetic_context as setup, write_results  # noqa: E402
 
+
 def sync(device) -> None:
     import torch
 
@@ -62,10 +63,18 @@ def distill_cell(model_name: str, method: str, ipc: int, precision: str, iterati
     from pseudocoresets.objectives import OBJECTIVES
 
     ctx, device, _ = setup(model_name, precision, augment=True)
-    rate, probe_n = matmul_rate(device, torch.bfloat16 if precision == "bf16" else torch.float32,
-                                8192 if device.type == "cuda" else 2048)
-    cfg = DistillConfig(method=method, ipc=ipc, iterations=1, max_start_epoch=2, expert_epochs=1,
-                        lr_images=1e-3 if method != "dc" else 0.1, augment=True)
+    rate, probe_n = matmul_rate(
+        device, torch.bfloat16 if precision == "bf16" else torch.float32, 8192 if device.type == "cuda" else 2048
+    )
+    cfg = DistillConfig(
+        method=method,
+        ipc=ipc,
+        iterations=1,
+        max_start_epoch=2,
+        expert_epochs=1,
+        lr_images=1e-3 if method != "dc" else 0.1,
+        augment=True,
+    )
     own = OBJECTIVES[method].Config()
     init, labels = ctx.real_x[: 10 * ipc].clone(), ctx.real_y[: 10 * ipc].clone()
     with FlopCounterMode(display=False) as counter:
@@ -82,10 +91,21 @@ def distill_cell(model_name: str, method: str, ipc: int, precision: str, iterati
     sync(device)
     seconds = (time.perf_counter() - t0) / iterations
     floor = flops / rate
-    out = {"kind": "distill", "model": model_name, "method": method, "ipc": ipc, "precision": precision,
-           "seconds_per_iteration": seconds, "flops_per_iteration": flops, "probe_flops_per_second": rate,
-           "probe": f"{probe_n}x{probe_n} matmul", "floor_seconds": floor, "x_of_floor": seconds / floor,
-           "iterations_timed": iterations, "threads": torch.get_num_threads()}
+    out = {
+        "kind": "distill",
+        "model": model_name,
+        "method": method,
+        "ipc": ipc,
+        "precision": precision,
+        "seconds_per_iteration": seconds,
+        "flops_per_iteration": flops,
+        "probe_flops_per_second": rate,
+        "probe": f"{probe_n}x{probe_n} matmul",
+        "floor_seconds": floor,
+        "x_of_floor": seconds / floor,
+        "iterations_timed": iterations,
+        "threads": torch.get_num_threads(),
+    }
     if device.type == "cuda":
         out["cuda_peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -112,8 +132,13 @@ def hmc_cell(model_name: str, precision: str, leapfrog: int) -> dict:
         state, _ = kernel.step(state, g)
     sync(device)
     leapfrog_per_s = reps * leapfrog / (time.perf_counter() - t0)
-    test = torch.randint(0, 256, (10_000, spec["channels"], spec["size"], spec["size"]), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(1)).to(device)
+    test = torch.randint(
+        0,
+        256,
+        (10_000, spec["channels"], spec["size"], spec["size"]),
+        dtype=torch.uint8,
+        generator=torch.Generator().manual_seed(1),
+    ).to(device)
 
     def prepare(u8):
         return u8.float() / 127.5 - 1
@@ -131,15 +156,22 @@ def hmc_cell(model_name: str, precision: str, leapfrog: int) -> dict:
         t0 = time.perf_counter()
         chunks = []
         for i in range(0, len(test), 500):
-            probs = torch.softmax(model.batched(thetas, prepare(test[i:i + 500])), dim=-1)
+            probs = torch.softmax(model.batched(thetas, prepare(test[i : i + 500])), dim=-1)
             chunks.append(probs.mean(0))
         batched = torch.cat(chunks)
         sync(device)
     per_sample_batched = (time.perf_counter() - t0) / len(thetas)
-    return {"kind": "hmc", "model": model_name, "precision": precision, "num_params": model.num_params,
-            "leapfrog_steps_per_second": leapfrog_per_s, "seconds_per_scored_sample": per_sample,
-            "seconds_per_scored_sample_vmap8": per_sample_batched,
-            "vmap_max_abs_diff": float((batched - one_at_a_time).abs().max()), "threads": torch.get_num_threads()}
+    return {
+        "kind": "hmc",
+        "model": model_name,
+        "precision": precision,
+        "num_params": model.num_params,
+        "leapfrog_steps_per_second": leapfrog_per_s,
+        "seconds_per_scored_sample": per_sample,
+        "seconds_per_scored_sample_vmap8": per_sample_batched,
+        "vmap_max_abs_diff": float((batched - one_at_a_time).abs().max()),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -163,14 +195,31 @@ def main() -> None:
             print(json.dumps(distill_cell(parts[1], parts[2], int(parts[3]), parts[4], args.iterations, args.warmup)))
         return
     precisions = args.precisions.split(",")
-    cells = [f"distill:{args.model}:{m}:{ipc}:{pr}" for ipc in args.ipcs.split(",") for m in args.methods.split(",")
-             for pr in precisions if m]
+    cells = [
+        f"distill:{args.model}:{m}:{ipc}:{pr}"
+        for ipc in args.ipcs.split(",")
+        for m in args.methods.split(",")
+        for pr in precisions
+        if m
+    ]
     if not args.no_hmc:
         cells += [f"hmc:{args.model}:{pr}" for pr in precisions]
     rows = []
     for c in cells:
-        r = run_cell(__file__, ["--cell", c, "--iterations", str(args.iterations), "--warmup", str(args.warmup),
-                                "--leapfrog", str(args.leapfrog)], timeout=3000)
+        r = run_cell(
+            __file__,
+            [
+                "--cell",
+                c,
+                "--iterations",
+                str(args.iterations),
+                "--warmup",
+                str(args.warmup),
+                "--leapfrog",
+                str(args.leapfrog),
+            ],
+            timeout=3000,
+        )
         r.setdefault("cell", c)
         rows.append(r)
         print(json.dumps(r), flush=True)
@@ -178,12 +227,25 @@ def main() -> None:
 
 
 def markdown(rows: list[dict], args) -> str:
-    lines = ["| objective | ipc | precision | s / iteration | vs fp32 | GFLOP / iteration | probe GFLOP/s | floor (s) | "
-             "x of floor |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| objective | ipc | precision | s / iteration | vs fp32 | GFLOP / iteration | probe GFLOP/s | floor (s) | "
+        "x of floor |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def fp32_row(r):
-        return next((q for q in rows if q.get("kind") == r.get("kind") and q.get("method") == r.get("method")
-                     and q.get("ipc") == r.get("ipc") and q.get("precision") == "fp32" and "error" not in q), None)
+        return next(
+            (
+                q
+                for q in rows
+                if q.get("kind") == r.get("kind")
+                and q.get("method") == r.get("method")
+                and q.get("ipc") == r.get("ipc")
+                and q.get("precision") == "fp32"
+                and "error" not in q
+            ),
+            None,
+        )
 
     for r in rows:
         if r.get("kind") != "distill":
@@ -192,23 +254,33 @@ def markdown(rows: list[dict], args) -> str:
             continue
         base = fp32_row(r)
         speed = f"{base['seconds_per_iteration'] / r['seconds_per_iteration']:.2f}x" if base else ""
-        lines.append(f"| {r['method']} | {r['ipc']} | {r['precision']} | {r['seconds_per_iteration']:.3f} | {speed} | "
-                     f"{r['flops_per_iteration'] / 1e9:.0f} | {r['probe_flops_per_second'] / 1e9:.0f} | "
-                     f"{r['floor_seconds']:.3f} | {r['x_of_floor']:.1f} |")
-    lines += ["", "| HMC, precision | leapfrog steps / s (100 images) | s / scored sample (10k test) | "
-              "same, 8 samples by vmap | max prob. difference |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['method']} | {r['ipc']} | {r['precision']} | {r['seconds_per_iteration']:.3f} | {speed} | "
+            f"{r['flops_per_iteration'] / 1e9:.0f} | {r['probe_flops_per_second'] / 1e9:.0f} | "
+            f"{r['floor_seconds']:.3f} | {r['x_of_floor']:.1f} |"
+        )
+    lines += [
+        "",
+        "| HMC, precision | leapfrog steps / s (100 images) | s / scored sample (10k test) | "
+        "same, 8 samples by vmap | max prob. difference |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         if r.get("kind") == "hmc":
-            lines.append(f"| {r['precision']} | {r['leapfrog_steps_per_second']:.2f} | "
-                         f"{r['seconds_per_scored_sample']:.3f} | {r['seconds_per_scored_sample_vmap8']:.3f} | "
-                         f"{r['vmap_max_abs_diff']:.1e} |")
+            lines.append(
+                f"| {r['precision']} | {r['leapfrog_steps_per_second']:.2f} | "
+                f"{r['seconds_per_scored_sample']:.3f} | {r['seconds_per_scored_sample_vmap8']:.3f} | "
+                f"{r['vmap_max_abs_diff']:.1e} |"
+            )
         elif "error" in r and r["cell"].startswith("hmc"):
             lines.append(f"| {r['cell']} | error: {r['error']} | | | |")
-    lines.append(f"\nModel: {args.model} ConvNet; DSA on; {args.iterations} timed iteration(s) after {args.warmup} "
-                 "warm-up per cell, each cell in a fresh process. Floor: the iteration's counted FLOPs at the rate of "
-                 "the matrix-product probe of that precision in the same process (convolutions reach less than "
-                 "that, so the floor is optimistic). bf16 = autocast over fp32 parameters (rkl's sample terms stay "
-                 "fp32, see objectives/rkl.py).\n")
+    lines.append(
+        f"\nModel: {args.model} ConvNet; DSA on; {args.iterations} timed iteration(s) after {args.warmup} "
+        "warm-up per cell, each cell in a fresh process. Floor: the iteration's counted FLOPs at the rate of "
+        "the matrix-product probe of that precision in the same process (convolutions reach less than "
+        "that, so the floor is optimistic). bf16 = autocast over fp32 parameters (rkl's sample terms stay "
+        "fp32, see objectives/rkl.py).\n"
+    )
     return "\n".join(lines)
 
 

@@ -83,19 +83,37 @@ def main() -> None:
         total = sum(e.self_cpu_time_total for e in ops)
         profiles.append({"width": width, "top_ops": [(e.key, e.self_cpu_time_total / total) for e in ops[:5]]})
         for name, seconds, out in variants:
-            rows.append({"width": width, "variant": name, "seconds_per_sample_10k": seconds,
-                         "speedup": base / seconds, "max_abs_logit_diff": float((out - ref).abs().max())})
+            rows.append(
+                {
+                    "width": width,
+                    "variant": name,
+                    "seconds_per_sample_10k": seconds,
+                    "speedup": base / seconds,
+                    "max_abs_logit_diff": float((out - ref).abs().max()),
+                }
+            )
             print(rows[-1], flush=True)
-    lines = ["| ConvNet width | variant | s per sample (10,000 images) | speed-up | max abs logit diff |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['width']} | {r['variant']} | {r['seconds_per_sample_10k']:.2f} | {r['speedup']:.2f}x | "
-              f"{r['max_abs_logit_diff']:.1e} |" for r in rows]
+    lines = [
+        "| ConvNet width | variant | s per sample (10,000 images) | speed-up | max abs logit diff |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['width']} | {r['variant']} | {r['seconds_per_sample_10k']:.2f} | {r['speedup']:.2f}x | "
+        f"{r['max_abs_logit_diff']:.1e} |"
+        for r in rows
+    ]
     lines += ["", "Profile of the \"before\" forward (share of self CPU time, top 5 operators):", ""]
     lines += [f"- width {p['width']}: " + ", ".join(f"{k} {share:.0%}" for k, share in p["top_ops"]) for p in profiles]
-    note = (f"\nForward passes only, test batches of {args.batch}, {args.images} random 3x32x32 images (best of 3, "
-            "scaled to 10,000); every variant in the same process. Command: `python benchmarks/bench_scoring.py"
-            f" --widths {args.widths} --images {args.images}{' --compile' if args.compile else ''}`.\n")
-    write_results("scoring", {"machine": machine(), "rows": rows, "profiles": profiles, "args": vars(args)}, "\n".join(lines) + "\n" + note)
+    note = (
+        f"\nForward passes only, test batches of {args.batch}, {args.images} random 3x32x32 images (best of 3, "
+        "scaled to 10,000); every variant in the same process. Command: `python benchmarks/bench_scoring.py"
+        f" --widths {args.widths} --images {args.images}{' --compile' if args.compile else ''}`.\n"
+    )
+    write_results(
+        "scoring",
+        {"machine": machine(), "rows": rows, "profiles": profiles, "args": vars(args)},
+        "\n".join(lines) + "\n" + note,
+    )
 
 
 if __name__ == "__main__":

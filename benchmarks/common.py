@@ -64,7 +64,11 @@ def run_cell(script: str, args: list[str], timeout: float = 3600) -> dict:
     proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit code {proc.returncode}"
-        if "MemoryError" in proc.stderr or "can't allocate memory" in proc.stderr or "DefaultCPUAllocator" in proc.stderr:
+        if (
+            "MemoryError" in proc.stderr
+            or "can't allocate memory" in proc.stderr
+            or "DefaultCPUAllocator" in proc.stderr
+        ):
             last = "out of memory under the cap"
         return {"error": last[:200]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -77,9 +81,11 @@ def write_results(name: str, payload: dict, markdown: str, results: Path = RESUL
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     m = payload["machine"]
-    header = (f"# {name}\n\nMachine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, GPU: {m['gpu']}; "
-              f"CPU flags: {m.get('cpu_flags', '?')}; "
-              f"torch {m['torch']}, python {m['python']}; {m['date']}.\n\n")
+    header = (
+        f"# {name}\n\nMachine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, GPU: {m['gpu']}; "
+        f"CPU flags: {m.get('cpu_flags', '?')}; "
+        f"torch {m['torch']}, python {m['python']}; {m['date']}.\n\n"
+    )
     (results / f"{name}.md").write_text(header + markdown)
 
 
@@ -106,6 +112,7 @@ def synthetic_context(model_name: str, precision: str = "fp32", augment: bool = 
     theta0 = model.init(0).cpu()
     traj = torch.stack([theta0 + 0.01 * k * torch.randn(theta0.shape, generator=g) for k in range(4)])
     save_trajectory(expert_file(tmp, 0), traj, 0, [])
-    ctx = DistillContext(model, ExpertPool([expert_file(tmp, 0)], device), real_x, real_y, 10,
-                         DSA() if augment else None, device)
+    ctx = DistillContext(
+        model, ExpertPool([expert_file(tmp, 0)], device), real_x, real_y, 10, DSA() if augment else None, device
+    )
     return ctx, device, spec

@@ -1,6 +1,6 @@
 """Figure 3 (memory and time per iteration against ipc, per method) from benchmark JSON files.
 
-    python benchmarks/plot_cost.py benchmarks/results/distill_quick.json benchmarks/results/distill_paper.json
+python benchmarks/plot_cost.py benchmarks/results/distill_quick.json benchmarks/results/distill_paper.json
 """
 
 from __future__ import annotations

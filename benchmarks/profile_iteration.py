@@ -34,8 +34,15 @@ def main() -> None:
     from pseudocoresets.objectives import OBJECTIVES
 
     ctx, device, _ = setup(args.model, args.precision, augment=True)
-    cfg = DistillConfig(method=args.method, ipc=args.ipc, iterations=1, max_start_epoch=2, expert_epochs=1,
-                        lr_images=1e-3 if args.method != "dc" else 0.1, augment=True)
+    cfg = DistillConfig(
+        method=args.method,
+        ipc=args.ipc,
+        iterations=1,
+        max_start_epoch=2,
+        expert_epochs=1,
+        lr_images=1e-3 if args.method != "dc" else 0.1,
+        augment=True,
+    )
     own = OBJECTIVES[args.method].Config()
     init, labels = ctx.real_x[: 10 * args.ipc].clone(), ctx.real_y[: 10 * args.ipc].clone()
     distill(cfg, own, ctx, init, labels, quiet=True)
@@ -45,15 +52,24 @@ def main() -> None:
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     events = sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)
     total = sum(getattr(e, key) for e in events)
-    rows = [{"op": e.key, "self_ms": getattr(e, key) / 1e3, "share": getattr(e, key) / total, "calls": e.count}
-            for e in events[: args.top]]
-    lines = [f"One {args.method} iteration, ipc {args.ipc}, {args.model} model, {args.precision}, DSA on, "
-             f"{torch.get_num_threads()} threads; total self time {total / 1e6:.2f} s.", "",
-             "| operator | self time (ms) | share | calls |", "|---|---|---|---|"]
+    rows = [
+        {"op": e.key, "self_ms": getattr(e, key) / 1e3, "share": getattr(e, key) / total, "calls": e.count}
+        for e in events[: args.top]
+    ]
+    lines = [
+        f"One {args.method} iteration, ipc {args.ipc}, {args.model} model, {args.precision}, DSA on, "
+        f"{torch.get_num_threads()} threads; total self time {total / 1e6:.2f} s.",
+        "",
+        "| operator | self time (ms) | share | calls |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {r['op']} | {r['self_ms']:.0f} | {100 * r['share']:.1f}% | {r['calls']} |" for r in rows]
     name = args.name or f"profile_{args.method}_{args.precision}"
-    write_results(name, {"machine": machine(), "rows": rows, "total_self_seconds": total / 1e6, "args": vars(args)},
-                  "\n".join(lines) + "\n")
+    write_results(
+        name,
+        {"machine": machine(), "rows": rows, "total_self_seconds": total / 1e6, "args": vars(args)},
+        "\n".join(lines) + "\n",
+    )
     print("\n".join(lines))
 
 

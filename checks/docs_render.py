@@ -42,10 +42,18 @@ PAGES = {
     "results/experiments/table1/index.html": ["Scaled-down Table 1", "Question", "Result"],
 }
 # text that only an unprocessed page would show
-UNEXPANDED = ["--8<--", "::: pseudocoresets", "<!-- config-reference -->", "<!-- cli-commands -->",
-              "<!-- cli-options -->", "<!-- presets -->"]
-CONSOLE_PROBLEM = re.compile(r"(ERROR|WARNING):CONSOLE|:CONSOLE.*(Uncaught|Error|Failed to load)|ERR_FILE_NOT_FOUND"
-                             r"|Not allowed to load local resource")
+UNEXPANDED = [
+    "--8<--",
+    "::: pseudocoresets",
+    "<!-- config-reference -->",
+    "<!-- cli-commands -->",
+    "<!-- cli-options -->",
+    "<!-- presets -->",
+]
+CONSOLE_PROBLEM = re.compile(
+    r"(ERROR|WARNING):CONSOLE|:CONSOLE.*(Uncaught|Error|Failed to load)|ERR_FILE_NOT_FOUND"
+    r"|Not allowed to load local resource"
+)
 
 
 class _Dom(HTMLParser):
@@ -87,7 +95,7 @@ class _Dom(HTMLParser):
 
 
 def find_chromium(given: str | None) -> str:
-    for name in ([given] if given else ["chromium", "chromium-browser", "google-chrome", "chrome"]):
+    for name in [given] if given else ["chromium", "chromium-browser", "google-chrome", "chrome"]:
         path = shutil.which(name) if name else None
         if path:
             return path
@@ -98,10 +106,25 @@ def render(chromium: str, page: Path, profile: Path) -> tuple[str, list[str], fl
     """(DOM after load, the browser's console problems, seconds) of one page."""
     # the browser's own background requests (sign-in, sync, updates) are cut off: without a network each would
     # wait seconds for a name lookup; the pages need nothing outside the site
-    cmd = [chromium, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--disable-extensions",
-           "--disable-background-networking", "--disable-sync", "--disable-component-update",
-           "--disable-default-apps", "--disable-domain-reliability", "--host-resolver-rules=MAP * ~NOTFOUND",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()]
+    cmd = [
+        chromium,
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--disable-sync",
+        "--disable-component-update",
+        "--disable-default-apps",
+        "--disable-domain-reliability",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        page.as_uri(),
+    ]
     start = time.perf_counter()
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     seconds = time.perf_counter() - start

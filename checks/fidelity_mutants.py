@@ -118,19 +118,74 @@ CD = "fkl_mcmc, chains from pi_x (CD-k)"
 MUTANTS = [
     # at w = 1 the coreset term of c is M/N of the full-data term, so deleting it hardly moves the exact gradient
     # either; at w = N/M the two terms balance and the deletion must show
-    ("rkl: -f_u term of Eq. 4 deleted", "rkl, samples gaussian (paper)", "N/M", mock.patch.object(rkl, "rkl_surrogate", rkl_without_coreset_term)),
+    (
+        "rkl: -f_u term of Eq. 4 deleted",
+        "rkl, samples gaussian (paper)",
+        "N/M",
+        mock.patch.object(rkl, "rkl_surrogate", rkl_without_coreset_term),
+    ),
     ("rkl: sign flipped", "rkl, samples gaussian (paper)", "N/M", mock.patch.object(rkl, "rkl_surrogate", rkl_flipped)),
-    ("rkl: coreset weight dropped (mean/sum mix-up)", "rkl, samples gaussian (paper)", "N/M", mock.patch.object(rkl, "rkl_surrogate", rkl_unweighted)),
-    ("fkl_mcmc: sign flipped", "fkl_mcmc", "1", mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_flipped)),
-    ("fkl_mcmc: pi_x term deleted", "fkl_mcmc", "1", mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_without_x)),
-    ("fkl_mcmc: pi_u term summed, not averaged", "fkl_mcmc", "1", mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_summed_u)),
-    ("fkl_mcmc: chains ignore the coreset weight", "fkl_mcmc", "N/M", mock.patch.object(chains.PersistentChains, "advance", chains_ignore_weight)),
+    (
+        "rkl: coreset weight dropped (mean/sum mix-up)",
+        "rkl, samples gaussian (paper)",
+        "N/M",
+        mock.patch.object(rkl, "rkl_surrogate", rkl_unweighted),
+    ),
+    (
+        "fkl_mcmc: sign flipped",
+        "fkl_mcmc",
+        "1",
+        mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_flipped),
+    ),
+    (
+        "fkl_mcmc: pi_x term deleted",
+        "fkl_mcmc",
+        "1",
+        mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_without_x),
+    ),
+    (
+        "fkl_mcmc: pi_u term summed, not averaged",
+        "fkl_mcmc",
+        "1",
+        mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_summed_u),
+    ),
+    (
+        "fkl_mcmc: chains ignore the coreset weight",
+        "fkl_mcmc",
+        "N/M",
+        mock.patch.object(chains.PersistentChains, "advance", chains_ignore_weight),
+    ),
     ("fkl_mcmc CD-k: sign flipped", CD, "1", mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_flipped)),
-    ("fkl_mcmc CD-k: chains not moved (k = 0)", CD, "1", mock.patch.object(chains.PersistentChains, "advance", chains_do_not_move)),
-    ("fkl: sign flipped", "fkl (Algorithm 1), lr_student 0.03", "N/M", mock.patch.object(fkl, "fkl_surrogate", fkl_flipped)),
-    ("fkl: pi_x term deleted", "fkl (Algorithm 1), lr_student 0.03", "N/M", mock.patch.object(fkl, "fkl_surrogate", fkl_without_x)),
-    ("wasserstein: sign flipped", "wasserstein (MTT)", "N/M", mock.patch.object(wasserstein.Wasserstein, "step", w_flipped)),
-    ("wasserstein: target = start snapshot", "wasserstein (MTT)", "N/M", mock.patch.object(ExpertPool, "sample_segment", segment_without_target)),
+    (
+        "fkl_mcmc CD-k: chains not moved (k = 0)",
+        CD,
+        "1",
+        mock.patch.object(chains.PersistentChains, "advance", chains_do_not_move),
+    ),
+    (
+        "fkl: sign flipped",
+        "fkl (Algorithm 1), lr_student 0.03",
+        "N/M",
+        mock.patch.object(fkl, "fkl_surrogate", fkl_flipped),
+    ),
+    (
+        "fkl: pi_x term deleted",
+        "fkl (Algorithm 1), lr_student 0.03",
+        "N/M",
+        mock.patch.object(fkl, "fkl_surrogate", fkl_without_x),
+    ),
+    (
+        "wasserstein: sign flipped",
+        "wasserstein (MTT)",
+        "N/M",
+        mock.patch.object(wasserstein.Wasserstein, "step", w_flipped),
+    ),
+    (
+        "wasserstein: target = start snapshot",
+        "wasserstein (MTT)",
+        "N/M",
+        mock.patch.object(ExpertPool, "sample_segment", segment_without_target),
+    ),
 ]
 
 
@@ -151,15 +206,34 @@ def main() -> None:
                 name += f" (raised {type(exc).__name__}: {exc}; fix the mutant)"
         least = THRESHOLD[(label, weight)]
         caught = share < least  # NaN (the mutant raised) counts as not caught
-        rows.append({"mutant": name, "check": label, "weight": weight, "share": share, "threshold": least,
-                     "caught": caught, "seconds": time.perf_counter() - t0})
+        rows.append(
+            {
+                "mutant": name,
+                "check": label,
+                "weight": weight,
+                "share": share,
+                "threshold": least,
+                "caught": caught,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         print(rows[-1], flush=True)
-    lines = ["| mutant | check (coreset weight) | share of exact reduction | threshold | caught |", "|---|---|---|---|---|"]
-    lines += [f"| {r['mutant']} | {r['check']} (w = {r['weight']}) | {100 * r['share']:.1f}% | {100 * r['threshold']:.0f}% | "
-              f"{'yes' if r['caught'] else 'NO'} |" for r in rows]
+    lines = [
+        "| mutant | check (coreset weight) | share of exact reduction | threshold | caught |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['mutant']} | {r['check']} (w = {r['weight']}) | {100 * r['share']:.1f}% | {100 * r['threshold']:.0f}% | "
+        f"{'yes' if r['caught'] else 'NO'} |"
+        for r in rows
+    ]
     caught = sum(r["caught"] for r in rows)
-    write_results("fidelity_mutants" + ("_partial" if only else ""), {"machine": machine(), "rows": rows},
-                  "\n".join(lines) + f"\n\n{caught} of {len(rows)} mutants caught (share below the test's threshold).\n", RESULTS)
+    write_results(
+        "fidelity_mutants" + ("_partial" if only else ""),
+        {"machine": machine(), "rows": rows},
+        "\n".join(lines) + f"\n\n{caught} of {len(rows)} mutants caught (share below the test's threshold).\n",
+        RESULTS,
+    )
     sys.exit(0 if caught == len(rows) else 1)
 
 

@@ -27,20 +27,45 @@ import torch
 # Option keys of the run. The objective-specific ones live in each objective's own section; in code without
 # per-objective sections they were fields of the shared distill section (see OLD_KEYS).
 OPTIONS = {
-    "model.width": 8, "experts.num_experts": 2, "experts.epochs": 3, "experts.batch_size": 64,
-    "distill.iterations": 4, "distill.max_start_epoch": 1, "distill.student_steps": 3, "distill.lr_images": 10.0,
-    "fkl.num_samples": 3, "rkl.num_samples": 3, "rkl.real_batch": 64, "dc.real_batch": 16, "dc.inner_loop": 2,
+    "model.width": 8,
+    "experts.num_experts": 2,
+    "experts.epochs": 3,
+    "experts.batch_size": 64,
+    "distill.iterations": 4,
+    "distill.max_start_epoch": 1,
+    "distill.student_steps": 3,
+    "distill.lr_images": 10.0,
+    "fkl.num_samples": 3,
+    "rkl.num_samples": 3,
+    "rkl.real_batch": 64,
+    "dc.real_batch": 16,
+    "dc.inner_loop": 2,
     "dc.outer_loop": 2,
-    "evaluate.chains": 2, "evaluate.iterations": 6, "evaluate.burn_in": 2, "evaluate.thin": 2,
-    "evaluate.repeats": 2, "evaluate.corruptions": ["fog"], "evaluate.severities": [2],
-    "methods": ["random", "fkl", "fkl+aug", "rkl", "wasserstein", "dc"], "ipcs": [2], "protocols": ["hmc", "asghmc"],
+    "evaluate.chains": 2,
+    "evaluate.iterations": 6,
+    "evaluate.burn_in": 2,
+    "evaluate.thin": 2,
+    "evaluate.repeats": 2,
+    "evaluate.corruptions": ["fog"],
+    "evaluate.severities": [2],
+    "methods": ["random", "fkl", "fkl+aug", "rkl", "wasserstein", "dc"],
+    "ipcs": [2],
+    "protocols": ["hmc", "asghmc"],
 }
-OLD_KEYS = {"fkl.num_samples": "distill.num_samples", "rkl.num_samples": None, "rkl.real_batch": "distill.real_batch",
-            "dc.real_batch": "distill.dc_real_batch", "dc.inner_loop": "distill.dc_inner_loop",
-            "dc.outer_loop": "distill.dc_outer_loop"}
+OLD_KEYS = {
+    "fkl.num_samples": "distill.num_samples",
+    "rkl.num_samples": None,
+    "rkl.real_batch": "distill.real_batch",
+    "dc.real_batch": "distill.dc_real_batch",
+    "dc.inner_loop": "distill.dc_inner_loop",
+    "dc.outer_loop": "distill.dc_outer_loop",
+}
 # timings vary run to run; "posterior" (the resolved coreset posterior) was added to results.json after the
 # fingerprints of checks/results/identity_before.json were recorded, so it is left out of the comparison
 TIMING_KEYS = {"sampling_seconds", "prediction_seconds", "posterior"}
+# convergence diagnostics (split R-hat, ESS) were added to results.json later too: measurements of the same chains,
+# dropped so that a fingerprint file written before them still compares every value both versions hold
+TIMING_KEYS |= {"rhat_median", "rhat_max", "ess_median", "ess_min"}
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -83,8 +108,12 @@ def fingerprints(out: Path) -> dict[str, str]:
 # Options that restore two earlier defaults that were changed on purpose: one DSA draw per batch (now per image)
 # and the rKL estimator at the coreset weight N/M (now the coreset posterior's weight, default 1), evaluated at w = 1.
 # With them, the current code reproduces fingerprints recorded with those earlier defaults.
-EARLIER_DEFAULTS = {"distill.augment_per_image": False, "evaluate.augment_per_image": False, "posterior.weight": "n/m",
-                  "evaluate.coreset_weight": 1.0}
+EARLIER_DEFAULTS = {
+    "distill.augment_per_image": False,
+    "evaluate.augment_per_image": False,
+    "posterior.weight": "n/m",
+    "evaluate.coreset_weight": 1.0,
+}
 
 
 def run(tmp: Path, legacy: bool = False) -> dict[str, str]:
@@ -109,8 +138,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", help="write the fingerprints to this JSON file")
     parser.add_argument("--compare", help="compare with the fingerprints in this JSON file")
-    parser.add_argument("--earlier-defaults", action="store_true",
-                        help="run with the options that restore the earlier DSA and rKL defaults (EARLIER_DEFAULTS)")
+    parser.add_argument(
+        "--earlier-defaults",
+        action="store_true",
+        help="run with the options that restore the earlier DSA and rKL defaults (EARLIER_DEFAULTS)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:

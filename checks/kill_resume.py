@@ -32,12 +32,47 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 from common import machine, write_results  # noqa: E402
 
-ARGS = ["--preset", "quick", "--model.width", "4", "--experts.num_experts", "2", "--experts.epochs", "8",
-        "--experts.batch_size", "64", "--distill.iterations", "40", "--distill.checkpoint_every", "4",
-        "--distill.max_start_epoch", "4", "--distill.student_steps", "2", "--fkl.num_samples", "2",
-        "--distill.lr_images", "10", "--ipcs", "2", "--methods", "random,fkl", "--evaluate.chains", "2",
-        "--evaluate.iterations", "4", "--evaluate.burn_in", "2", "--evaluate.thin", "1", "--evaluate.repeats", "2",
-        "--quiet", "--threads", "1"]
+ARGS = [
+    "--preset",
+    "quick",
+    "--model.width",
+    "4",
+    "--experts.num_experts",
+    "2",
+    "--experts.epochs",
+    "8",
+    "--experts.batch_size",
+    "64",
+    "--distill.iterations",
+    "40",
+    "--distill.checkpoint_every",
+    "4",
+    "--distill.max_start_epoch",
+    "4",
+    "--distill.student_steps",
+    "2",
+    "--fkl.num_samples",
+    "2",
+    "--distill.lr_images",
+    "10",
+    "--ipcs",
+    "2",
+    "--methods",
+    "random,fkl",
+    "--evaluate.chains",
+    "2",
+    "--evaluate.iterations",
+    "4",
+    "--evaluate.burn_in",
+    "2",
+    "--evaluate.thin",
+    "1",
+    "--evaluate.repeats",
+    "2",
+    "--quiet",
+    "--threads",
+    "1",
+]
 
 
 def write_data(root: Path) -> None:
@@ -122,19 +157,37 @@ def main() -> None:
         stage = stage_at(out) if killed else "finished before the kill"
         rerun = subprocess.run(command(out, data), env=env, capture_output=True, text=True)
         same = rerun.returncode == 0 and artifacts(out) == reference
-        trial = {"trial": k, "delay_s": round(delay, 2), "killed": killed, "stage": stage,
-                 "rerun_exit": rerun.returncode, "identical": same, "problems": problems(out)}
+        trial = {
+            "trial": k,
+            "delay_s": round(delay, 2),
+            "killed": killed,
+            "stage": stage,
+            "rerun_exit": rerun.returncode,
+            "identical": same,
+            "problems": problems(out),
+        }
         trials.append(trial)
         print(json.dumps(trial), flush=True)
     ok = sum(t["identical"] and not t["problems"] for t in trials)
     killed = sum(t["killed"] for t in trials)
-    lines = [f"{ok}/{len(trials)} resumed runs identical to the uninterrupted run with nothing left behind "
-             f"({killed} of the {len(trials)} were killed mid-run; uninterrupted wall time {wall:.1f} s).", "",
-             "| trial | kill after (s) | stage when killed | re-run exit | identical | problems |", "|---|---|---|---|---|---|"]
-    lines += [f"| {t['trial']} | {t['delay_s']} | {t['stage']} | {t['rerun_exit']} | {t['identical']} | "
-              f"{'; '.join(t['problems']) or '-'} |" for t in trials]
-    write_results("kill_resume", {"machine": machine(), "trials": trials, "identical": ok, "wall_s": wall,
-                                  "args": vars(args)}, "\n".join(lines) + "\n", RESULTS)
+    lines = [
+        f"{ok}/{len(trials)} resumed runs identical to the uninterrupted run with nothing left behind "
+        f"({killed} of the {len(trials)} were killed mid-run; uninterrupted wall time {wall:.1f} s).",
+        "",
+        "| trial | kill after (s) | stage when killed | re-run exit | identical | problems |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {t['trial']} | {t['delay_s']} | {t['stage']} | {t['rerun_exit']} | {t['identical']} | "
+        f"{'; '.join(t['problems']) or '-'} |"
+        for t in trials
+    ]
+    write_results(
+        "kill_resume",
+        {"machine": machine(), "trials": trials, "identical": ok, "wall_s": wall, "args": vars(args)},
+        "\n".join(lines) + "\n",
+        RESULTS,
+    )
     print("\n".join(lines[:1]))
 
 

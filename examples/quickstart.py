@@ -24,14 +24,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--width", type=int, default=16, help="ConvNet channels")
     args = parser.parse_args(argv)
 
-    config = bpc.make_config("demo", overrides={
-        "data.root": args.data_root, "data.train_subset": args.train_subset,
-        "model.width": args.width,
-        "experts.num_experts": 2, "experts.epochs": 3,
-        "distill.iterations": args.iterations, "distill.max_start_epoch": 1,
-        "evaluate.chains": 2, "evaluate.iterations": 20, "evaluate.burn_in": 10, "evaluate.thin": 5,
-        "evaluate.repeats": 1,
-    })
+    config = bpc.make_config(
+        "demo",
+        overrides={
+            "data.root": args.data_root,
+            "data.train_subset": args.train_subset,
+            "model.width": args.width,
+            "experts.num_experts": 2,
+            "experts.epochs": 3,
+            "distill.iterations": args.iterations,
+            "distill.max_start_epoch": 1,
+            "evaluate.chains": 2,
+            "evaluate.iterations": 20,
+            "evaluate.burn_in": 10,
+            "evaluate.thin": 5,
+            "evaluate.repeats": 1,
+        },
+    )
     run = bpc.Run(config, args.out, quiet=True)
     run.experts()
     accuracy = {}
@@ -39,8 +48,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         coreset = run.distill(method, ipc=2)
         result = run.evaluate(method, ipc=2, protocol="hmc")
         accuracy[method] = result.summary["accuracy"]["mean"]
-        print(f"{method}: {len(coreset)} images, coreset posterior w = {coreset.posterior.weight:g}, "
-              f"HMC accuracy {accuracy[method]:.4f}, NLL {result.summary['nll']['mean']:.4f}")
+        print(
+            f"{method}: {len(coreset)} images, coreset posterior w = {coreset.posterior.weight:g}, "
+            f"HMC accuracy {accuracy[method]:.4f}, NLL {result.summary['nll']['mean']:.4f}"
+        )
     return accuracy
 
 

@@ -38,8 +38,11 @@ def test_the_quickstart_uses_only_the_public_api():
     modules += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert "pseudocoresets" in modules
     assert not [m for m in modules if m and m.startswith("pseudocoresets.")]
-    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-            and n.value.id == "bpc"}
+    used = {
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "bpc"
+    }
     assert used and used <= set(pseudocoresets.__all__)
 
 
@@ -48,8 +51,20 @@ def test_the_quickstart_runs(tiny_data, tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
     import quickstart
 
-    accuracy = quickstart.main(["--data-root", str(tiny_data), "--out", str(tmp_path / "q"), "--train-subset", "0",
-                                "--iterations", "2", "--width", "4"])
+    accuracy = quickstart.main(
+        [
+            "--data-root",
+            str(tiny_data),
+            "--out",
+            str(tmp_path / "q"),
+            "--train-subset",
+            "0",
+            "--iterations",
+            "2",
+            "--width",
+            "4",
+        ]
+    )
     assert set(accuracy) == {"random", "fkl"} and all(0 <= a <= 1 for a in accuracy.values())
     out = capsys.readouterr().out
     assert "fkl: 20 images" in out and "HMC accuracy" in out

@@ -64,10 +64,19 @@ def toy_registered(monkeypatch):
 @pytest.fixture
 def workspace(tmp_path):
     root = make_fashion_dir(tmp_path / "fm", n_train=60, n_test=20)
-    cfg = config.apply_overrides(config.preset("quick"), {
-        "data.root": str(root), "model.width": 4, "distill.iterations": 30, "evaluate.chains": 1,
-        "evaluate.iterations": 3, "evaluate.burn_in": 1, "evaluate.thin": 1, "evaluate.repeats": 1,
-    })
+    cfg = config.apply_overrides(
+        config.preset("quick"),
+        {
+            "data.root": str(root),
+            "model.width": 4,
+            "distill.iterations": 30,
+            "evaluate.chains": 1,
+            "evaluate.iterations": 3,
+            "evaluate.burn_in": 1,
+            "evaluate.thin": 1,
+            "evaluate.repeats": 1,
+        },
+    )
     return Workspace(cfg, tmp_path / "run", torch.device("cpu"), quiet=True)
 
 
@@ -121,7 +130,8 @@ class RandomWalkMetropolis:
 
     def step(self, state, g):
         proposal = state.position + self.step_size * torch.randn(
-            state.position.shape, generator=g, dtype=state.position.dtype, device=state.position.device)
+            state.position.shape, generator=g, dtype=state.position.dtype, device=state.position.device
+        )
         potential = self.potential_and_grad(proposal)[0]
         prob = math.exp(min(0.0, -float(potential - state.potential)))
         accepted = float(torch.rand((), generator=g, device=g.device)) < prob
@@ -136,17 +146,25 @@ def test_the_toy_kernel_samples_a_known_gaussian_through_the_shared_driver():
         return 0.5 * (z * z).sum(), z / std
 
     g = torch.Generator().manual_seed(0)
-    chain = run_chain(RandomWalkMetropolis(potential_and_grad, 1.0), torch.zeros(2, dtype=torch.float64), g,
-                      iterations=20000, burn_in=1000, thin=5)
+    chain = run_chain(
+        RandomWalkMetropolis(potential_and_grad, 1.0),
+        torch.zeros(2, dtype=torch.float64),
+        g,
+        iterations=20000,
+        burn_in=1000,
+        thin=5,
+    )
     s = torch.stack(chain.samples)
     assert ((s.mean(0) - mean).abs() < 0.15 * std * 2).all() and ((s.std(0) / std - 1).abs() < 0.15).all()
     assert 0.2 < sum(chain.accept_probs) / len(chain.accept_probs) < 0.9
 
 
 def test_a_new_sampler_is_one_row_of_the_protocol_table(monkeypatch):
-    monkeypatch.setitem(protocols.PROTOCOLS, "rwm",
-                        lambda posterior, cfg: (RandomWalkMetropolis(posterior.potential_and_grad, cfg.step_size),
-                                                None, 0))
+    monkeypatch.setitem(
+        protocols.PROTOCOLS,
+        "rwm",
+        lambda posterior, cfg: (RandomWalkMetropolis(posterior.potential_and_grad, cfg.step_size), None, 0),
+    )
     torch.manual_seed(0)
     model = FlatModel(build_convnet(ModelConfig(width=2, depth=1), 1, 8, 3))
     x, y = torch.randn(6, 1, 8, 8), torch.arange(6) % 3

@@ -67,8 +67,10 @@ def upward_imports(files: dict[Path, str]) -> list[str]:
             if target not in RANK or unit not in RANK:
                 bad.append(f"{path.relative_to(PACKAGE)}:{line}: {unit} -> {target} (unit not in LAYERS)")
             elif RANK[target] >= RANK[unit]:
-                bad.append(f"{path.relative_to(PACKAGE)}:{line}: {unit} (layer {RANK[unit]}) imports {target} "
-                           f"(layer {RANK[target]})")
+                bad.append(
+                    f"{path.relative_to(PACKAGE)}:{line}: {unit} (layer {RANK[unit]}) imports {target} "
+                    f"(layer {RANK[target]})"
+                )
     return bad
 
 
@@ -92,4 +94,8 @@ def test_an_upward_import_is_caught():
     sampler = PACKAGE / "samplers" / "hmc.py"
     files[sampler] = files[sampler] + "\ndef f():\n    from pseudocoresets.evaluation import metrics\n"
     bad = upward_imports(files)
-    assert len(bad) == 2 and "data (layer 2) imports pipeline" in bad[0] and "samplers (layer 3) imports evaluation" in bad[1]
+    assert (
+        len(bad) == 2
+        and "data (layer 2) imports pipeline" in bad[0]
+        and "samplers (layer 3) imports evaluation" in bad[1]
+    )

@@ -31,6 +31,23 @@ from .pipeline.coreset import Coreset, load_coreset  # noqa: E402
 from .reference import ReferenceConfig  # noqa: E402
 from .samplers import PosteriorConfig  # noqa: E402
 
-__all__ = ["OBJECTIVES", "PRESETS", "PROTOCOLS", "Coreset", "DataConfig", "DistillConfig", "EvalConfig",
-           "Evaluation", "ExpertConfig", "ModelConfig", "PosteriorConfig", "ReferenceConfig", "Run", "RunConfig",
-           "UserError", "__version__", "load_coreset", "make_config"]
+__all__ = [
+    "OBJECTIVES",
+    "PRESETS",
+    "PROTOCOLS",
+    "Coreset",
+    "DataConfig",
+    "DistillConfig",
+    "EvalConfig",
+    "Evaluation",
+    "ExpertConfig",
+    "ModelConfig",
+    "PosteriorConfig",
+    "ReferenceConfig",
+    "Run",
+    "RunConfig",
+    "UserError",
+    "__version__",
+    "load_coreset",
+    "make_config",
+]

@@ -40,8 +40,9 @@ from .pipeline.workspace import Workspace
 from .utils import choose_device
 
 
-def make_config(preset_name: str = "quick", file: str | Path | None = None,
-                overrides: Mapping[str, Any] | None = None) -> RunConfig:
+def make_config(
+    preset_name: str = "quick", file: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> RunConfig:
     """A validated :class:`RunConfig`: the preset ``preset_name`` (``quick``, ``demo``, ``medium``, ``paper``,
     ``blr``, ``none``), then a YAML/JSON ``file`` of sections, then ``overrides`` with dotted keys as on the
     command line (``{"distill.iterations": 50, "methods": "random,fkl"}``). Raises :class:`UserError` naming the
@@ -81,8 +82,14 @@ class Run:
         quiet: no progress bars or messages.
     """
 
-    def __init__(self, config: RunConfig | str = "quick", out: str | Path = "runs/quick", *,
-                 device: str | torch.device = "auto", quiet: bool = False):
+    def __init__(
+        self,
+        config: RunConfig | str = "quick",
+        out: str | Path = "runs/quick",
+        *,
+        device: str | torch.device = "auto",
+        quiet: bool = False,
+    ):
         if isinstance(config, str):
             config = make_config(config)
         if not str(out).strip():

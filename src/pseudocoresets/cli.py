@@ -49,11 +49,17 @@ def _add_section(parser: argparse.ArgumentParser, section: str) -> None:
         help_text = f"{f.metadata.get('help', '')} (default of no preset: {default})"
         flag = f"--{section}.{f.name}"
         if tname == "bool":
-            group.add_argument(flag, dest=f"{section}.{f.name}", action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS, help=help_text)
+            group.add_argument(
+                flag,
+                dest=f"{section}.{f.name}",
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
         else:
-            group.add_argument(flag, dest=f"{section}.{f.name}", default=argparse.SUPPRESS, metavar=tname.upper(),
-                               help=help_text)
+            group.add_argument(
+                flag, dest=f"{section}.{f.name}", default=argparse.SUPPRESS, metavar=tname.upper(), help=help_text
+            )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,25 +78,39 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name in STAGES:
         p = sub.add_parser(name, help=DESCRIPTIONS[name], description=DESCRIPTIONS[name])
-        p.add_argument("--preset", default="quick", choices=list(PRESETS),
-                       help="starting configuration: quick (Fashion-MNIST, small ConvNet, CPU minutes), demo (quick "
-                       "on a 10,000-image subset with smaller budgets: `make demo`), "
-                       "medium (CIFAR-10, ConvNet width 48, 4 experts x 5 epochs, 250 iterations, HMC 5 chains: "
-                       "Random, rKL, W and fKL in <= 2 h on 2 CPU cores), "
-                       "paper (CIFAR-10, the paper's settings, meant for a GPU), none (dataclass defaults)")
+        p.add_argument(
+            "--preset",
+            default="quick",
+            choices=list(PRESETS),
+            help="starting configuration: quick (Fashion-MNIST, small ConvNet, CPU minutes), demo (quick "
+            "on a 10,000-image subset with smaller budgets: `make demo`), "
+            "medium (CIFAR-10, ConvNet width 48, 4 experts x 5 epochs, 250 iterations, HMC 5 chains: "
+            "Random, rKL, W and fKL in <= 2 h on 2 CPU cores), "
+            "paper (CIFAR-10, the paper's settings, meant for a GPU), none (dataclass defaults)",
+        )
         p.add_argument("--config", help="YAML/JSON file of sections (e.g. 'distill: {ipc: 20}') applied on the preset")
         p.add_argument("--out", help="run directory holding every stage's artifacts (default: runs/<preset>)")
         p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...")
         p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
         p.add_argument("--quiet", action="store_true", help="no progress output")
-        p.add_argument("--precision", default=argparse.SUPPRESS, choices=["fp32", "bf16", "auto"],
-                       help="compute precision of every network pass (same as --model.precision): fp32; bf16 mixed "
-                       "precision (parameters, pixels and sums stay fp32); auto = bf16 where the device has it")
-        p.add_argument("--methods", default=argparse.SUPPRESS,
-                       help="comma-separated methods, e.g. random,fkl (default: the preset's)")
+        p.add_argument(
+            "--precision",
+            default=argparse.SUPPRESS,
+            choices=["fp32", "bf16", "auto"],
+            help="compute precision of every network pass (same as --model.precision): fp32; bf16 mixed "
+            "precision (parameters, pixels and sums stay fp32); auto = bf16 where the device has it",
+        )
+        p.add_argument(
+            "--methods",
+            default=argparse.SUPPRESS,
+            help="comma-separated methods, e.g. random,fkl (default: the preset's)",
+        )
         p.add_argument("--ipcs", default=argparse.SUPPRESS, help="comma-separated images per class, e.g. 1,10,20")
-        p.add_argument("--protocols", default=argparse.SUPPRESS,
-                       help="comma-separated evaluation protocols: hmc, asghmc, vbpc (default: the preset's)")
+        p.add_argument(
+            "--protocols",
+            default=argparse.SUPPRESS,
+            help="comma-separated evaluation protocols: hmc, asghmc, vbpc (default: the preset's)",
+        )
         if name == "import":
             p.add_argument("--from", dest="source", required=True, help="the distilled set to import")
         for section in sections():
@@ -137,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
 
             source = Path(args.out) / "coresets" / args.coreset
             if not (source / "coreset.safetensors").is_file():
-                raise UserError(f"no coreset {args.coreset!r} in {Path(args.out) / 'coresets'}; see the directory names there")
+                raise UserError(
+                    f"no coreset {args.coreset!r} in {Path(args.out) / 'coresets'}; see the directory names there"
+                )
             for path in export_coreset(source, Path(args.to)):
                 print(f"wrote {path}")
             return 0
@@ -175,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:  # read-only or full disk, a path that is not a directory, permissions...
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"bpc: error: {exc.strerror or exc}{where}; check that --out and the data paths are writable "
-              "directories on a disk with free space", file=sys.stderr)
+        print(
+            f"bpc: error: {exc.strerror or exc}{where}; check that --out and the data paths are writable "
+            "directories on a disk with free space",
+            file=sys.stderr,
+        )
         return 2
 
 

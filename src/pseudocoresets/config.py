@@ -29,8 +29,15 @@ from .reference import ReferenceConfig
 from .samplers import PosteriorConfig
 from .utils import flatten_dict
 
-STAGE_SECTIONS = {"data": DataConfig, "model": ModelConfig, "experts": ExpertConfig, "posterior": PosteriorConfig,
-                  "reference": ReferenceConfig, "distill": DistillConfig, "evaluate": EvalConfig}
+STAGE_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "experts": ExpertConfig,
+    "posterior": PosteriorConfig,
+    "reference": ReferenceConfig,
+    "distill": DistillConfig,
+    "evaluate": EvalConfig,
+}
 TOP_LEVEL = ("methods", "ipcs", "protocols")
 PRESETS = ("quick", "demo", "medium", "paper", "blr", "none")
 
@@ -127,8 +134,9 @@ def preset(name: str) -> RunConfig:
             model=ModelConfig(width=32, depth=3),
             experts=ExpertConfig(num_experts=3, epochs=4),
             reference=ReferenceConfig(chains=2, cycles=3, epochs_per_cycle=1.0, batch_size=256),
-            distill=DistillConfig(iterations=150, lr_images=100.0, lr_student=0.01, student_steps=20,
-                                  max_start_epoch=2, expert_epochs=1),
+            distill=DistillConfig(
+                iterations=150, lr_images=100.0, lr_student=0.01, student_steps=20, max_start_epoch=2, expert_epochs=1
+            ),
             evaluate=EvalConfig(chains=4, iterations=40, burn_in=20, thin=10, repeats=3),
             objectives=_objective_sections({"fkl": {"num_samples": 10}, "rkl": {"num_samples": 10}}),
             methods=["random", "fkl"],
@@ -143,15 +151,18 @@ def preset(name: str) -> RunConfig:
         config.section("fkl").num_samples = 5
         config.preset = "demo"
         return config
-    if name == "medium":  # CIFAR-10 on 2 CPU cores in <= 2 h (experiments/table1/table1_medium.sh): wider than quick, more
+    if (
+        name == "medium"
+    ):  # CIFAR-10 on 2 CPU cores in <= 2 h (experiments/table1/table1_medium.sh): wider than quick, more
         # experts, epochs, iterations and chains; L_u = 10 student steps (quick: 20) pays for them
         return RunConfig(
             data=DataConfig(name="cifar10"),
             model=ModelConfig(width=48, depth=3),
             experts=ExpertConfig(num_experts=4, epochs=5),
             reference=ReferenceConfig(chains=2, cycles=3, epochs_per_cycle=1.0, batch_size=256),
-            distill=DistillConfig(iterations=250, lr_images=100.0, lr_student=0.01, student_steps=10,
-                                  max_start_epoch=3, expert_epochs=1),
+            distill=DistillConfig(
+                iterations=250, lr_images=100.0, lr_student=0.01, student_steps=10, max_start_epoch=3, expert_epochs=1
+            ),
             evaluate=EvalConfig(chains=5, iterations=50, burn_in=20, thin=10, repeats=3),
             # a real batch of 500 for rKL: its S = 10 data-likelihood passes are most of an iteration
             objectives=_objective_sections({"fkl": {"num_samples": 10}, "rkl": {"num_samples": 10, "real_batch": 500}}),
@@ -176,8 +187,16 @@ def preset(name: str) -> RunConfig:
             model=ModelConfig(arch="linear", likelihood="gaussian", noise_std=1.0),
             experts=ExpertConfig(num_experts=8, epochs=30, lr=0.05, batch_size=32),
             reference=ReferenceConfig(sampler="hmc", chains=4, iterations=400, burn_in=200, thin=5),
-            distill=DistillConfig(iterations=300, optimizer="adam", lr_images=0.05, lr_schedule="linear",
-                                  lr_student=0.01, student_steps=30, max_start_epoch=10, expert_epochs=1),
+            distill=DistillConfig(
+                iterations=300,
+                optimizer="adam",
+                lr_images=0.05,
+                lr_schedule="linear",
+                lr_student=0.01,
+                student_steps=30,
+                max_start_epoch=10,
+                expert_epochs=1,
+            ),
             evaluate=EvalConfig(chains=4, iterations=400, burn_in=200, thin=5, repeats=3),
             # fkl_mcmc: more chains, and pi_x from the reference posterior's samples (HMC), without noise
             objectives=_objective_sections({"fkl_mcmc": {"chains": 8, "x_source": "reference", "noise_x": 0.0}}),

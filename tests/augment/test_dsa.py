@@ -354,8 +354,9 @@ def test_per_image_draw_equals_each_image_transformed_by_its_own_single_draw(op)
         params = dsa.sample(gen(seed), 5)
         out = dsa.apply(x, params)
         for i in range(5):
-            single = {k: (v[i].item() if isinstance(v, torch.Tensor) else v) for k, v in params.items()
-                      if k != "per_image"}
+            single = {
+                k: (v[i].item() if isinstance(v, torch.Tensor) else v) for k, v in params.items() if k != "per_image"
+            }
             assert torch.allclose(out[i : i + 1], DSA(op).apply(x[i : i + 1], single), atol=1e-12), (op, seed, i)
 
 

@@ -19,11 +19,13 @@ def opts(*extra):
 
 def with_file(name: str, content, *extra, stage="run", data=True):
     """A command reading a file ``name`` (in the case's directory) holding ``content``."""
+
     def build(ctx):
         path = ctx.tmp / name
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
         args = [a.replace("{file}", str(path)) for a in extra]
         return [stage, "--out", str(ctx.out), *(["--data.root", str(ctx.data)] if data else []), *TINY, *args]
+
     return build
 
 
@@ -31,13 +33,30 @@ def tabular(content: str, *extra):
     def build(ctx):
         path = ctx.tmp / "table.csv"
         path.write_text(content)
-        return ["experts", "--out", str(ctx.out), "--preset", "blr", "--data.name", "tabular", "--data.root",
-                str(path), "--model.arch", "linear", "--model.likelihood", "gaussian", "--quiet", *extra]
+        return [
+            "experts",
+            "--out",
+            str(ctx.out),
+            "--preset",
+            "blr",
+            "--data.name",
+            "tabular",
+            "--data.root",
+            str(path),
+            "--model.arch",
+            "linear",
+            "--model.likelihood",
+            "gaussian",
+            "--quiet",
+            *extra,
+        ]
+
     return build
 
 
 def broken_artifact(relpath: str, content, stage: str, *extra):
     """The finished tiny run, copied, with one artifact replaced by ``content`` (None: deleted)."""
+
     def build(ctx):
         shutil.copytree(ctx.run, ctx.out)
         path = ctx.out / relpath
@@ -50,8 +69,16 @@ def broken_artifact(relpath: str, content, stage: str, *extra):
         if stage in ("distill", "evaluate") and "coresets" not in relpath and "experts" in relpath:
             shutil.rmtree(ctx.out / "coresets", ignore_errors=True)
             shutil.rmtree(ctx.out / "evals", ignore_errors=True)
-        return [stage, *(["--out", str(ctx.out)] if stage == "report" else
-                         ["--out", str(ctx.out), "--data.root", str(ctx.data), *TINY]), *extra]
+        return [
+            stage,
+            *(
+                ["--out", str(ctx.out)]
+                if stage == "report"
+                else ["--out", str(ctx.out), "--data.root", str(ctx.data), *TINY]
+            ),
+            *extra,
+        ]
+
     return build
 
 
@@ -63,6 +90,7 @@ def coreset_tensors(**tensors):
         for k, v in tensors.items():
             t[k] = (v(t[k]) if callable(v) else v).contiguous()
         save_file(t, str(path))
+
     return write
 
 
@@ -73,6 +101,7 @@ def expert_tensor(fn):
         t = load_file(str(path))
         t["trajectory"] = fn(t["trajectory"]).contiguous()
         save_file(t, str(path), metadata={"seed": "0"})
+
     return write
 
 
@@ -102,10 +131,10 @@ CASES = {
     "snapshot_every negative": opts("--distill.snapshot_every", "-1"),
     "imported without a source": opts("--methods", "imported"),
     "import source missing": opts("--methods", "imported", "--distill.import_from", "/nonexistent/set.npz"),
-    "import garbage npz": with_file("set.npz", b"not a zip", "--methods", "imported", "--distill.import_from",
-                                    "{file}"),
-    "import unknown format": with_file("set.txt", "1,2,3", "--methods", "imported", "--distill.import_from",
-                                       "{file}"),
+    "import garbage npz": with_file(
+        "set.npz", b"not a zip", "--methods", "imported", "--distill.import_from", "{file}"
+    ),
+    "import unknown format": with_file("set.txt", "1,2,3", "--methods", "imported", "--distill.import_from", "{file}"),
     "experts lr nan": opts("--experts.lr", "nan"),
     "experts lr negative": opts("--experts.lr", "-0.1"),
     "experts zero": opts("--experts.num_experts", "0"),
@@ -126,8 +155,9 @@ CASES = {
     "rkl real batch zero": opts("--methods", "rkl", "--rkl.real_batch", "0"),
     "rkl unknown samples": opts("--methods", "rkl", "--rkl.samples", "exact"),
     "fkl_mcmc chain_start unknown": opts("--methods", "fkl_mcmc", "--fkl_mcmc.chain_start", "random"),
-    "chain_thin past chain_steps": opts("--methods", "fkl_mcmc", "--fkl_mcmc.chain_thin", "5",
-                                        "--fkl_mcmc.chain_steps", "2"),
+    "chain_thin past chain_steps": opts(
+        "--methods", "fkl_mcmc", "--fkl_mcmc.chain_thin", "5", "--fkl_mcmc.chain_steps", "2"
+    ),
     "posterior weight text": opts("--posterior.weight", "abc"),
     "posterior weight negative": opts("--posterior.weight", "-2"),
     "temperature zero": opts("--posterior.temperature", "0"),
@@ -155,32 +185,38 @@ CASES = {
     "config unknown section": with_file("c.yaml", "nope: {a: 1}\n", "--config", "{file}"),
     "config missing": opts("--config", "/nonexistent/c.yaml"),
     # data files
-    "garbage tar.gz as CIFAR": with_file("c.tar.gz", b"not a tarball at all", "--data.name", "cifar10",
-                                         "--data.root", "{file}", data=False),
+    "garbage tar.gz as CIFAR": with_file(
+        "c.tar.gz", b"not a tarball at all", "--data.name", "cifar10", "--data.root", "{file}", data=False
+    ),
     "tabular non-numeric": tabular("a,b,y\n1,x,2\n3,4,5\n", "--data.target", "y"),
     "tabular target missing": tabular("a,b,y\n1,2,3\n4,5,6\n", "--data.target", "z"),
     "tabular empty": tabular("", "--data.target", "y"),
-    "tabular test_fraction 1.5": tabular("a,y\n1,2\n3,4\n5,6\n", "--data.target", "y", "--data.test_fraction",
-                                         "1.5"),
+    "tabular test_fraction 1.5": tabular("a,y\n1,2\n3,4\n5,6\n", "--data.target", "y", "--data.test_fraction", "1.5"),
     "train_subset negative": opts("--data.train_subset", "-5"),
     "train_subset larger than the data": opts("--data.train_subset", "100000"),
-    "tabular with DSA": tabular("a,y\n" + "".join(f"{i},{i}\n" for i in range(20)), "--data.target", "y",
-                                "--experts.augment"),
+    "tabular with DSA": tabular(
+        "a,y\n" + "".join(f"{i},{i}\n" for i in range(20)), "--data.target", "y", "--experts.augment"
+    ),
     # artifacts
     "expert file garbage": broken_artifact("experts/expert_000.safetensors", b"garbage", "distill"),
-    "expert file truncated": broken_artifact("experts/expert_000.safetensors",
-                                             lambda p: p.write_bytes(p.read_bytes()[:200]), "distill"),
-    "expert trajectory reshaped": broken_artifact("experts/expert_000.safetensors",
-                                                  expert_tensor(lambda t: t[:, :10]), "distill"),
+    "expert file truncated": broken_artifact(
+        "experts/expert_000.safetensors", lambda p: p.write_bytes(p.read_bytes()[:200]), "distill"
+    ),
+    "expert trajectory reshaped": broken_artifact(
+        "experts/expert_000.safetensors", expert_tensor(lambda t: t[:, :10]), "distill"
+    ),
     "experts manifest a list": broken_artifact("experts/manifest.json", "[]", "distill"),
     "experts config a list": broken_artifact("experts/config.json", "[]", "experts"),
     "coreset garbage": broken_artifact("coresets/fkl-ipc2/coreset.safetensors", b"garbage", "evaluate"),
-    "coreset wrong shape": broken_artifact("coresets/fkl-ipc2/coreset.safetensors",
-                                           coreset_tensors(images=lambda t: t[:, :, :10]), "evaluate"),
-    "coreset label 99": broken_artifact("coresets/fkl-ipc2/coreset.safetensors",
-                                        coreset_tensors(labels=lambda t: t * 0 + 99), "evaluate"),
-    "coreset all NaN": broken_artifact("coresets/fkl-ipc2/coreset.safetensors",
-                                       coreset_tensors(images=lambda t: t * float("nan")), "evaluate"),
+    "coreset wrong shape": broken_artifact(
+        "coresets/fkl-ipc2/coreset.safetensors", coreset_tensors(images=lambda t: t[:, :, :10]), "evaluate"
+    ),
+    "coreset label 99": broken_artifact(
+        "coresets/fkl-ipc2/coreset.safetensors", coreset_tensors(labels=lambda t: t * 0 + 99), "evaluate"
+    ),
+    "coreset all NaN": broken_artifact(
+        "coresets/fkl-ipc2/coreset.safetensors", coreset_tensors(images=lambda t: t * float("nan")), "evaluate"
+    ),
     "coreset summary garbage": broken_artifact("coresets/fkl-ipc2/manifest.json", "{not json", "evaluate"),
     "results an empty object": broken_artifact("evals/fkl-ipc2-hmc/results.json", "{}", "report"),
     "results a list": broken_artifact("evals/fkl-ipc2-hmc/results.json", "[]", "report"),

@@ -25,7 +25,9 @@ def structured(n, channels, size, seed):
         disk = (yy - cy) ** 2 + (xx - cx) ** 2 < rng.uniform(0.15, 0.3) ** 2
         img = np.where(disk, rng.uniform(0.1, 0.3) + rng.uniform(0, 0.15, (3, 1, 1)), img)
         y0, x0 = rng.integers(0, size // 2, 2)
-        img[:, y0 : y0 + size // 4, x0 : x0 + size // 3] = rng.uniform(0.6, 0.9) + rng.uniform(-0.08, 0.08, (3, 1))[..., None]
+        img[:, y0 : y0 + size // 4, x0 : x0 + size // 3] = (
+            rng.uniform(0.6, 0.9) + rng.uniform(-0.08, 0.08, (3, 1))[..., None]
+        )
         if channels == 1:
             img = (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2])[None]
         out.append(img)

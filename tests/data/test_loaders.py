@@ -72,8 +72,11 @@ def make_cifar_dir(root, per_batch=6, seed=0):
     base.mkdir(parents=True)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for name in names:
-        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 b"labels": list(range(per_batch)), b"batch_label": name.encode()}
+        batch = {
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"labels": list(range(per_batch)),
+            b"batch_label": name.encode(),
+        }
         with (base / name).open("wb") as fh:
             pickle.dump(batch, fh, protocol=2)
     with (base / "batches.meta").open("wb") as fh:
@@ -162,7 +165,9 @@ def test_imagefolder_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
     with tarfile.open(tar_path, "w") as tar:  # a changed source is decoded again
         tar.add(tree / "train", arcname="train")
         tar.add(tree / "test", arcname="test")
-    import os, time
+    import os
+    import time
+
     os.utime(tar_path, (time.time() + 5, time.time() + 5))
     load_dataset(cfg)
     assert len(calls) == 1
@@ -190,5 +195,5 @@ def test_normalizer_uses_train_statistics_for_test():
     z = norm(train)
     assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
     assert torch.allclose(z.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-4)
-    assert (norm(test).mean() > 1.0)  # the test split is shifted by the *train* statistics, not re-centred
+    assert norm(test).mean() > 1.0  # the test split is shifted by the *train* statistics, not re-centred
     assert torch.allclose(norm.inverse(norm(test)), test.float() / 255, atol=1e-5)

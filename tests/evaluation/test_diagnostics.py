@@ -70,14 +70,14 @@ def test_an_evaluation_reports_its_diagnostics(one_thread):
     x = torch.randn(12, 5, generator=gen)
     y = torch.arange(12) % 3
     test_x, test_y = torch.randn(40, 5, generator=gen), torch.arange(40) % 3
-    config = EvalConfig(chains=3, iterations=60, burn_in=20, thin=10, repeats=2, step_size=0.1,
-                        diagnostic_points=25)
+    config = EvalConfig(chains=3, iterations=60, burn_in=20, thin=10, repeats=2, step_size=0.1, diagnostic_points=25)
     result = evaluate_coreset(model, x, y, {"test": test_x}, test_y, config, quiet=True)
     for run in result["repeats"]:
         assert 0.9 <= run["rhat_median"] <= run["rhat_max"] and 0 < run["ess_min"] <= run["ess_median"]
         assert run["rhat_max"] < 1.3  # a 15-weight posterior mixes in 40 HMC iterations
     assert set(result["summary"]) >= {"rhat_median", "rhat_max", "ess_median", "ess_min", "acceptance_rate"}
-    off = evaluate_coreset(model, x, y, {"test": test_x}, test_y,
-                           EvalConfig(**{**config.__dict__, "diagnostic_points": 0}), quiet=True)
+    off = evaluate_coreset(
+        model, x, y, {"test": test_x}, test_y, EvalConfig(**{**config.__dict__, "diagnostic_points": 0}), quiet=True
+    )
     assert "rhat_max" not in off["summary"]
     assert off["summary"]["accuracy"] == result["summary"]["accuracy"]  # observing changes no sample

@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from pseudocoresets.evaluation.metrics import (
-    accuracy, brier_score, classification_metrics, expected_calibration_error, nll,
+    accuracy,
+    brier_score,
+    classification_metrics,
+    expected_calibration_error,
+    nll,
 )
 
 
@@ -15,8 +19,12 @@ def test_hand_worked_example():
     labels = torch.tensor([0, 2, 2, 1])
     assert accuracy(probs, labels) == pytest.approx(0.5)
     assert nll(probs, labels) == pytest.approx(-(math.log(0.7) + math.log(0.3) + math.log(0.4) + math.log(0.25)) / 4)
-    brier = ((0.3**2 + 0.2**2 + 0.1**2) + (0.1**2 + 0.6**2 + 0.7**2) + (0.3**2 + 0.3**2 + 0.6**2)
-             + (0.5**2 + 0.75**2 + 0.25**2)) / 4
+    brier = (
+        (0.3**2 + 0.2**2 + 0.1**2)
+        + (0.1**2 + 0.6**2 + 0.7**2)
+        + (0.3**2 + 0.3**2 + 0.6**2)
+        + (0.5**2 + 0.75**2 + 0.25**2)
+    ) / 4
     assert brier_score(probs, labels) == pytest.approx(brier)
     # 2 bins: confidences 0.7 (right), 0.6 (wrong), 0.4 (right), 0.5 (wrong)
     # bin (0, .5]: {0.4 right, 0.5 wrong}: |0.5 - 0.45| * 2/4; bin (.5, 1]: {0.7 right, 0.6 wrong}: |0.5 - 0.65| * 2/4

@@ -16,9 +16,13 @@ from pseudocoresets.models import FlatModel, ModelConfig, build_convnet, build_m
 from pseudocoresets.objectives import OBJECTIVES, DistillContext, build_objective, student
 from pseudocoresets.samplers import CoresetPosterior, PosteriorSpec, hmc
 
-SMALL = {"fkl": dict(num_samples=10), "rkl": dict(num_samples=10, real_batch=64), "wasserstein": dict(),
-         "dc": dict(outer_loop=1, inner_loop=1, real_batch=32), "fkl_mcmc": dict(chains=2, chain_steps=2,
-                                                                                  chain_burn_in=2)}
+SMALL = {
+    "fkl": dict(num_samples=10),
+    "rkl": dict(num_samples=10, real_batch=64),
+    "wasserstein": dict(),
+    "dc": dict(outer_loop=1, inner_loop=1, real_batch=32),
+    "fkl_mcmc": dict(chains=2, chain_steps=2, chain_burn_in=2),
+}
 
 
 @pytest.fixture(scope="module")

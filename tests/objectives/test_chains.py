@@ -12,8 +12,16 @@ from pseudocoresets.utils import generator
 
 
 def _objective(ctx, **options):
-    config = fkl_mcmc.Config(chains=3, chain_steps=2, chain_burn_in=5, chain_step_size=0.1, x_samples=4,
-                             x_source="reference", noise_x=0.0, **options)
+    config = fkl_mcmc.Config(
+        chains=3,
+        chain_steps=2,
+        chain_burn_in=5,
+        chain_step_size=0.1,
+        x_samples=4,
+        x_source="reference",
+        noise_x=0.0,
+        **options,
+    )
     config.validate()
     return fkl_mcmc.build(config, ctx)
 

@@ -14,13 +14,11 @@ import torch
 from pseudocoresets.errors import UserError
 from pseudocoresets.evaluation.gaussian import linear_gaussian_posterior
 from pseudocoresets.evaluation.protocols import EvalConfig
-from pseudocoresets.fidelity.blr import (UNEQUAL_LOG_WEIGHTS, BLRProblem, learnt_weights_run, weight_gradient_check)
+from pseudocoresets.fidelity.blr import UNEQUAL_LOG_WEIGHTS, BLRProblem, learnt_weights_run, weight_gradient_check
 from pseudocoresets.io import save_tensors
 from pseudocoresets.objectives import chains, fkl_mcmc
 from pseudocoresets.pipeline import identity_dict, load_coreset
 from pseudocoresets.samplers import CoresetPosterior, PosteriorSpec
-
-
 
 
 @pytest.mark.parametrize("log_weights", [None, UNEQUAL_LOG_WEIGHTS], ids=["v=1", "unequal v"])
@@ -32,8 +30,11 @@ def test_weight_gradient_has_the_exact_direction_and_scale(blr_bench, log_weight
 
 def test_chains_blind_to_the_weights_fail(blr_bench, monkeypatch):
     advance = chains.PersistentChains.advance
-    monkeypatch.setattr(chains.PersistentChains, "advance",
-                        lambda self, images, labels, g, point_weights=None: advance(self, images, labels, g, None))
+    monkeypatch.setattr(
+        chains.PersistentChains,
+        "advance",
+        lambda self, images, labels, g, point_weights=None: advance(self, images, labels, g, None),
+    )
     check = weight_gradient_check(*blr_bench, log_weights=UNEQUAL_LOG_WEIGHTS)
     assert check["cosine"] < 0.97 or not 0.8 <= check["scale"] <= 1.25  # measured: cosine 0.30, scale 2.29
 
@@ -76,11 +77,15 @@ def test_point_weights_enter_the_energy_and_the_exact_posterior():
 
 def test_recorded_point_weights_are_loaded_and_checked(tmp_path):
     import json
+
     images, labels = torch.zeros(4, 1, 2, 2), torch.arange(4)
     for weights, ok in (((1.0, 2.0, 0.5, 1.5), True), ((1.0, 2.0), False), ((1.0, -2.0, 1.0, 1.0), False)):
         spec = PosteriorSpec(1.0, 1.0, 1.0, weights)
-        save_tensors(tmp_path / "coreset.safetensors", {"images": images, "labels": labels},
-                     metadata={"posterior": json.dumps(identity_dict(spec))})
+        save_tensors(
+            tmp_path / "coreset.safetensors",
+            {"images": images, "labels": labels},
+            metadata={"posterior": json.dumps(identity_dict(spec))},
+        )
         if ok:
             assert load_coreset(tmp_path, torch.device("cpu")).posterior == spec
         else:

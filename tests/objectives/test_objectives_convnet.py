@@ -29,22 +29,37 @@ def setup(tmp_path_factory):
     return ctx, x, y
 
 
-SMALL = {"fkl": dict(num_samples=2), "rkl": dict(num_samples=2, real_batch=40), "wasserstein": dict(lr_lr=1e-4),
-         "dc": dict(outer_loop=2, inner_loop=2, real_batch=16, lr_net=0.05)}
+SMALL = {
+    "fkl": dict(num_samples=2),
+    "rkl": dict(num_samples=2, real_batch=40),
+    "wasserstein": dict(lr_lr=1e-4),
+    "dc": dict(outer_loop=2, inner_loop=2, real_batch=16, lr_net=0.05),
+}
 
 
 def _config(method, objective=None, **kw):
     """(DistillConfig, the objective's Config) of a tiny run; ``objective`` overrides the objective's options."""
-    base = dict(method=method, ipc=2, iterations=3, lr_images=1.0, lr_student=0.05, student_steps=3,
-                expert_epochs=1, max_start_epoch=1)
+    base = dict(
+        method=method,
+        ipc=2,
+        iterations=3,
+        lr_images=1.0,
+        lr_student=0.05,
+        student_steps=3,
+        expert_epochs=1,
+        max_start_epoch=1,
+    )
     base.update(kw)
     return DistillConfig(**base), OBJECTIVES[method].Config(**{**SMALL.get(method, {}), **(objective or {})})
 
 
 CHAINS = {"chains": 2, "chain_steps": 2, "chain_burn_in": 2}
-VARIANTS = [(m, {}) for m in sorted(OBJECTIVES)] + [("rkl", {"samples": "chains", **CHAINS}), ("fkl_mcmc", CHAINS),
-                                                   ("fkl_mcmc", {**CHAINS, "learn_weights": True}),
-                                                   ("fkl_mcmc", {**CHAINS, "chain_start": "x", "x_samples": 2})]
+VARIANTS = [(m, {}) for m in sorted(OBJECTIVES)] + [
+    ("rkl", {"samples": "chains", **CHAINS}),
+    ("fkl_mcmc", CHAINS),
+    ("fkl_mcmc", {**CHAINS, "learn_weights": True}),
+    ("fkl_mcmc", {**CHAINS, "chain_start": "x", "x_samples": 2}),
+]
 
 
 @pytest.mark.parametrize("method,options", VARIANTS, ids=[f"{m}{'-' + str(o) if o else ''}" for m, o in VARIANTS])
@@ -98,14 +113,29 @@ def test_resume_from_a_checkpoint_is_bit_identical(setup, method, options, optim
     fails all 14."""
     ctx, x, y = setup
     pick = [0, 4, 1, 5, 2, 6, 3, 7]
-    cfg, obj = _config(method, options, iterations=5, optimizer=optimizer, lr_schedule="linear",
-                       lr_images=0.1 if optimizer == "adam" else 1.0, checkpoint_every=0)
+    cfg, obj = _config(
+        method,
+        options,
+        iterations=5,
+        optimizer=optimizer,
+        lr_schedule="linear",
+        lr_images=0.1 if optimizer == "adam" else 1.0,
+        checkpoint_every=0,
+    )
     full, full_summary = distill(cfg, obj, ctx, x[pick].clone(), y[pick], quiet=True)
     saved = []
     calls = iter(range(100))
     with pytest.raises(KeyboardInterrupt):
-        distill(cfg, obj, ctx, x[pick].clone(), y[pick], quiet=True, on_checkpoint=saved.append,
-                stop_requested=lambda: next(calls) == 2)
+        distill(
+            cfg,
+            obj,
+            ctx,
+            x[pick].clone(),
+            y[pick],
+            quiet=True,
+            on_checkpoint=saved.append,
+            stop_requested=lambda: next(calls) == 2,
+        )
     assert len(saved) == 1 and int(saved[0]["iteration"][0]) == 3
     resumed, summary = distill(cfg, obj, ctx, x[pick].clone(), y[pick], quiet=True, resume=saved[0])
     assert torch.equal(resumed, full)
@@ -117,8 +147,14 @@ def test_periodic_checkpoints(setup):
     ctx, x, y = setup
     pick = [0, 4, 1, 5, 2, 6, 3, 7]
     saved = []
-    distill(*_config("fkl", iterations=7, checkpoint_every=3), ctx, x[pick].clone(), y[pick], quiet=True,
-            on_checkpoint=saved.append)
+    distill(
+        *_config("fkl", iterations=7, checkpoint_every=3),
+        ctx,
+        x[pick].clone(),
+        y[pick],
+        quiet=True,
+        on_checkpoint=saved.append,
+    )
     assert [int(s["iteration"][0]) for s in saved] == [3, 6]
 
 

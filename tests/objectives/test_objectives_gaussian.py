@@ -20,8 +20,14 @@ def _rkl_estimate(model, x, y, u, v, num, g):
         mu, cu = model.posterior(u, v)
     thetas = model.sample(mu, cu, num, g)
     m, n = len(u), len(x)  # the estimator takes mean log-likelihoods and returns grad KL * T / (w N)
-    rkl_surrogate(lambda th, s: model.log_lik(th, u, v) / m, lambda th, s: model.log_lik(th, x, y) / n, thetas,
-                  m, n, PosteriorSpec(1.0, 1.0, model.prior))
+    rkl_surrogate(
+        lambda th, s: model.log_lik(th, u, v) / m,
+        lambda th, s: model.log_lik(th, x, y) / n,
+        thetas,
+        m,
+        n,
+        PosteriorSpec(1.0, 1.0, model.prior),
+    )
     return u.grad
 
 
@@ -124,8 +130,9 @@ def test_dc_distance_per_output_channel_and_updates_lower_it():
     g = torch.Generator().manual_seed(0)
     conv_r, conv_s = torch.randn(4, 2, 3, 3, generator=g), torch.randn(4, 2, 3, 3, generator=g)
     bias_r, bias_s = torch.randn(4, generator=g), torch.randn(4, generator=g)
-    expected = sum(1 - torch.nn.functional.cosine_similarity(conv_r[i].flatten(), conv_s[i].flatten(), dim=0)
-                   for i in range(4))
+    expected = sum(
+        1 - torch.nn.functional.cosine_similarity(conv_r[i].flatten(), conv_s[i].flatten(), dim=0) for i in range(4)
+    )
     got = layerwise_cosine_distance([conv_r, bias_r], [conv_s, bias_s])  # biases contribute nothing
     assert torch.allclose(got, expected, atol=1e-5)
 

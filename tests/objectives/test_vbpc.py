@@ -31,7 +31,8 @@ def linear_model(d: int):
 def weight_space(u, t, prior=PRIOR, weight=1.0, temperature=1.0, noise=NOISE):
     """(V1)-(V2) directly: Sigma and m in weight space."""
     precision = torch.eye(u.shape[1], dtype=u.dtype) / (prior**2 * temperature) + weight * u.T @ u / (
-        temperature * noise**2)
+        temperature * noise**2
+    )
     cov = torch.linalg.inv(precision)
     return cov @ u.T @ t * weight / (temperature * noise**2), cov
 
@@ -88,9 +89,10 @@ def run_steps(x, y, u, t, steps=150, lr=0.05, lr_targets=0.05):
     targets, the whole data per step); returns the final inputs and targets."""
     model = linear_model(x.shape[1])
     ctx = DistillContext(model, None, x, y, 0, None, torch.device("cpu"), posterior=PosteriorSpec(1.0, 1.0, PRIOR))
-    cfg = DistillConfig(method="vbpc", ipc=len(u), iterations=steps, optimizer="adam", lr_images=lr,
-                        checkpoint_every=0)
-    images, summary = distill(cfg, vbpc.Config(real_batch=0, lr_targets=lr_targets, coreset_noise=NOISE), ctx, u, t, quiet=True)
+    cfg = DistillConfig(method="vbpc", ipc=len(u), iterations=steps, optimizer="adam", lr_images=lr, checkpoint_every=0)
+    images, summary = distill(
+        cfg, vbpc.Config(real_batch=0, lr_targets=lr_targets, coreset_noise=NOISE), ctx, u, t, quiet=True
+    )
     return images, torch.tensor(summary["label_targets"], dtype=x.dtype)[:, 0]
 
 
@@ -135,7 +137,9 @@ def tempered_posterior_matches() -> bool:
     post = last_layer.last_layer_posterior(u, t[:, None], PRIOR, 2.0, 0.3, NOISE)
     m, cov = weight_space(u, t, PRIOR, 2.0, 0.3)
     mu, var = post.moments(x[:20])
-    return torch.allclose(mu[:, 0], x[:20] @ m) and torch.allclose(var, torch.einsum("bi,ij,bj->b", x[:20], cov, x[:20]))
+    return torch.allclose(mu[:, 0], x[:20] @ m) and torch.allclose(
+        var, torch.einsum("bi,ij,bj->b", x[:20], cov, x[:20])
+    )
 
 
 MUTANTS = ["no variance term", "no kl term", "kl sign flipped", "temperature ignored"]
@@ -144,17 +148,22 @@ MUTANTS = ["no variance term", "no kl term", "kl sign flipped", "temperature ign
 def apply_mutant(mutant: str, monkeypatch) -> None:
     if mutant == "no variance term":  # (V7) without -v / (2 s^2)
         original = last_layer.expected_log_lik
-        monkeypatch.setattr(last_layer, "expected_log_lik",
-                            lambda model, mu, var, y: original(model, mu, torch.zeros_like(var), y))
+        monkeypatch.setattr(
+            last_layer, "expected_log_lik", lambda model, mu, var, y: original(model, mu, torch.zeros_like(var), y)
+        )
     elif mutant in ("no kl term", "kl sign flipped"):
         kl = last_layer.LastLayerPosterior.kl_to_prior
         sign = 0.0 if mutant == "no kl term" else -1.0
         monkeypatch.setattr(last_layer.LastLayerPosterior, "kl_to_prior", lambda self: sign * kl(self))
     else:  # T dropped from (V1)
         original = last_layer.last_layer_posterior
-        monkeypatch.setattr(last_layer, "last_layer_posterior",
-                            lambda phi, t, prior_std=1.0, weight=1.0, temperature=1.0, noise=1.0:
-                            original(phi, t, prior_std, weight, 1.0, noise))
+        monkeypatch.setattr(
+            last_layer,
+            "last_layer_posterior",
+            lambda phi, t, prior_std=1.0, weight=1.0, temperature=1.0, noise=1.0: original(
+                phi, t, prior_std, weight, 1.0, noise
+            ),
+        )
 
 
 def test_the_checks_pass_on_the_real_code():

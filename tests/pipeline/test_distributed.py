@@ -21,16 +21,48 @@ from safetensors.torch import load_file
 
 from helpers import TINY, bpc
 
-ARGS = [*TINY, "--methods", "random,fkl,rkl,dc", "--distill.augment", "--dc.real_batch", "20",
-        "--experts.num_experts", "3", "--rkl.num_samples", "3", "--rkl.real_batch", "40", "--fkl.num_samples", "3",
-        "--evaluate.repeats", "3", "--evaluate.agreement",
-        "--reference.chains", "3", "--reference.batch_size", "50", "--reference.epochs_per_cycle", "4",
-        "--reference.samples_per_cycle", "2", "--reference.sample_spacing", "2"]
+ARGS = [
+    *TINY,
+    "--methods",
+    "random,fkl,rkl,dc",
+    "--distill.augment",
+    "--dc.real_batch",
+    "20",
+    "--experts.num_experts",
+    "3",
+    "--rkl.num_samples",
+    "3",
+    "--rkl.real_batch",
+    "40",
+    "--fkl.num_samples",
+    "3",
+    "--evaluate.repeats",
+    "3",
+    "--evaluate.agreement",
+    "--reference.chains",
+    "3",
+    "--reference.batch_size",
+    "50",
+    "--reference.epochs_per_cycle",
+    "4",
+    "--reference.samples_per_cycle",
+    "2",
+    "--reference.sample_spacing",
+    "2",
+]
 
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "pseudocoresets.cli", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "pseudocoresets.cli",
+        *args,
+    ]
     env = {**os.environ, "BPC_QUIET": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -53,8 +85,9 @@ def test_two_processes_train_the_same_experts(runs):
         assert torch.equal(a, b)
     assert json.loads((two / "experts/manifest.json").read_text())["processes"] == 2
     # the expert trained by rank 1 logged its epochs in its own file
-    assert {json.loads(line)["expert"] for line in (two / "experts/progress-rank1.jsonl").read_text().splitlines()} \
-        == {1}
+    assert {json.loads(line)["expert"] for line in (two / "experts/progress-rank1.jsonl").read_text().splitlines()} == {
+        1
+    }
 
 
 @pytest.mark.parametrize("method", ["fkl", "rkl", "dc"])

@@ -34,8 +34,11 @@ def test_run_writes_self_describing_artifacts(finished_run):
 
 def test_rerun_skips_finished_work(finished_run, tiny_data):
     out, _ = finished_run
-    files = [out / "experts/expert_001.safetensors", out / "coresets/fkl-ipc2/coreset.safetensors",
-             out / "evals/fkl-ipc2-hmc/results.json"]
+    files = [
+        out / "experts/expert_001.safetensors",
+        out / "coresets/fkl-ipc2/coreset.safetensors",
+        out / "evals/fkl-ipc2-hmc/results.json",
+    ]
     before = [f.stat().st_mtime_ns for f in files]
     proc = bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY)
     assert [f.stat().st_mtime_ns for f in files] == before
@@ -51,8 +54,9 @@ def test_options_added_later_keep_old_run_directories_valid(finished_run, tiny_d
     assert "train_subset" not in saved["config"]["data"]
     proc = bpc("experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--data.train_subset", "0")
     assert proc.returncode == 0
-    proc = bpc("experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--data.train_subset", "30",
-               check=False)
+    proc = bpc(
+        "experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--data.train_subset", "30", check=False
+    )
     assert proc.returncode == 2 and "different configuration" in proc.stderr
     assert "(differs in data.train_subset)" in proc.stderr  # the line names what differs
 
@@ -114,8 +118,20 @@ def test_impossible_options_give_one_clear_line(tiny_data, tmp_path, args, needl
 
 def test_coreset_posterior_is_recorded_and_used_by_its_evaluation(tiny_data, tmp_path):
     out = tmp_path / "w"
-    bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--methods", "random",
-        "--posterior.weight", "n/m", "--posterior.prior_std", "0.5")
+    bpc(
+        "run",
+        "--out",
+        str(out),
+        "--data.root",
+        str(tiny_data),
+        *TINY,
+        "--methods",
+        "random",
+        "--posterior.weight",
+        "n/m",
+        "--posterior.prior_std",
+        "0.5",
+    )
     # a non-default coreset posterior is named in the directories (-wnm: w = N/M; prior 0.5)
     summary = json.loads((out / "coresets/random-ipc2-wnm-prior0.5/summary.json").read_text())
     assert summary["posterior"] == {"weight": 300 / 20, "temperature": 1.0, "prior_std": 0.5}  # N = 300, M = 20
@@ -123,16 +139,39 @@ def test_coreset_posterior_is_recorded_and_used_by_its_evaluation(tiny_data, tmp
     assert results["posterior"] == summary["posterior"]
     # an evaluation option replaces the recorded value (here in a fresh run directory)
     other = tmp_path / "w2"
-    bpc("run", "--out", str(other), "--data.root", str(tiny_data), *TINY, "--methods", "random",
-        "--posterior.weight", "n/m", "--evaluate.coreset_weight", "2")
+    bpc(
+        "run",
+        "--out",
+        str(other),
+        "--data.root",
+        str(tiny_data),
+        *TINY,
+        "--methods",
+        "random",
+        "--posterior.weight",
+        "n/m",
+        "--evaluate.coreset_weight",
+        "2",
+    )
     path = other / "evals/random-ipc2-hmc-wnm-eval-w2/results.json"
     assert json.loads(path.read_text())["posterior"]["weight"] == 2.0
 
 
 def test_learnt_point_weights_reach_the_artifact_and_the_evaluation(tiny_data, tmp_path):
     out = tmp_path / "lw"
-    bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--methods", "fkl_mcmc",
-        "--fkl_mcmc.learn_weights", "--fkl_mcmc.chain_burn_in", "2")
+    bpc(
+        "run",
+        "--out",
+        str(out),
+        "--data.root",
+        str(tiny_data),
+        *TINY,
+        "--methods",
+        "fkl_mcmc",
+        "--fkl_mcmc.learn_weights",
+        "--fkl_mcmc.chain_burn_in",
+        "2",
+    )
     summary = json.loads((out / "coresets/fkl_mcmc-ipc2/summary.json").read_text())
     weights = summary["posterior"]["point_weights"]
     assert len(weights) == 20 and min(weights) > 0 and max(weights) != min(weights)  # learnt, one per point
@@ -164,9 +203,25 @@ def test_help_explains_every_option():
 
 def test_augmented_zca_asghmc_and_corruptions(tiny_data, tmp_path):
     out = tmp_path / "run"
-    proc = bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--methods", "random,fkl+aug",
-               "--protocols", "hmc,asghmc", "--data.zca", "--data.cache_dir", str(tmp_path / "cache"),
-               "--evaluate.corruptions", "gaussian_noise,fog", "--evaluate.severities", "1,5")
+    proc = bpc(
+        "run",
+        "--out",
+        str(out),
+        "--data.root",
+        str(tiny_data),
+        *TINY,
+        "--methods",
+        "random,fkl+aug",
+        "--protocols",
+        "hmc,asghmc",
+        "--data.zca",
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--evaluate.corruptions",
+        "gaussian_noise,fog",
+        "--evaluate.severities",
+        "1,5",
+    )
     assert "| fashion-mnist | 2 | fkl+aug | asghmc |" in proc.stdout
     res = json.loads((out / "evals/fkl+aug-ipc2-asghmc/results.json").read_text())
     assert set(res["sets"]) == {"gaussian_noise/1", "gaussian_noise/5", "fog/1", "fog/5"}
@@ -184,12 +239,12 @@ def test_table_resumes_without_recomputing_and_report_renders(finished_run, tiny
     out, _ = finished_run
     results = out / "evals/fkl-ipc2-hmc/results.json"
     before = results.stat().st_mtime_ns
-    proc = bpc("table", "--out", str(out), "--data.root", str(tiny_data), *TINY)
+    bpc("table", "--out", str(out), "--data.root", str(tiny_data), *TINY)
     assert results.stat().st_mtime_ns == before  # finished cells are reused
     table = (out / "table.md").read_text()
     assert "| 2 | random |" in table and "| 2 | fkl |" in table and "hmc Acc" in table
     assert (out / "table.csv").read_text().count("\n") == 3  # header + 2 rows
-    proc = bpc("report", "--out", str(out))
+    bpc("report", "--out", str(out))
     page = (out / "report.html").read_text()
     assert "<table>" in page and "<svg" in page and "fig1_fkl-ipc2" in page
     for name in ("fig1_fkl-ipc2.png", "fig1_random-ipc2.svg", "fig2_fourier_ipc2.png"):

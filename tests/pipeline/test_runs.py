@@ -18,8 +18,18 @@ from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
 from pseudocoresets.pipeline.lock import RunDirectoryLock
 from helpers import TINY, bpc
 
-LONGER = [a for a in TINY] + ["--experts.epochs", "8", "--distill.iterations", "40", "--distill.checkpoint_every", "4",
-                              "--distill.max_start_epoch", "4", "--methods", "fkl"]
+LONGER = [a for a in TINY] + [
+    "--experts.epochs",
+    "8",
+    "--distill.iterations",
+    "40",
+    "--distill.checkpoint_every",
+    "4",
+    "--distill.max_start_epoch",
+    "4",
+    "--methods",
+    "fkl",
+]
 
 
 def test_expert_resumes_bit_for_bit_from_any_epoch():
@@ -41,8 +51,12 @@ def test_expert_resumes_bit_for_bit_from_any_epoch():
 def _start(out: Path, data: Path) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "bpc"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pseudocoresets.cli"]
-    return subprocess.Popen(cmd + ["run", "--out", str(out), "--data.root", str(data), *LONGER],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "BPC_QUIET": "1"})
+    return subprocess.Popen(
+        cmd + ["run", "--out", str(out), "--data.root", str(data), *LONGER],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "BPC_QUIET": "1"},
+    )
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> bool:
@@ -164,19 +178,38 @@ def test_evaluation_resumes_from_its_finished_repeats():
     test = {"test": torch.randn(30, 1, 8, 8)}
     cfg = EvalConfig(chains=2, iterations=6, burn_in=2, thin=2, repeats=3)
     saved = []
-    full = evaluate_coreset(model, x, y, test, torch.arange(30) % 3, cfg, quiet=True,
-                            on_repeat=lambda records: saved.append(json.loads(json.dumps(records))))
+    full = evaluate_coreset(
+        model,
+        x,
+        y,
+        test,
+        torch.arange(30) % 3,
+        cfg,
+        quiet=True,
+        on_repeat=lambda records: saved.append(json.loads(json.dumps(records))),
+    )
     assert [len(s) for s in saved] == [1, 2, 3]
     calls = []
-    resumed = evaluate_coreset(model, x, y, test, torch.arange(30) % 3, cfg, quiet=True, finished=saved[0],
-                               on_repeat=lambda records: calls.append(len(records)))
+    resumed = evaluate_coreset(
+        model,
+        x,
+        y,
+        test,
+        torch.arange(30) % 3,
+        cfg,
+        quiet=True,
+        finished=saved[0],
+        on_repeat=lambda records: calls.append(len(records)),
+    )
     assert calls == [2, 3]  # only the missing repeats ran
     assert resumed["summary"] == full["summary"]
     # a record kept from another seed would change the result: the records are what is summarised
     wrong = json.loads(json.dumps(saved[0]))
     wrong[0]["sets"]["test"]["accuracy"] += 0.5
-    assert evaluate_coreset(model, x, y, test, torch.arange(30) % 3, cfg, quiet=True,
-                            finished=wrong)["summary"] != full["summary"]
+    assert (
+        evaluate_coreset(model, x, y, test, torch.arange(30) % 3, cfg, quiet=True, finished=wrong)["summary"]
+        != full["summary"]
+    )
 
 
 def test_report_draws_the_training_curves(uninterrupted):
@@ -204,6 +237,9 @@ def test_snapshots_with_a_quick_score_leave_the_coreset_unchanged(tiny_data, tmp
     snaps = sorted((tmp_path / "b/coresets/fkl-ipc2/snapshots").glob("*.safetensors"))
     assert [p.name for p in snaps] == [f"iter_{k:06d}.safetensors" for k in (1, 2, 3)]
     assert torch.equal(load_file(str(snaps[-1]))["images"], b)
-    scores = [r["snapshot_accuracy"] for r in progress_rows(tmp_path / "b/coresets/fkl-ipc2/progress.jsonl")
-              if "snapshot_accuracy" in r]
+    scores = [
+        r["snapshot_accuracy"]
+        for r in progress_rows(tmp_path / "b/coresets/fkl-ipc2/progress.jsonl")
+        if "snapshot_accuracy" in r
+    ]
     assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)

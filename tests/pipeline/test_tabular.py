@@ -12,11 +12,39 @@ from pseudocoresets.errors import UserError
 from pseudocoresets.evaluation.metrics import gaussian_predictive_metrics, regression_metrics
 
 from helpers import bpc
+
 BLR_TINY = [
-    "--preset", "blr", "--data.synthetic_train", "300", "--data.synthetic_test", "200", "--data.synthetic_dim", "3",
-    "--experts.num_experts", "2", "--experts.epochs", "12", "--distill.iterations", "40", "--ipcs", "6",
-    "--evaluate.chains", "2", "--evaluate.iterations", "150", "--evaluate.burn_in", "50", "--evaluate.repeats", "2",
-    "--reference.chains", "2", "--reference.iterations", "300", "--reference.burn_in", "100", "--quiet",
+    "--preset",
+    "blr",
+    "--data.synthetic_train",
+    "300",
+    "--data.synthetic_test",
+    "200",
+    "--data.synthetic_dim",
+    "3",
+    "--experts.num_experts",
+    "2",
+    "--experts.epochs",
+    "12",
+    "--distill.iterations",
+    "40",
+    "--ipcs",
+    "6",
+    "--evaluate.chains",
+    "2",
+    "--evaluate.iterations",
+    "150",
+    "--evaluate.burn_in",
+    "50",
+    "--evaluate.repeats",
+    "2",
+    "--reference.chains",
+    "2",
+    "--reference.iterations",
+    "300",
+    "--reference.burn_in",
+    "100",
+    "--quiet",
 ]
 
 
@@ -36,8 +64,13 @@ def test_csv_with_header_target_by_name_and_split(tmp_path):
 def test_npz_with_given_split_and_synthetic_data(tmp_path):
     path = tmp_path / "t.npz"
     rng = np.random.default_rng(0)
-    np.savez(path, train_x=rng.normal(size=(30, 4)), train_y=rng.normal(size=30), test_x=rng.normal(size=(7, 4)),
-             test_y=rng.normal(size=7))
+    np.savez(
+        path,
+        train_x=rng.normal(size=(30, 4)),
+        train_y=rng.normal(size=30),
+        test_x=rng.normal(size=(7, 4)),
+        test_y=rng.normal(size=7),
+    )
     data = load_tabular(path)
     assert data.train_x.shape == (30, 4) and data.test_x.shape == (7, 4)
     a, b = synthetic_regression(100, 20, 5, 0.5, seed=3), synthetic_regression(100, 20, 5, 0.5, seed=3)
@@ -54,13 +87,16 @@ def test_feature_scaler_standardises_on_the_train_split_and_appends_an_intercept
     assert torch.allclose(z[:, :2].std(0), torch.ones(2), atol=1e-6)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not a text CSV"),
-    (b"a,b\n1,2\n3,x\n", "not a table of numbers"),
-    (b"a,b\n1,nan\n3,4\n5,6\n7,8\n9,1\n", "NaN or infinite"),
-    (b"", "empty"),
-    (b"1\n2\n3\n", "at least two columns"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not a text CSV"),
+        (b"a,b\n1,2\n3,x\n", "not a table of numbers"),
+        (b"a,b\n1,nan\n3,4\n5,6\n7,8\n9,1\n", "NaN or infinite"),
+        (b"", "empty"),
+        (b"1\n2\n3\n", "at least two columns"),
+    ],
+)
 def test_bad_csv_gives_one_clear_line(tmp_path, content, message):
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
@@ -130,10 +166,12 @@ def test_blr_refuses_image_only_options(tmp_path, capsys, monkeypatch):
     from pseudocoresets import cli  # in process: four refusals need no four interpreter starts
 
     monkeypatch.setenv("BPC_QUIET", "1")
-    for extra, message in ((["--methods", "random,fkl+aug"], "images only"),
-                           (["--protocols", "asghmc", "--methods", "random"], "hmc for tabular"),
-                           (["--methods", "dc"], "needs class labels"),
-                           (["--evaluate.agreement", "--methods", "random"], "exact divergences")):
+    for extra, message in (
+        (["--methods", "random,fkl+aug"], "images only"),
+        (["--protocols", "asghmc", "--methods", "random"], "hmc for tabular"),
+        (["--methods", "dc"], "needs class labels"),
+        (["--evaluate.agreement", "--methods", "random"], "exact divergences"),
+    ):
         code = cli.main(["run", "--out", str(tmp_path / "x"), *BLR_TINY, *extra])
         err = capsys.readouterr().err
         assert code == 2, err

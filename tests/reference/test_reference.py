@@ -23,8 +23,9 @@ def blr(n=500, d=3, seed=0):
     return model, x, y, mean, cov
 
 
-CSGHMC = ReferenceConfig(cycles=6, epochs_per_cycle=10, batch_size=50, lr=0.02, exploration=0.3,
-                         samples_per_cycle=10, sample_spacing=5)
+CSGHMC = ReferenceConfig(
+    cycles=6, epochs_per_cycle=10, batch_size=50, lr=0.02, exploration=0.3, samples_per_cycle=10, sample_spacing=5
+)
 
 
 def start_state(d: int, seed: int = 1) -> CSGHMCState:
@@ -81,8 +82,15 @@ def test_csghmc_resumes_bit_for_bit_after_any_cycle():
     model, x, y, _, _ = blr(n=100)
     cfg = dataclasses.replace(CSGHMC, cycles=3, epochs_per_cycle=2, samples_per_cycle=2, sample_spacing=3)
     saved = []
-    full = sample_csghmc(model, x, y, 1.0, cfg, start_state(3),
-                         on_cycle=lambda s: saved.append(dataclasses.replace(s, samples=list(s.samples))))
+    full = sample_csghmc(
+        model,
+        x,
+        y,
+        1.0,
+        cfg,
+        start_state(3),
+        on_cycle=lambda s: saved.append(dataclasses.replace(s, samples=list(s.samples))),
+    )
     resumed = sample_csghmc(model, x, y, 1.0, cfg, saved[0])
     assert len(full.samples) == len(resumed.samples) == 6
     assert all(torch.equal(a, b) for a, b in zip(full.samples, resumed.samples))
@@ -91,8 +99,9 @@ def test_csghmc_resumes_bit_for_bit_after_any_cycle():
 def test_full_batch_hmc_reference_matches_the_exact_posterior():
     model, x, y, mean, cov = blr()
     cfg = ReferenceConfig(sampler="hmc", iterations=400, burn_in=100, thin=5, step_size=0.01)
-    samples, accept = sample_hmc(model, x, y, 1.0, cfg, torch.zeros(3, dtype=torch.float64),
-                                 torch.Generator().manual_seed(0))
+    samples, accept = sample_hmc(
+        model, x, y, 1.0, cfg, torch.zeros(3, dtype=torch.float64), torch.Generator().manual_seed(0)
+    )
     assert 0.5 < accept < 0.95
     assert matches_posterior(torch.stack(samples), mean, cov)
 

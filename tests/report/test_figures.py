@@ -19,11 +19,22 @@ def test_diagonal_log_amplitude_sees_high_frequency_noise():
 
 
 def test_radar_and_cost_plots_write_png_and_svg(tmp_path):
-    res = {m: {"sets": {f"{c}/{s}": {"accuracy": {"mean": 0.5 + 0.1 * i}, "nll": {"mean": 1.0 - 0.1 * i}}
-                        for c in ("fog", "snow", "contrast") for s in (1, 5)}} for i, m in enumerate(["fkl", "wasserstein"])}
+    res = {
+        m: {
+            "sets": {
+                f"{c}/{s}": {"accuracy": {"mean": 0.5 + 0.1 * i}, "nll": {"mean": 1.0 - 0.1 * i}}
+                for c in ("fog", "snow", "contrast")
+                for s in (1, 5)
+            }
+        }
+        for i, m in enumerate(["fkl", "wasserstein"])
+    }
     paths = figures.radar_plot(res, tmp_path / "radar")
-    rows = [{"model": "quick", "method": m, "ipc": ipc, "memory_mb": ipc * k, "seconds_per_iteration": 0.1 * ipc}
-            for m, k in (("fkl", 1), ("wasserstein", 10)) for ipc in (1, 10, 20)]
+    rows = [
+        {"model": "quick", "method": m, "ipc": ipc, "memory_mb": ipc * k, "seconds_per_iteration": 0.1 * ipc}
+        for m, k in (("fkl", 1), ("wasserstein", 10))
+        for ipc in (1, 10, 20)
+    ]
     paths += figures.cost_plot(rows, tmp_path / "cost", "quick")
     assert sorted(p.suffix for p in paths) == [".png", ".png", ".svg", ".svg"]
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -33,11 +44,21 @@ def test_curves_and_agreement_plots_write_png_and_svg(tmp_path):
     from pseudocoresets.report import figures
 
     experts = [{"expert": e, "epoch": k, "train_loss": 2.0 / (k + e + 1)} for e in range(2) for k in range(1, 5)]
-    distill = {"fkl-ipc10": [{"iteration": k, "surrogate": 1.0 / (k + 1)} for k in range(30)],
-               "dc-ipc10": [{"iteration": k, "matching_distance": 5.0 - 0.1 * k} for k in range(12)]}
+    distill = {
+        "fkl-ipc10": [{"iteration": k, "surrogate": 1.0 / (k + 1)} for k in range(30)],
+        "dc-ipc10": [{"iteration": k, "matching_distance": 5.0 - 0.1 * k} for k in range(12)],
+    }
     made = figures.curves_plot(experts, distill, tmp_path / "curves")
-    rows = [{"method": m, "ipc": 10, "protocol": "hmc", "agreement": {"mean": a, "std": 0.01},
-             "tv": {"mean": 1 - a, "std": None}} for m, a in (("random", 0.73), ("fkl", 0.78))]
+    rows = [
+        {
+            "method": m,
+            "ipc": 10,
+            "protocol": "hmc",
+            "agreement": {"mean": a, "std": 0.01},
+            "tv": {"mean": 1 - a, "std": None},
+        }
+        for m, a in (("random", 0.73), ("fkl", 0.78))
+    ]
     made += figures.agreement_plot(rows, tmp_path / "agreement", "test")
     assert sorted(p.name for p in made) == ["agreement.png", "agreement.svg", "curves.png", "curves.svg"]
     assert all(p.stat().st_size > 1000 for p in made)

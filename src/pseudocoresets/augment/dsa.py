@@ -108,8 +108,12 @@ def translate_each(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch
     rows = torch.arange(h, device=x.device)[None, :] - dy[:b, None].to(x.device)
     cols = torch.arange(w, device=x.device)[None, :] - dx[:b, None].to(x.device)
     valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-    picked = x[torch.arange(b, device=x.device)[:, None, None], :, rows.clamp(0, h - 1)[:, :, None],
-               cols.clamp(0, w - 1)[:, None, :]]  # [B, H, W, C]
+    picked = x[
+        torch.arange(b, device=x.device)[:, None, None],
+        :,
+        rows.clamp(0, h - 1)[:, :, None],
+        cols.clamp(0, w - 1)[:, None, :],
+    ]  # [B, H, W, C]
     return picked.permute(0, 3, 1, 2) * valid[:, None].to(x.dtype)
 
 
@@ -280,11 +284,19 @@ class DSA:
 
         out: dict[str, Any] = {"op": op, "per_image": True}
         if op == "color":
-            out.update(brightness=(u() - 0.5) * self.brightness, saturation=u() * self.saturation,
-                       contrast=u() + self.contrast)
+            out.update(
+                brightness=(u() - 0.5) * self.brightness, saturation=u() * self.saturation, contrast=u() + self.contrast
+            )
         elif op in ("crop", "cutout"):
-            out.update({f"{op}_pad" if op == "crop" else "cutout_ratio":
-                        self.crop_pad if op == "crop" else self.cutout_ratio, "u_y": u(), "u_x": u()})
+            out.update(
+                {
+                    f"{op}_pad" if op == "crop" else "cutout_ratio": self.crop_pad
+                    if op == "crop"
+                    else self.cutout_ratio,
+                    "u_y": u(),
+                    "u_x": u(),
+                }
+            )
         elif op == "flip":
             out["flip"] = u() < self.flip_prob
         elif op == "scale":

@@ -123,7 +123,9 @@ _PARAMS: dict[str, tuple] = {
 }
 
 _FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
-_FROST_HINT = "the frost corruption needs the frost pictures of the imagecorruptions package: pip install imagecorruptions"
+_FROST_HINT = (
+    "the frost corruption needs the frost pictures of the imagecorruptions package: pip install imagecorruptions"
+)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -352,7 +354,9 @@ def _plasma_fractal(n_img: int, size: int, decay: float, rng: np.random.Generato
         half = step // 2
         corners = m[:, 0::step, 0::step]
         right = np.roll(corners, -1, axis=2)
-        m[:, half::step, half::step] = noisy(corners + right + np.roll(corners, -1, axis=1) + np.roll(right, -1, axis=1))
+        m[:, half::step, half::step] = noisy(
+            corners + right + np.roll(corners, -1, axis=1) + np.roll(right, -1, axis=1)
+        )
         corners = m[:, 0::step, 0::step]
         centres = m[:, half::step, half::step]
         top = corners + np.roll(corners, -1, axis=2) + centres + np.roll(centres, 1, axis=1)
@@ -646,8 +650,15 @@ def _check_seed(seed) -> int:
 
 
 def _check_images(images) -> np.ndarray:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-        desc = f"{images.dtype} array of shape {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
+    if (
+        not isinstance(images, np.ndarray)
+        or images.dtype != np.uint8
+        or images.ndim != 4
+        or images.shape[1] not in (1, 3)
+    ):
+        desc = (
+            f"{images.dtype} array of shape {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
+        )
         raise UserError(f"corruptions take uint8 images of shape [N, C, H, W] with C = 1 or 3, got a {desc}")
     return images
 

@@ -6,5 +6,16 @@ from .preprocess import FeatureScaler, Normalizer, Preprocessor, fit_preprocesso
 from .tabular import TabularData, load_tabular, synthetic_regression
 from .zca import ZCA
 
-__all__ = ["DataConfig", "FeatureScaler", "ImageData", "Normalizer", "Preprocessor", "TabularData", "ZCA",
-           "fit_preprocessor", "load_dataset", "load_tabular", "synthetic_regression"]
+__all__ = [
+    "DataConfig",
+    "FeatureScaler",
+    "ImageData",
+    "Normalizer",
+    "Preprocessor",
+    "TabularData",
+    "ZCA",
+    "fit_preprocessor",
+    "load_dataset",
+    "load_tabular",
+    "synthetic_regression",
+]

@@ -18,7 +18,16 @@ from .tabular import TabularData, load_tabular, synthetic_regression
 
 DATASETS = ("fashion-mnist", "cifar10", "imagefolder", "tabular", "synthetic-regression")
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 
@@ -40,23 +49,33 @@ class DataConfig:
             ".csv or .npz file (tabular)"
         },
     )
-    target: str = field(default="", metadata={"help": "tabular CSV: target column, by name or number (default: "
-                                              "the last)"})
-    test_fraction: float = field(default=0.2, metadata={"help": "tabular: share of rows held out as the test split "
-                                                        "when the file has none"})
-    standardize: bool = field(default=True, metadata={"help": "tabular: standardise features with the train "
-                                                      "split's mean and std"})
-    intercept: bool = field(default=False, metadata={"help": "tabular: append a constant-1 feature (a bias weight "
-                                                     "for --model.arch linear)"})
+    target: str = field(
+        default="", metadata={"help": "tabular CSV: target column, by name or number (default: the last)"}
+    )
+    test_fraction: float = field(
+        default=0.2, metadata={"help": "tabular: share of rows held out as the test split when the file has none"}
+    )
+    standardize: bool = field(
+        default=True, metadata={"help": "tabular: standardise features with the train split's mean and std"}
+    )
+    intercept: bool = field(
+        default=False, metadata={"help": "tabular: append a constant-1 feature (a bias weight for --model.arch linear)"}
+    )
     synthetic_train: int = field(default=2000, metadata={"help": "synthetic-regression: training rows"})
     synthetic_test: int = field(default=1000, metadata={"help": "synthetic-regression: test rows"})
     synthetic_dim: int = field(default=10, metadata={"help": "synthetic-regression: number of features"})
     synthetic_noise: float = field(default=1.0, metadata={"help": "synthetic-regression: noise std of the targets"})
-    seed: int = field(default=0, metadata={"help": "seed of the tabular train/test split, the synthetic data and the "
-                                           "train subset"})
-    train_subset: int = field(default=0, metadata={"help": "keep a random subset of this many training examples "
-                                                   "(0: all); the full-data posterior is then the subset's",
-                                                   "identity": "unless-set"})
+    seed: int = field(
+        default=0, metadata={"help": "seed of the tabular train/test split, the synthetic data and the train subset"}
+    )
+    train_subset: int = field(
+        default=0,
+        metadata={
+            "help": "keep a random subset of this many training examples "
+            "(0: all); the full-data posterior is then the subset's",
+            "identity": "unless-set",
+        },
+    )
     zca: bool = field(default=False, metadata={"help": "ZCA-whiten images (fitted on the train split)"})
     zca_reg: float = field(default=0.1, metadata={"help": "ZCA regularisation eps (kornia convention)"})
     cache_dir: str = field(
@@ -136,8 +155,9 @@ def train_subset(data: ImageData | TabularData, size: int, seed: int) -> ImageDa
         return data
     n = len(data.train_y)
     if size > n:
-        raise UserError(f"--data.train_subset {size} exceeds the {n} training examples of {data.name}; lower it or "
-                        "use 0 (all)")
+        raise UserError(
+            f"--data.train_subset {size} exceeds the {n} training examples of {data.name}; lower it or use 0 (all)"
+        )
     keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
     return dataclasses.replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
 
@@ -145,8 +165,9 @@ def train_subset(data: ImageData | TabularData, size: int, seed: int) -> ImageDa
 def _load(config: DataConfig) -> ImageData | TabularData:
     config.validate()
     if config.name == "synthetic-regression":
-        return synthetic_regression(config.synthetic_train, config.synthetic_test, config.synthetic_dim,
-                                    config.synthetic_noise, config.seed)
+        return synthetic_regression(
+            config.synthetic_train, config.synthetic_test, config.synthetic_dim, config.synthetic_noise, config.seed
+        )
     if config.name == "tabular":
         return load_tabular(Path(config.root), config.target, config.test_fraction, config.seed)
     root = Path(config.root or DEFAULT_ROOTS.get(config.name, ""))

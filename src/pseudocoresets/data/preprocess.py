@@ -37,7 +37,6 @@ class Normalizer:
     def state(self) -> dict[str, torch.Tensor]:
         return {"norm_mean": self.mean.flatten(), "norm_std": self.std.flatten()}
 
-
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor]) -> "Normalizer":
         return cls(state["norm_mean"], state["norm_std"])
@@ -51,8 +50,9 @@ class Preprocessor:
         self.zca = zca
 
     @classmethod
-    def fit(cls, train_x_uint8: torch.Tensor, zca: bool = False, zca_reg: float = 0.1,
-            device: torch.device | str = "cpu") -> "Preprocessor":
+    def fit(
+        cls, train_x_uint8: torch.Tensor, zca: bool = False, zca_reg: float = 0.1, device: torch.device | str = "cpu"
+    ) -> "Preprocessor":
         norm = Normalizer.fit(train_x_uint8)
         whitening = ZCA.fit(norm(train_x_uint8), zca_reg).to(device) if zca else None
         return cls(norm, whitening)
@@ -108,8 +108,11 @@ class FeatureScaler:
         return torch.cat([z, torch.ones(len(z), 1, device=z.device)], 1) if self.intercept else z
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {"feature_mean": self.mean.flatten(), "feature_std": self.std.flatten(),
-                "feature_intercept": torch.tensor([int(self.intercept)])}
+        return {
+            "feature_mean": self.mean.flatten(),
+            "feature_std": self.std.flatten(),
+            "feature_intercept": torch.tensor([int(self.intercept)]),
+        }
 
 
 def fit_preprocessor(data, config, device: torch.device | str = "cpu") -> Preprocessor | FeatureScaler:

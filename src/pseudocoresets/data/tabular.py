@@ -54,28 +54,39 @@ class TabularData:
             return dataclasses.replace(self, train_y=self.train_y.double(), test_y=self.test_y.double(), classes=[])
         ys = torch.cat([self.train_y, self.test_y]).double()
         if not torch.equal(ys, ys.round()) or (len(ys) and float(ys.min()) < 0):
-            raise UserError(f"{self.name}: --model.likelihood {likelihood} needs integer class targets 0..K-1; "
-                            "use --model.likelihood gaussian for real-valued targets")
+            raise UserError(
+                f"{self.name}: --model.likelihood {likelihood} needs integer class targets 0..K-1; "
+                "use --model.likelihood gaussian for real-valued targets"
+            )
         k = int(ys.max()) + 1 if len(ys) else 0
         if likelihood == "bernoulli" and k > 2:
             raise UserError(f"{self.name}: --model.likelihood bernoulli needs targets 0/1, found classes up to {k - 1}")
         k = max(k, 2)
-        return dataclasses.replace(self, train_y=self.train_y.long(), test_y=self.test_y.long(),
-                                   classes=[str(c) for c in range(k)])
+        return dataclasses.replace(
+            self, train_y=self.train_y.long(), test_y=self.test_y.long(), classes=[str(c) for c in range(k)]
+        )
 
 
 def synthetic_regression(n_train: int, n_test: int, dim: int, noise_std: float, seed: int) -> TabularData:
     """A Bayesian-linear-regression data set with correlated inputs (see the module docstring)."""
     if n_train < 1 or n_test < 1 or dim < 1 or not noise_std > 0:
-        raise UserError("synthetic data needs --data.synthetic_train, synthetic_test, synthetic_dim >= 1 and "
-                        "synthetic_noise > 0")
+        raise UserError(
+            "synthetic data needs --data.synthetic_train, synthetic_test, synthetic_dim >= 1 and synthetic_noise > 0"
+        )
     g = torch.Generator().manual_seed(seed)
     theta = torch.randn(dim, generator=g, dtype=torch.float64)
     mix = torch.eye(dim, dtype=torch.float64) + torch.randn(dim, dim, generator=g, dtype=torch.float64) / math.sqrt(dim)
     x = torch.randn(n_train + n_test, dim, generator=g, dtype=torch.float64) @ mix
     y = x @ theta + noise_std * torch.randn(n_train + n_test, generator=g, dtype=torch.float64)
-    return TabularData("synthetic-regression", x[:n_train].float(), y[:n_train], x[n_train:].float(), y[n_train:],
-                       [], [f"x{i}" for i in range(dim)])
+    return TabularData(
+        "synthetic-regression",
+        x[:n_train].float(),
+        y[:n_train],
+        x[n_train:].float(),
+        y[n_train:],
+        [],
+        [f"x{i}" for i in range(dim)],
+    )
 
 
 def _is_number(text: str) -> bool:
@@ -98,11 +109,14 @@ def _read_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str
     header = not all(_is_number(c) for c in fields)
     names = fields if header else [str(i) for i in range(len(fields))]
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, dtype=np.float64, ndmin=2,
-                           encoding="utf-8")
+        table = np.loadtxt(
+            path, delimiter=",", skiprows=1 if header else 0, dtype=np.float64, ndmin=2, encoding="utf-8"
+        )
     except ValueError as exc:
-        raise UserError(f"{path}: not a table of numbers ({str(exc).splitlines()[0]}); every row needs "
-                        f"{len(fields)} comma-separated numbers") from None
+        raise UserError(
+            f"{path}: not a table of numbers ({str(exc).splitlines()[0]}); every row needs "
+            f"{len(fields)} comma-separated numbers"
+        ) from None
     if table.shape[1] != len(names) or table.shape[1] < 2:
         raise UserError(f"{path}: needs at least two columns (features and a target), found {table.shape[1]}")
     if target == "":
@@ -126,8 +140,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {k: archive[k] for k in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{path}: not a readable .npz archive ({reason}); write it with numpy.savez "
-                        "(object arrays are refused)") from None
+        raise UserError(
+            f"{path}: not a readable .npz archive ({reason}); write it with numpy.savez (object arrays are refused)"
+        ) from None
 
 
 def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -153,8 +168,9 @@ def load_tabular(path: Path, target: str = "", test_fraction: float = 0.2, seed:
         elif {"x", "y"} <= arrays.keys():
             parts = list(_split(arrays["x"], arrays["y"], test_fraction, seed))
         else:
-            raise UserError(f"{path} holds {sorted(arrays)}; it needs arrays x and y, or train_x, train_y, test_x, "
-                            "test_y")
+            raise UserError(
+                f"{path} holds {sorted(arrays)}; it needs arrays x and y, or train_x, train_y, test_x, test_y"
+            )
         features = None
     elif path.suffix.lower() in (".csv", ".txt"):
         x, y, features = _read_csv(path, target)
@@ -174,5 +190,12 @@ def load_tabular(path: Path, target: str = "", test_fraction: float = 0.2, seed:
     if not all(np.isfinite(a).all() for a in (train_x, train_y, test_x, test_y)):
         raise UserError(f"{path}: contains NaN or infinite values; clean or drop those rows first")
     features = features or [f"x{i}" for i in range(train_x.shape[1])]
-    return TabularData(path.name, torch.from_numpy(train_x).float(), torch.from_numpy(train_y),
-                       torch.from_numpy(test_x).float(), torch.from_numpy(test_y), [], features)
+    return TabularData(
+        path.name,
+        torch.from_numpy(train_x).float(),
+        torch.from_numpy(train_y),
+        torch.from_numpy(test_x).float(),
+        torch.from_numpy(test_y),
+        [],
+        features,
+    )

@@ -30,26 +30,49 @@ class DistillConfig:
     iterations: int = field(default=5000, metadata={"help": "outer iterations K"})
     lr_images: float = field(default=1000.0, metadata={"help": "learning rate on the pixels"})
     momentum_images: float = field(default=0.5, metadata={"help": "SGD momentum on the pixels"})
-    optimizer: str = field(default="sgd", metadata={"help": "optimiser of the pixels: sgd (the paper's, with "
-                                                    "momentum) or adam (blind to the objectives' scalings)"})
-    lr_schedule: str = field(default="constant", metadata={"help": "pixel learning rate: constant, or linear "
-                                                           "(decayed to 0 over the iterations)"})
+    optimizer: str = field(
+        default="sgd",
+        metadata={
+            "help": "optimiser of the pixels: sgd (the paper's, with "
+            "momentum) or adam (blind to the objectives' scalings)"
+        },
+    )
+    lr_schedule: str = field(
+        default="constant",
+        metadata={"help": "pixel learning rate: constant, or linear (decayed to 0 over the iterations)"},
+    )
     lr_student: float = field(default=0.03, metadata={"help": "student SGD step size (lr_init)"})
     student_steps: int = field(default=30, metadata={"help": "L_u: student SGD steps on the coreset"})
     expert_epochs: int = field(default=1, metadata={"help": "L_x: target = expert snapshot r + L_x"})
     max_start_epoch: int = field(default=20, metadata={"help": "T+: start epoch r ~ U{0..T+}"})
     batch_syn: int = field(default=0, metadata={"help": "student mini-batch size (0 = whole coreset)"})
     augment: bool = field(default=False, metadata={"help": "apply DSA to the coreset inside the objective"})
-    augment_per_image: bool = field(default=True, metadata={"help": "DSA draws per image (as the reference DSA); "
-                                                            "false: one draw per batch"})
+    augment_per_image: bool = field(
+        default=True, metadata={"help": "DSA draws per image (as the reference DSA); false: one draw per batch"}
+    )
     seed: int = field(default=0, metadata={"help": "seed for initialisation and all sampling"})
-    import_from: str = field(default="", metadata={"help": "method imported: a distilled set made elsewhere (an "
-                                                   "MTT-style directory or .pt of images/labels, or an .npz)",
-                                                   "identity": "unless-set"})
-    checkpoint_every: int = field(default=25, metadata={"help": "save a resumable checkpoint every this many "
-                                                        "iterations (and on SIGINT/SIGTERM); 0 = only on signals"})
-    snapshot_every: int = field(default=0, metadata={"help": "keep the coreset every this many iterations "
-                                                     "(snapshots/) with a quick SGD score in progress.jsonl; 0 = off"})
+    import_from: str = field(
+        default="",
+        metadata={
+            "help": "method imported: a distilled set made elsewhere (an "
+            "MTT-style directory or .pt of images/labels, or an .npz)",
+            "identity": "unless-set",
+        },
+    )
+    checkpoint_every: int = field(
+        default=25,
+        metadata={
+            "help": "save a resumable checkpoint every this many "
+            "iterations (and on SIGINT/SIGTERM); 0 = only on signals"
+        },
+    )
+    snapshot_every: int = field(
+        default=0,
+        metadata={
+            "help": "keep the coreset every this many iterations "
+            "(snapshots/) with a quick SGD score in progress.jsonl; 0 = off"
+        },
+    )
 
     def validate(self, expert_epochs_available: int | None = None) -> None:
         methods = ("random", "imported", *OBJECTIVES)
@@ -58,8 +81,9 @@ class DistillConfig:
         if self.ipc < 1:
             raise UserError(f"--distill.ipc must be >= 1 (got {self.ipc})")
         if min(self.iterations, self.student_steps, self.batch_syn, self.checkpoint_every, self.snapshot_every) < 0:
-            raise UserError("--distill.iterations, student_steps, batch_syn, checkpoint_every and snapshot_every "
-                            "must be >= 0")
+            raise UserError(
+                "--distill.iterations, student_steps, batch_syn, checkpoint_every and snapshot_every must be >= 0"
+            )
         if self.optimizer not in ("sgd", "adam") or self.lr_schedule not in ("constant", "linear"):
             raise UserError("--distill.optimizer must be sgd or adam and --distill.lr_schedule constant or linear")
         if self.lr_images <= 0 or self.lr_student <= 0:
@@ -67,8 +91,10 @@ class DistillConfig:
         if self.method == "imported" and not self.import_from:
             raise UserError("method imported needs --distill.import_from PATH (an MTT-style directory, .pt or .npz)")
         if self.expert_epochs < 1 or self.max_start_epoch < 0:
-            raise UserError(f"--distill.expert_epochs must be >= 1 and --distill.max_start_epoch >= 0 (got "
-                            f"{self.expert_epochs} and {self.max_start_epoch})")
+            raise UserError(
+                f"--distill.expert_epochs must be >= 1 and --distill.max_start_epoch >= 0 (got "
+                f"{self.expert_epochs} and {self.max_start_epoch})"
+            )
         if expert_epochs_available is not None and self.max_start_epoch + self.expert_epochs > expert_epochs_available:
             raise UserError(
                 f"max_start_epoch ({self.max_start_epoch}) + expert_epochs ({self.expert_epochs}) exceeds the "
@@ -76,8 +102,13 @@ class DistillConfig:
             )
 
     def student(self) -> StudentSettings:
-        return StudentSettings(lr=self.lr_student, steps=self.student_steps, batch=self.batch_syn,
-                               expert_epochs=self.expert_epochs, max_start_epoch=self.max_start_epoch)
+        return StudentSettings(
+            lr=self.lr_student,
+            steps=self.student_steps,
+            batch=self.batch_syn,
+            expert_epochs=self.expert_epochs,
+            max_start_epoch=self.max_start_epoch,
+        )
 
 
 def random_real_subset(y: torch.Tensor, num_classes: int, ipc: int, g: torch.Generator) -> torch.Tensor:
@@ -103,11 +134,16 @@ def prepare_objective(config: DistillConfig, objective_config: Any, context: Dis
     return build_objective(config.method, objective_config, context)
 
 
-def loop_state(k: int, images: torch.Tensor, optimisers: list, objective: Objective, g: torch.Generator,
-               elapsed: float) -> dict[str, torch.Tensor]:
+def loop_state(
+    k: int, images: torch.Tensor, optimisers: list, objective: Objective, g: torch.Generator, elapsed: float
+) -> dict[str, torch.Tensor]:
     """Everything iteration ``k`` (the next to run) depends on, as named tensors (a checkpoint)."""
-    state = {"iteration": torch.tensor([k]), "images": images.detach(), "generator": g.get_state(),
-             "elapsed": torch.tensor([elapsed], dtype=torch.float64)}
+    state = {
+        "iteration": torch.tensor([k]),
+        "images": images.detach(),
+        "generator": g.get_state(),
+        "elapsed": torch.tensor([elapsed], dtype=torch.float64),
+    }
     for i, opt in enumerate(optimisers):
         for pid, entries in opt.state_dict()["state"].items():
             for key, value in entries.items():
@@ -116,8 +152,9 @@ def loop_state(k: int, images: torch.Tensor, optimisers: list, objective: Object
     return state
 
 
-def restore_state(state: dict[str, torch.Tensor], images: torch.Tensor, optimisers: list, objective: Objective,
-                  g: torch.Generator) -> tuple[int, float]:
+def restore_state(
+    state: dict[str, torch.Tensor], images: torch.Tensor, optimisers: list, objective: Objective, g: torch.Generator
+) -> tuple[int, float]:
     """Load a :func:`loop_state` checkpoint into the live objects; returns (next iteration, elapsed seconds)."""
     with torch.no_grad():
         images.copy_(state["images"].to(images.device))
@@ -131,7 +168,7 @@ def restore_state(state: dict[str, torch.Tensor], images: torch.Tensor, optimise
                 entries.setdefault(int(pid), {})[key] = value
         sd["state"] = entries
         opt.load_state_dict(sd)
-    objective.load_state_dict({k[len("objective."):]: v for k, v in state.items() if k.startswith("objective.")})
+    objective.load_state_dict({k[len("objective.") :]: v for k, v in state.items() if k.startswith("objective.")})
     return int(state["iteration"][0]), float(state["elapsed"][0])
 
 
@@ -168,15 +205,20 @@ def distill(
         pixels = torch.optim.Adam([images], lr=config.lr_images)
         optimisers = [pixels] + ([torch.optim.SGD(objective.param_groups())] if objective.param_groups() else [])
     else:  # one SGD over the pixels and the objective's own parameters (e.g. W's learnt student step size)
-        pixels = torch.optim.SGD([{"params": [images], "lr": config.lr_images, "momentum": config.momentum_images},
-                                  *objective.param_groups()])
+        pixels = torch.optim.SGD(
+            [
+                {"params": [images], "lr": config.lr_images, "momentum": config.momentum_images},
+                *objective.param_groups(),
+            ]
+        )
         optimisers = [pixels]
     own = [p for group in objective.param_groups() for p in group["params"]]  # its own learnt tensors
     metrics: dict = {}
     first, before = restore_state(resume, images, optimisers, objective, g) if resume is not None else (0, 0.0)
     start = time.perf_counter() - before
-    for k in progress(range(first, config.iterations), config.iterations - first, f"distill {config.method}", quiet,
-                      initial=first):
+    for k in progress(
+        range(first, config.iterations), config.iterations - first, f"distill {config.method}", quiet, initial=first
+    ):
         for opt in optimisers:
             opt.zero_grad(set_to_none=True)
         metrics = objective.step(images, labels, g)
@@ -185,8 +227,10 @@ def distill(
                 f"{config.method}: non-finite gradient at iteration {k}; lower --distill.lr_images or lr_student"
             )
         if any(p.grad is not None and not torch.isfinite(p.grad).all() for p in own):
-            raise UserError(f"{config.method}: non-finite gradient of the objective's own learnt values at iteration "
-                            f"{k}; lower its learning rates (e.g. --{config.method}.lr_weights)")
+            raise UserError(
+                f"{config.method}: non-finite gradient of the objective's own learnt values at iteration "
+                f"{k}; lower its learning rates (e.g. --{config.method}.lr_weights)"
+            )
         if config.lr_schedule == "linear":
             pixels.param_groups[0]["lr"] = config.lr_images * (1 - k / config.iterations)
         for opt in optimisers:

@@ -4,6 +4,11 @@ from .metrics import accuracy, brier_score, classification_metrics, expected_cal
 from .protocols import EvalConfig, evaluate_coreset
 
 __all__ = [
-    "EvalConfig", "evaluate_coreset", "accuracy", "nll", "expected_calibration_error", "brier_score",
+    "EvalConfig",
+    "evaluate_coreset",
+    "accuracy",
+    "nll",
+    "expected_calibration_error",
+    "brier_score",
     "classification_metrics",
 ]

@@ -31,7 +31,7 @@ def split_chains(draws: torch.Tensor) -> torch.Tensor:
     """[C, n, ...] -> [2C, floor(n/2), ...]: each chain cut into its first and second half (the middle draw of an
     odd-length chain is dropped)."""
     half = draws.shape[1] // 2
-    return torch.cat([draws[:, :half], draws[:, draws.shape[1] - half:]], dim=0)
+    return torch.cat([draws[:, :half], draws[:, draws.shape[1] - half :]], dim=0)
 
 
 def _variances(chains: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,5 +86,9 @@ def predictive_diagnostics(log_probs: torch.Tensor) -> dict[str, float]:
     if not finite.any():
         return {}
     rhat, ess = rhat[finite], ess[finite]
-    return {"rhat_median": float(rhat.median()), "rhat_max": float(rhat.max()),
-            "ess_median": float(ess.median()), "ess_min": float(ess.min())}
+    return {
+        "rhat_median": float(rhat.median()),
+        "rhat_max": float(rhat.max()),
+        "ess_median": float(ess.median()),
+        "ess_min": float(ess.min()),
+    }

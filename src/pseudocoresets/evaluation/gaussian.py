@@ -22,9 +22,13 @@ from ..samplers import PosteriorSpec
 from .metrics import gaussian_predictive_metrics
 
 
-def linear_gaussian_posterior(x: torch.Tensor, y: torch.Tensor, noise_std: float,
-                              spec: PosteriorSpec = PosteriorSpec(),
-                              point_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def linear_gaussian_posterior(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    noise_std: float,
+    spec: PosteriorSpec = PosteriorSpec(),
+    point_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, covariance) of the (weighted, tempered) posterior of y = X theta + N(0, s^2); point m counts
     w v_m times when the spec has per-point weights v (``point_weights``, differentiable, replaces them)."""
     d = x.shape[1]
@@ -55,8 +59,16 @@ def w2_squared_gaussian(m0: torch.Tensor, c0: torch.Tensor, m1: torch.Tensor, c1
     return ((m0 - m1) ** 2).sum() + torch.trace(c0 + c1 - 2 * cross)
 
 
-def exact_comparison(train_x: torch.Tensor, train_y: torch.Tensor, coreset_x: torch.Tensor, coreset_y: torch.Tensor,
-                     noise_std: float, spec: PosteriorSpec, test_x: torch.Tensor, test_y: torch.Tensor) -> dict:
+def exact_comparison(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    coreset_x: torch.Tensor,
+    coreset_y: torch.Tensor,
+    noise_std: float,
+    spec: PosteriorSpec,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+) -> dict:
     """Closed-form comparison of the coreset posterior pi_u (``spec``) with the full-data posterior pi_x (same
     prior, w = T = 1) of Bayesian linear regression: KL both ways, W2, and both exact predictives' metrics on
     the test split (inputs already preprocessed; computed in float64)."""

@@ -21,8 +21,9 @@ from ..models.last_layer import base_targets, features, has_body, last_layer_pos
 from ..samplers import PosteriorSpec
 
 
-def train_on_coreset(model: FlatModel, x: torch.Tensor, targets: torch.Tensor, seed: int, steps: int,
-                     lr: float) -> torch.Tensor:
+def train_on_coreset(
+    model: FlatModel, x: torch.Tensor, targets: torch.Tensor, seed: int, steps: int, lr: float
+) -> torch.Tensor:
     """``steps`` full-batch SGD steps (momentum 0.9) on the squared error of the outputs against ``targets``."""
     theta = model.init(seed).to(x.device)
     momentum = torch.zeros_like(theta)
@@ -61,8 +62,9 @@ def last_layer_predictive(
     t = t.to(coreset_x.device, torch.float32)
     theta = train_on_coreset(model, coreset_x, t, seed, steps, lr) if has_body(model) else None
     with torch.no_grad():
-        post = last_layer_posterior(features(model, theta, coreset_x), t, posterior.prior_std, posterior.weight,
-                                    posterior.temperature, noise)
+        post = last_layer_posterior(
+            features(model, theta, coreset_x), t, posterior.prior_std, posterior.weight, posterior.temperature, noise
+        )
         trained = time.perf_counter() - start
         probs = {}
         for name, x in test_sets.items():
@@ -73,5 +75,8 @@ def last_layer_predictive(
                 mu, var = post.moments(features(model, theta, xb))
                 parts.append(predictive_probs(mu, var))
             probs[name] = torch.cat(parts)
-    return probs, {"training_seconds": trained, "prediction_seconds": time.perf_counter() - start - trained,
-                   "ridge": post.lam}
+    return probs, {
+        "training_seconds": trained,
+        "prediction_seconds": time.perf_counter() - start - trained,
+        "ridge": post.lam,
+    }

@@ -31,8 +31,7 @@ from ..corruptions import CORRUPTIONS
 from ..augment import DSA
 from ..errors import UserError
 from ..models import FlatModel
-from ..samplers import (Chain, CoresetPosterior, PosteriorSpec, StepSizeAdapter, acceptance_rate, hmc, run_chain,
-                        sghmc)
+from ..samplers import Chain, CoresetPosterior, PosteriorSpec, StepSizeAdapter, acceptance_rate, hmc, run_chain, sghmc
 from ..utils import generator, progress
 from .diagnostics import predictive_diagnostics
 from .last_layer import last_layer_predictive
@@ -47,8 +46,13 @@ METRICS = {"classification": ("accuracy", "nll", "ece", "brier"), "regression": 
 class EvalConfig:
     """Bayesian evaluation (defaults: the official HMC settings at ipc 10, with a correct sampler)."""
 
-    protocol: str = field(default="hmc", metadata={"help": "evaluation protocol: hmc, asghmc, or vbpc (a network "
-                                                   "trained on the coreset, its last layer's closed-form posterior)"})
+    protocol: str = field(
+        default="hmc",
+        metadata={
+            "help": "evaluation protocol: hmc, asghmc, or vbpc (a network "
+            "trained on the coreset, its last layer's closed-form posterior)"
+        },
+    )
     chains: int = field(default=10, metadata={"help": "independent chains per repeat"})
     iterations: int = field(default=100, metadata={"help": "HMC iterations per chain (incl. burn-in)"})
     burn_in: int = field(default=50, metadata={"help": "iterations discarded at the start of each chain"})
@@ -57,40 +61,72 @@ class EvalConfig:
     step_size: float = field(default=0.01, metadata={"help": "leapfrog step size (initial value if adapted)"})
     adapt_step_size: bool = field(default=True, metadata={"help": "adapt the step size during burn-in"})
     target_accept: float = field(default=0.75, metadata={"help": "target acceptance probability of the adaptation"})
-    prior_std: float = field(default=0.0, metadata={"help": "sigma of the Gaussian prior (0 = the coreset's "
-                                                     "posterior, --posterior.prior_std)"})
+    prior_std: float = field(
+        default=0.0,
+        metadata={"help": "sigma of the Gaussian prior (0 = the coreset's posterior, --posterior.prior_std)"},
+    )
     init_std: float = field(default=0.1, metadata={"help": "chains start at theta ~ N(0, init_std^2 I)"})
-    temperature: float = field(default=0.0, metadata={"help": "posterior temperature T (0 = the coreset's "
-                                                       "posterior, --posterior.temperature; asghmc: 0.01)"})
-    coreset_weight: float = field(default=0.0, metadata={"help": "coreset weight w (0 = the coreset's posterior, "
-                                                          "--posterior.weight)"})
+    temperature: float = field(
+        default=0.0,
+        metadata={
+            "help": "posterior temperature T (0 = the coreset's posterior, --posterior.temperature; asghmc: 0.01)"
+        },
+    )
+    coreset_weight: float = field(
+        default=0.0, metadata={"help": "coreset weight w (0 = the coreset's posterior, --posterior.weight)"}
+    )
     friction: float = field(default=0.1, metadata={"help": "asghmc: friction alpha"})
-    augment_per_image: bool = field(default=True, metadata={"help": "asghmc: DSA draws per image (false: one per "
-                                                            "batch)"})
+    augment_per_image: bool = field(
+        default=True, metadata={"help": "asghmc: DSA draws per image (false: one per batch)"}
+    )
     sghmc_step_size: float = field(default=1e-4, metadata={"help": "asghmc: step size eta"})
     repeats: int = field(default=10, metadata={"help": "independent repeats (seeds) for mean +/- std"})
     test_batch: int = field(default=256, metadata={"help": "test images per forward pass"})
-    compile: bool = field(default=False, metadata={"help": "score the test sets with torch.compile (1.7-2x on "
-                                                   "CPU after ~10 s of compilation per evaluated cell; needs a C++ "
-                                                   "compiler)", "identity": "never"})
+    compile: bool = field(
+        default=False,
+        metadata={
+            "help": "score the test sets with torch.compile (1.7-2x on "
+            "CPU after ~10 s of compilation per evaluated cell; needs a C++ "
+            "compiler)",
+            "identity": "never",
+        },
+    )
     corruptions: list[str] = field(
         default_factory=list,
         metadata={"help": "corrupted test sets (CIFAR-10-C protocol): names, 'standard' (15) or 'all' (19)"},
     )
     severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5], metadata={"help": "corruption severities"})
-    agreement: bool = field(default=False, metadata={"help": "also compare the predictive with the full-data "
-                                                      "reference posterior's (agreement, TV, KL; runs 'bpc reference')"})
+    agreement: bool = field(
+        default=False,
+        metadata={
+            "help": "also compare the predictive with the full-data "
+            "reference posterior's (agreement, TV, KL; runs 'bpc reference')"
+        },
+    )
     ece_bins: int = field(default=15, metadata={"help": "bins of the expected calibration error"})
-    diagnostic_points: int = field(default=100, metadata={"help": "test points whose log predictive probability "
-                                                          "under every post-burn-in state gives split R-hat and ESS "
-                                                          "(0 = no diagnostics)", "identity": "never"})
-    vbpc_steps: int = field(default=300, metadata={"help": "vbpc: training steps of the network on the coreset",
-                                                   "identity": "unless-set"})
-    vbpc_lr: float = field(default=0.01, metadata={"help": "vbpc: SGD step size of that training (momentum 0.9)",
-                                                   "identity": "unless-set"})
-    vbpc_noise: float = field(default=0.0, metadata={"help": "vbpc: std of the coreset's Gaussian likelihood on its "
-                                                     "targets (0 = the one its targets were learnt for, else 0.1)",
-                                                     "identity": "unless-set"})
+    diagnostic_points: int = field(
+        default=100,
+        metadata={
+            "help": "test points whose log predictive probability "
+            "under every post-burn-in state gives split R-hat and ESS "
+            "(0 = no diagnostics)",
+            "identity": "never",
+        },
+    )
+    vbpc_steps: int = field(
+        default=300, metadata={"help": "vbpc: training steps of the network on the coreset", "identity": "unless-set"}
+    )
+    vbpc_lr: float = field(
+        default=0.01, metadata={"help": "vbpc: SGD step size of that training (momentum 0.9)", "identity": "unless-set"}
+    )
+    vbpc_noise: float = field(
+        default=0.0,
+        metadata={
+            "help": "vbpc: std of the coreset's Gaussian likelihood on its "
+            "targets (0 = the one its targets were learnt for, else 0.1)",
+            "identity": "unless-set",
+        },
+    )
     seed: int = field(default=0, metadata={"help": "base seed; repeat r uses seed + r"})
 
     def validate(self) -> None:
@@ -113,24 +149,30 @@ class EvalConfig:
         if self.diagnostic_points < 0:
             raise UserError(f"--evaluate.diagnostic_points must be >= 0 (got {self.diagnostic_points})")
         if self.test_batch < 1 or self.ece_bins < 1:
-            raise UserError(f"--evaluate.test_batch and --evaluate.ece_bins must be >= 1 (got {self.test_batch} and "
-                            f"{self.ece_bins})")
+            raise UserError(
+                f"--evaluate.test_batch and --evaluate.ece_bins must be >= 1 (got {self.test_batch} and "
+                f"{self.ece_bins})"
+            )
         if not 0 < self.target_accept < 1:
             raise UserError(f"--evaluate.target_accept must be in (0, 1) (got {self.target_accept})")
         known = {*CORRUPTIONS, "standard", "all"}
         unknown = [c for c in self.corruptions if c not in known]
         if unknown:
-            raise UserError(f"unknown corruption(s) {', '.join(unknown)}; choose from standard, all, "
-                            f"{', '.join(CORRUPTIONS)}")
+            raise UserError(
+                f"unknown corruption(s) {', '.join(unknown)}; choose from standard, all, {', '.join(CORRUPTIONS)}"
+            )
         if any(not 1 <= s <= 5 for s in self.severities) or (self.corruptions and not self.severities):
             raise UserError(f"--evaluate.severities must be in 1..5 (got {self.severities})")
 
     def posterior(self, recorded: PosteriorSpec) -> PosteriorSpec:
         """The posterior to sample: the coreset's recorded one, with the options set here (non-zero) replacing it
         (a coreset's learnt per-point weights stay: ``coreset_weight`` replaces the w they multiply)."""
-        return dataclasses.replace(recorded, weight=self.coreset_weight or recorded.weight,
-                                   temperature=self.temperature or recorded.temperature,
-                                   prior_std=self.prior_std or recorded.prior_std)
+        return dataclasses.replace(
+            recorded,
+            weight=self.coreset_weight or recorded.weight,
+            temperature=self.temperature or recorded.temperature,
+            prior_std=self.prior_std or recorded.prior_std,
+        )
 
 
 Prepare = Callable[[torch.Tensor], torch.Tensor]
@@ -145,8 +187,9 @@ def _prepared(x: torch.Tensor, prepare: Prepare | None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predictive_probs(model: FlatModel, theta: torch.Tensor, x: torch.Tensor, batch: int,
-                     prepare: Prepare | None = None) -> torch.Tensor:
+def predictive_probs(
+    model: FlatModel, theta: torch.Tensor, x: torch.Tensor, batch: int, prepare: Prepare | None = None
+) -> torch.Tensor:
     """softmax(f(x; theta)) in batches; ``prepare`` maps stored (e.g. uint8) images to network inputs."""
     return predictive_average(model, theta[None], x, batch, prepare)
 
@@ -161,15 +204,25 @@ def _scorer(model: FlatModel, batch: int, compile: bool) -> Callable[[torch.Tens
         if len(x) == batch:
             return forward(theta, x)
         fill = x[-1:].expand(batch - len(x), *x.shape[1:])
-        return forward(theta, torch.cat([x, fill]).contiguous(memory_format=torch.channels_last)
-                       if x.dim() == 4 else torch.cat([x, fill]))[: len(x)]
+        return forward(
+            theta,
+            torch.cat([x, fill]).contiguous(memory_format=torch.channels_last)
+            if x.dim() == 4
+            else torch.cat([x, fill]),
+        )[: len(x)]
 
     return padded
 
 
 @torch.no_grad()
-def predictive_average(model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, batch: int,
-                       prepare: Prepare | None = None, compile: bool = False) -> torch.Tensor:
+def predictive_average(
+    model: FlatModel,
+    thetas: torch.Tensor,
+    x: torch.Tensor,
+    batch: int,
+    prepare: Prepare | None = None,
+    compile: bool = False,
+) -> torch.Tensor:
     """1/K sum_k softmax(f(x; theta_k)) for samples ``thetas`` [K, P].
 
     Each test batch is prepared once (normalisation, ZCA) and scored by every sample, so the
@@ -187,8 +240,14 @@ def predictive_average(model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, 
 
 
 @torch.no_grad()
-def predictive_samples(model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, batch: int,
-                       prepare: Prepare | None = None, compile: bool = False) -> torch.Tensor:
+def predictive_samples(
+    model: FlatModel,
+    thetas: torch.Tensor,
+    x: torch.Tensor,
+    batch: int,
+    prepare: Prepare | None = None,
+    compile: bool = False,
+) -> torch.Tensor:
     """Per-sample predictive statistics [K, N] (regression: the means f(x; theta_k)), kept for the mixture's NLL."""
     score = _scorer(model, batch, compile)
     out = []
@@ -206,14 +265,20 @@ def predictive_metrics(model: FlatModel, predictive: torch.Tensor, targets: torc
 
 
 def _hmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepSizeAdapter | None, int]:
-    kernel = hmc.build(posterior.potential_and_grad, config.leapfrog_steps, config.step_size,
-                       posterior.metropolis_potential)
+    kernel = hmc.build(
+        posterior.potential_and_grad, config.leapfrog_steps, config.step_size, posterior.metropolis_potential
+    )
     adapter = StepSizeAdapter(config.step_size, config.target_accept) if config.adapt_step_size else None
     return kernel, adapter, 0
 
 
 def _asghmc(posterior: CoresetPosterior, config: EvalConfig) -> tuple[Any, StepSizeAdapter | None, int]:
-    kernel = sghmc.build(posterior.energy_grad(DSA(per_image=config.augment_per_image)), config.sghmc_step_size, config.friction, posterior.temperature)
+    kernel = sghmc.build(
+        posterior.energy_grad(DSA(per_image=config.augment_per_image)),
+        config.sghmc_step_size,
+        config.friction,
+        posterior.temperature,
+    )
     return kernel, None, config.thin - 1
 
 
@@ -230,8 +295,20 @@ def _vbpc(model, coreset_x, coreset_y, targets, test_sets, config, seed, prepare
     if model.likelihood.task != "classification":
         raise UserError("the vbpc protocol predicts classes; use --protocols hmc for regression")
     noise = config.vbpc_noise or target_noise or 0.1
-    return last_layer_predictive(model, coreset_x, coreset_y, targets, test_sets, config.posterior(recorded), seed,
-                                 config.vbpc_steps, config.vbpc_lr, config.test_batch, noise, prepare)
+    return last_layer_predictive(
+        model,
+        coreset_x,
+        coreset_y,
+        targets,
+        test_sets,
+        config.posterior(recorded),
+        seed,
+        config.vbpc_steps,
+        config.vbpc_lr,
+        config.test_batch,
+        noise,
+        prepare,
+    )
 
 
 PREDICTORS: dict[str, Callable[..., tuple[dict[str, torch.Tensor], dict]]] = {"vbpc": _vbpc}
@@ -269,8 +346,9 @@ def posterior_predictive(
     for _ in progress(range(config.chains), config.chains, f"{config.protocol} chains", quiet):
         kernel, adapter, phase = PROTOCOLS[config.protocol](posterior, config)
         init = config.init_std * torch.randn(model.num_params, generator=g, device=coreset_x.device)
-        chains.append(run_chain(kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter,
-                                observe))
+        chains.append(
+            run_chain(kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter, observe)
+        )
     kept = [theta for chain in chains for theta in chain.samples]
     if not kept:
         raise UserError("no posterior samples kept; raise --evaluate.iterations above burn_in")
@@ -329,23 +407,44 @@ def evaluate_coreset(
     keys = METRICS[model.likelihood.task]
     if reference is not None:
         if model.likelihood.task != "classification":
-            raise UserError("agreement with a reference predictive is defined for classification; regression "
-                            "evaluations of linear models report the exact divergences instead")
+            raise UserError(
+                "agreement with a reference predictive is defined for classification; regression "
+                "evaluations of linear models report the exact divergences instead"
+            )
         keys = (*keys, "agreement", "tv", "predictive_kl")
     done = {rec["stats"]["seed"] - config.seed: rec for rec in finished or []}
     todo = [r for r in range(config.repeats) if r not in done and parallel.mine(r)]  # under torchrun: split
     records = [done[r] for r in sorted(done) if r < config.repeats]
     for r in progress(todo, len(todo), f"evaluate {config.protocol}", quiet):
         if config.protocol in PREDICTORS:
-            probs, stats = PREDICTORS[config.protocol](model, coreset_x, coreset_y, targets, test_sets, config,
-                                                       config.seed + r, prepare, recorded, target_noise)
+            probs, stats = PREDICTORS[config.protocol](
+                model,
+                coreset_x,
+                coreset_y,
+                targets,
+                test_sets,
+                config,
+                config.seed + r,
+                prepare,
+                recorded,
+                target_noise,
+            )
         else:
             diagnostic = None
             if config.diagnostic_points and "test" in test_sets:
                 j = min(config.diagnostic_points, len(test_y))
                 diagnostic = (test_sets["test"][:j], test_y[:j])
-            probs, stats = posterior_predictive(model, coreset_x, coreset_y, test_sets, config, config.seed + r,
-                                                prepare=prepare, recorded=recorded, diagnostic=diagnostic)
+            probs, stats = posterior_predictive(
+                model,
+                coreset_x,
+                coreset_y,
+                test_sets,
+                config,
+                config.seed + r,
+                prepare=prepare,
+                recorded=recorded,
+                diagnostic=diagnostic,
+            )
         sets = {}
         for name in test_sets:
             sets[name] = predictive_metrics(model, probs[name], test_y, config)
@@ -365,15 +464,19 @@ def evaluate_coreset(
     sampled = all(row.get("acceptance_rate") is not None for row in runs)
     diagnosed = [k for k in DIAGNOSTICS if all(k in row for row in runs)]
     summary = summarise(runs, (*keys, *(["acceptance_rate"] if sampled else []), *diagnosed))
-    result = {"protocol": config.protocol, "summary": summary, "repeats": runs,
-              "posterior": config.posterior(recorded).record()}
+    result = {
+        "protocol": config.protocol,
+        "summary": summary,
+        "repeats": runs,
+        "posterior": config.posterior(recorded).record(),
+    }
     corrupted = [k for k in test_sets if k != "test"]
     if corrupted:
         result["sets"] = {k: summarise(per_set[k]) for k in corrupted}
+
         # average over corrupted sets within each repeat, then mean/std over repeats
         def averaged(names):
-            rows = [{m: sum(per_set[n][r][m] for n in names) / len(names) for m in keys}
-                    for r in range(config.repeats)]
+            rows = [{m: sum(per_set[n][r][m] for n in names) / len(names) for m in keys} for r in range(config.repeats)]
             return summarise(rows)
 
         result["corrupted_mean"] = averaged(corrupted)

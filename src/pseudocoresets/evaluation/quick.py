@@ -15,9 +15,17 @@ import torch
 from ..models import FlatModel
 
 
-def quick_score(model: FlatModel, images: torch.Tensor, labels: torch.Tensor, test_x: torch.Tensor,
-                test_y: torch.Tensor, prepare: Callable[[torch.Tensor], torch.Tensor], steps: int = 300,
-                lr: float = 0.01, seed: int = 0) -> dict[str, float]:
+def quick_score(
+    model: FlatModel,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    steps: int = 300,
+    lr: float = 0.01,
+    seed: int = 0,
+) -> dict[str, float]:
     """``{"accuracy": ...}`` (classification) or ``{"rmse": ...}`` (regression) of one SGD-trained network."""
     theta = model.init(seed).to(images.device)
     x = images.detach()

@@ -3,5 +3,12 @@
 from .store import ExpertPool, expert_file, expert_files, save_trajectory, trajectory_shape
 from .train import ExpertConfig, sgd_trajectory
 
-__all__ = ["ExpertConfig", "ExpertPool", "expert_file", "expert_files", "save_trajectory", "sgd_trajectory",
-           "trajectory_shape"]
+__all__ = [
+    "ExpertConfig",
+    "ExpertPool",
+    "expert_file",
+    "expert_files",
+    "save_trajectory",
+    "sgd_trajectory",
+    "trajectory_shape",
+]

@@ -28,8 +28,11 @@ def expert_files(directory: Path, count: int) -> list[Path]:
 
 
 def save_trajectory(path: Path, trajectory: torch.Tensor, seed: int, losses: list[float]) -> None:
-    save_tensors(path, {TRAJECTORY_KEY: trajectory},
-                 metadata={"seed": str(seed), "train_loss": ",".join(f"{v:.4f}" for v in losses)})
+    save_tensors(
+        path,
+        {TRAJECTORY_KEY: trajectory},
+        metadata={"seed": str(seed), "train_loss": ",".join(f"{v:.4f}" for v in losses)},
+    )
 
 
 def trajectory_shape(path: Path) -> tuple[int, int] | None:
@@ -63,7 +66,9 @@ class ExpertPool:
         row = self._handles[expert].get_slice(TRAJECTORY_KEY)[epoch]  # type: ignore[attr-defined]
         return row.to(self.device, self.dtype).clone()
 
-    def sample_segment(self, max_start: int, length: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    def sample_segment(
+        self, max_start: int, length: int, g: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Algorithm 1: expert ~ U{experts}, r ~ U{0..T+}; returns (theta^(r), theta^(r+L_x), info)."""
         e = int(torch.randint(len(self.paths), (1,), generator=g, device=g.device))
         r = int(torch.randint(max_start + 1, (1,), generator=g, device=g.device))

@@ -93,6 +93,12 @@ def sgd_trajectory(
         if on_epoch is not None:
             on_epoch(epoch + 1, losses[-1])
         if on_checkpoint is not None and epoch + 1 < config.epochs:
-            on_checkpoint({"snapshots": torch.stack(snapshots), "velocity": velocity, "generator_state": g.get_state(),
-                           "losses": torch.tensor(losses, dtype=torch.float64)})
+            on_checkpoint(
+                {
+                    "snapshots": torch.stack(snapshots),
+                    "velocity": velocity,
+                    "generator_state": g.get_state(),
+                    "losses": torch.tensor(losses, dtype=torch.float64),
+                }
+            )
     return torch.stack(snapshots)

@@ -2,4 +2,12 @@
 
 from .blr import BLRProblem, DIVERGENCES, cases, descend_exact, descend_objective, reduction_share, train_experts
 
-__all__ = ["BLRProblem", "DIVERGENCES", "cases", "descend_exact", "descend_objective", "reduction_share", "train_experts"]
+__all__ = [
+    "BLRProblem",
+    "DIVERGENCES",
+    "cases",
+    "descend_exact",
+    "descend_objective",
+    "reduction_share",
+    "train_experts",
+]

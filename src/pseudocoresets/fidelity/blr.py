@@ -48,21 +48,32 @@ class BLRProblem:
     posterior: PosteriorSpec  # the coreset posterior's weight and temperature (prior_std as above)
 
     @classmethod
-    def synthetic(cls, n: int = 400, d: int = 3, m: int = 6, seed: int = 0, noise_std: float = 1.0,
-                  prior_std: float = 3.0, weight: float = 1.0, temperature: float = 1.0) -> "BLRProblem":
+    def synthetic(
+        cls,
+        n: int = 400,
+        d: int = 3,
+        m: int = 6,
+        seed: int = 0,
+        noise_std: float = 1.0,
+        prior_std: float = 3.0,
+        weight: float = 1.0,
+        temperature: float = 1.0,
+    ) -> "BLRProblem":
         g = generator(seed)
         theta = torch.randn(d, generator=g, dtype=torch.float64)
         x = torch.randn(n, d, generator=g, dtype=torch.float64)
         y = x @ theta + noise_std * torch.randn(n, generator=g, dtype=torch.float64)
         idx = torch.randperm(n, generator=g)[:m]
-        return cls(x, y, x[idx].clone(), y[idx].clone(), noise_std, prior_std,
-                   PosteriorSpec(weight, temperature, prior_std))
+        return cls(
+            x, y, x[idx].clone(), y[idx].clone(), noise_std, prior_std, PosteriorSpec(weight, temperature, prior_std)
+        )
 
     def full_posterior(self) -> tuple[torch.Tensor, torch.Tensor]:
         return linear_gaussian_posterior(self.x, self.y, self.noise_std, PosteriorSpec(1.0, 1.0, self.prior_std))
 
-    def coreset_posterior(self, u: torch.Tensor, point_weights: torch.Tensor | None = None
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    def coreset_posterior(
+        self, u: torch.Tensor, point_weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return linear_gaussian_posterior(u, self.v, self.noise_std, self.posterior, point_weights)
 
     def divergence(self, kind: str, u: torch.Tensor, point_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -84,8 +95,9 @@ class BLRProblem:
         return build_model(cfg, (self.x.shape[1],), 1, dtype=torch.float64)
 
 
-def train_experts(problem: BLRProblem, directory: Path, count: int = 4, epochs: int = 20, lr: float = 0.01,
-                  batch: int = 32) -> ExpertPool:
+def train_experts(
+    problem: BLRProblem, directory: Path, count: int = 4, epochs: int = 20, lr: float = 0.01, batch: int = 32
+) -> ExpertPool:
     """Expert SGD trajectories on the full data (the library's expert trainer and file format)."""
     model = problem.model()
     cfg = ExpertConfig(num_experts=count, epochs=epochs, lr=lr, batch_size=batch)
@@ -97,8 +109,13 @@ def train_experts(problem: BLRProblem, directory: Path, count: int = 4, epochs: 
     return ExpertPool(paths, torch.device("cpu"), dtype=torch.float64)
 
 
-def _adam(u0: torch.Tensor, grad_fn: Callable[[torch.Tensor], torch.Tensor], steps: int, lr: float,
-          after: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+def _adam(
+    u0: torch.Tensor,
+    grad_fn: Callable[[torch.Tensor], torch.Tensor],
+    steps: int,
+    lr: float,
+    after: Callable[[torch.Tensor], None] | None = None,
+) -> torch.Tensor:
     u = u0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([u], lr=lr)
     decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / steps)  # Robbins-Monro: noise averages out
@@ -121,12 +138,21 @@ def descend_exact(problem: BLRProblem, kind: str, steps: int, lr: float) -> torc
     return _adam(problem.u0, grad, steps, lr)
 
 
-def descend_objective(problem: BLRProblem, method: str, distill_config: DistillConfig, objective_config: Any,
-                      pool: ExpertPool | None, steps: int, lr: float, seed: int = 0) -> torch.Tensor:
+def descend_objective(
+    problem: BLRProblem,
+    method: str,
+    distill_config: DistillConfig,
+    objective_config: Any,
+    pool: ExpertPool | None,
+    steps: int,
+    lr: float,
+    seed: int = 0,
+) -> torch.Tensor:
     """Adam on the coreset inputs with the gradient the objective ``method`` writes into ``images.grad``."""
     distill_config.method = method
-    context = DistillContext(problem.model(), pool, problem.x, problem.y, 1, None, torch.device("cpu"),
-                             posterior=problem.posterior)
+    context = DistillContext(
+        problem.model(), pool, problem.x, problem.y, 1, None, torch.device("cpu"), posterior=problem.posterior
+    )
     objective = prepare_objective(distill_config, objective_config, context)
     g = generator(seed)
 
@@ -165,24 +191,46 @@ def cached_experts(problem: BLRProblem, experts: dict) -> ExpertPool:
 
 def cached_exact_descent(problem: BLRProblem, kind: str, steps: int, lr: float) -> torch.Tensor:
     """``descend_exact``, computed once per process for the same problem, divergence and schedule."""
-    key = (_digest(problem.x, problem.y, problem.u0, problem.v), problem.noise_std, problem.prior_std,
-           repr(problem.posterior), kind, steps, lr)  # the spec's repr: weight, temperature, prior, point weights
+    key = (
+        _digest(problem.x, problem.y, problem.u0, problem.v),
+        problem.noise_std,
+        problem.prior_std,
+        repr(problem.posterior),
+        kind,
+        steps,
+        lr,
+    )  # the spec's repr: weight, temperature, prior, point weights
     if key not in _EXACT_DESCENTS:
         _EXACT_DESCENTS[key] = descend_exact(problem, kind, steps, lr)
     return _EXACT_DESCENTS[key].clone()
 
 
-def reduction_share(problem: BLRProblem, method: str, distill_config: DistillConfig, objective_config: Any,
-                    steps: int = 1500, lr: float = 0.05, seed: int = 0, experts: dict | None = None) -> dict:
+def reduction_share(
+    problem: BLRProblem,
+    method: str,
+    distill_config: DistillConfig,
+    objective_config: Any,
+    steps: int = 1500,
+    lr: float = 0.05,
+    seed: int = 0,
+    experts: dict | None = None,
+) -> dict:
     """Start, objective-descent and exact-descent values of the method's divergence, and the share."""
     kind = DIVERGENCES[method]
     pool = cached_experts(problem, experts or EXPERTS) if objective_module(method).NEEDS_EXPERTS else None
     learnt = descend_objective(problem, method, distill_config, objective_config, pool, steps, lr, seed)
     exact = cached_exact_descent(problem, kind, steps, lr)
     start, obj, best = (float(problem.divergence(kind, u)) for u in (problem.u0, learnt, exact))
-    return {"method": method, "divergence": kind, "start": start, "objective": obj, "exact": best,
-            "objective_reduction": 1 - obj / start, "exact_reduction": 1 - best / start,
-            "share": (start - obj) / (start - best)}
+    return {
+        "method": method,
+        "divergence": kind,
+        "start": start,
+        "objective": obj,
+        "exact": best,
+        "objective_reduction": 1 - obj / start,
+        "exact_reduction": 1 - best / start,
+        "share": (start - obj) / (start - best),
+    }
 
 
 # Expert buffer of the bench: 8 experts x 50 epochs of SGD (lr 0.05, batch 32) on the 400 points, so that the
@@ -197,21 +245,35 @@ def cases() -> list[tuple[str, str, DistillConfig, Any]]:
     lr_student 0.01 from an expert epoch r <= 10, target epoch r + 1); objective options are the official ones
     except where a linear model of 3 weights needs other scales (chain step sizes, real batch = all 400 points).
     """
+
     def student(**kw) -> DistillConfig:
-        return DistillConfig(**{"lr_student": 0.01, "student_steps": 30, "expert_epochs": 1, "max_start_epoch": 10,
-                                **kw})
+        return DistillConfig(
+            **{"lr_student": 0.01, "student_steps": 30, "expert_epochs": 1, "max_start_epoch": 10, **kw}
+        )
 
     chains = {"chains": 8, "chain_steps": 2, "chain_burn_in": 20, "chain_step_size": 0.1}
     return [
         ("fkl (Algorithm 1), lr_student 0.01", "fkl", student(), objective_module("fkl").Config()),
         ("fkl (Algorithm 1), lr_student 0.03", "fkl", student(lr_student=0.03), objective_module("fkl").Config()),
-        ("fkl_mcmc", "fkl_mcmc", student(),
-         objective_module("fkl_mcmc").Config(**chains, x_samples=10, x_epochs=5, noise_x=0.0)),
-        ("fkl_mcmc, chains from pi_x (CD-k)", "fkl_mcmc", student(),
-         objective_module("fkl_mcmc").Config(**chains, x_samples=10, x_epochs=5, noise_x=0.0, chain_start="x")),
+        (
+            "fkl_mcmc",
+            "fkl_mcmc",
+            student(),
+            objective_module("fkl_mcmc").Config(**chains, x_samples=10, x_epochs=5, noise_x=0.0),
+        ),
+        (
+            "fkl_mcmc, chains from pi_x (CD-k)",
+            "fkl_mcmc",
+            student(),
+            objective_module("fkl_mcmc").Config(**chains, x_samples=10, x_epochs=5, noise_x=0.0, chain_start="x"),
+        ),
         ("rkl, samples gaussian (paper)", "rkl", student(), objective_module("rkl").Config(real_batch=400)),
-        ("rkl, samples chains", "rkl", student(),
-         objective_module("rkl").Config(samples="chains", real_batch=400, **chains)),
+        (
+            "rkl, samples chains",
+            "rkl",
+            student(),
+            objective_module("rkl").Config(samples="chains", real_batch=400, **chains),
+        ),
         ("wasserstein (MTT)", "wasserstein", student(), objective_module("wasserstein").Config()),
     ]
 
@@ -240,7 +302,7 @@ def problem_for(weight: str) -> BLRProblem:
 
 def run_check(label: str, weight: str, steps: int = CHECK_STEPS) -> dict:
     """The bench result of one case at one coreset weight."""
-    (method, distill_cfg, objective_cfg), = [(m, d, o) for lab, m, d, o in cases() if lab == label]
+    ((method, distill_cfg, objective_cfg),) = [(m, d, o) for lab, m, d, o in cases() if lab == label]
     return reduction_share(problem_for(weight), method, distill_cfg, objective_cfg, steps=steps)
 
 
@@ -259,17 +321,36 @@ def weights_context(problem: BLRProblem, directory: Path, samples: int = 4000, s
         torch.manual_seed(seed)
         reference = torch.distributions.MultivariateNormal(mx, cx).sample((samples,))
     pool = train_experts(problem, directory, count=4, epochs=20, lr=0.05, batch=32)
-    return DistillContext(problem.model(), pool, problem.x, problem.y, 0, None, torch.device("cpu"),
-                          posterior=problem.posterior, reference=reference)
+    return DistillContext(
+        problem.model(),
+        pool,
+        problem.x,
+        problem.y,
+        0,
+        None,
+        torch.device("cpu"),
+        posterior=problem.posterior,
+        reference=reference,
+    )
 
 
 def weights_configs(learn: bool, lr_weights: float = 0.1, iterations: int = 0) -> tuple[DistillConfig, Any]:
-    distill_cfg = DistillConfig(method="fkl_mcmc", ipc=6, iterations=iterations, optimizer="adam", lr_images=0.05,
-                                lr_schedule="linear", lr_student=0.01, student_steps=30, expert_epochs=1,
-                                max_start_epoch=10, checkpoint_every=0)
-    objective_cfg = objective_module("fkl_mcmc").Config(**WEIGHT_CHAINS, x_samples=10, noise_x=0.0,
-                                                        x_source="reference", learn_weights=learn,
-                                                        lr_weights=lr_weights)
+    distill_cfg = DistillConfig(
+        method="fkl_mcmc",
+        ipc=6,
+        iterations=iterations,
+        optimizer="adam",
+        lr_images=0.05,
+        lr_schedule="linear",
+        lr_student=0.01,
+        student_steps=30,
+        expert_epochs=1,
+        max_start_epoch=10,
+        checkpoint_every=0,
+    )
+    objective_cfg = objective_module("fkl_mcmc").Config(
+        **WEIGHT_CHAINS, x_samples=10, noise_x=0.0, x_source="reference", learn_weights=learn, lr_weights=lr_weights
+    )
     return distill_cfg, objective_cfg
 
 
@@ -277,8 +358,13 @@ def weights_configs(learn: bool, lr_weights: float = 0.1, iterations: int = 0) -
 UNEQUAL_LOG_WEIGHTS = (0.0, 1.5, 0.0, 0.7, -0.5, 2.0)
 
 
-def weight_gradient_check(problem: BLRProblem, context: DistillContext, steps: int = 30, seed: int = 0,
-                          log_weights: tuple[float, ...] | None = None) -> dict:
+def weight_gradient_check(
+    problem: BLRProblem,
+    context: DistillContext,
+    steps: int = 30,
+    seed: int = 0,
+    log_weights: tuple[float, ...] | None = None,
+) -> dict:
     """Average the log-weight gradient fkl_mcmc writes over ``steps`` steps at u_0 and a = ``log_weights`` (default
     0: v = 1); compare it with the exact d KL(pi_x || pi_u) / d a (a = log v): cosine, and the norm ratio times
     M / (w / T) (1 when the scale T / (w M) stated in objectives/fkl_mcmc.py is right)."""
@@ -301,16 +387,22 @@ def weight_gradient_check(problem: BLRProblem, context: DistillContext, steps: i
     a = start.clone().requires_grad_(True)
     (exact,) = torch.autograd.grad(problem.divergence("forward_kl", problem.u0, a.exp()), a)
     spec = problem.posterior
-    return {"cosine": float(estimate @ exact / (estimate.norm() * exact.norm())),
-            "scale": float(estimate.norm() / exact.norm() * len(u) * spec.weight / spec.temperature)}
+    return {
+        "cosine": float(estimate @ exact / (estimate.norm() * exact.norm())),
+        "scale": float(estimate.norm() / exact.norm() * len(u) * spec.weight / spec.temperature),
+    }
 
 
-def learnt_weights_run(problem: BLRProblem, context: DistillContext, learn: bool, iterations: int = 300,
-                       lr_weights: float = 0.1) -> dict:
+def learnt_weights_run(
+    problem: BLRProblem, context: DistillContext, learn: bool, iterations: int = 300, lr_weights: float = 0.1
+) -> dict:
     """The outer loop's fkl_mcmc run from u_0; the exact forward KL of the coreset posterior it ends with."""
     distill_cfg, objective_cfg = weights_configs(learn, lr_weights, iterations)
     images, summary = distill(distill_cfg, objective_cfg, context, problem.u0, problem.v, quiet=True)
     v = summary.get("point_weights")
     weights = None if v is None else torch.tensor(v, dtype=images.dtype)
-    return {"start": float(problem.divergence("forward_kl", problem.u0)),
-            "forward_kl": float(problem.divergence("forward_kl", images, weights)), "point_weights": v}
+    return {
+        "start": float(problem.divergence("forward_kl", problem.u0)),
+        "forward_kl": float(problem.divergence("forward_kl", images, weights)),
+        "point_weights": v,
+    }

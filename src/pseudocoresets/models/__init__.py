@@ -6,5 +6,17 @@ from .flat import FlatModel
 from .likelihood import Bernoulli, Categorical, Gaussian, build_likelihood
 from .precision import PRECISIONS, bf16_native, resolve_precision
 
-__all__ = ["Bernoulli", "Categorical", "ConvNet", "FlatModel", "Gaussian", "ModelConfig", "PRECISIONS", "bf16_native",
-           "build_convnet", "build_likelihood", "build_model", "resolve_precision"]
+__all__ = [
+    "Bernoulli",
+    "Categorical",
+    "ConvNet",
+    "FlatModel",
+    "Gaussian",
+    "ModelConfig",
+    "PRECISIONS",
+    "bf16_native",
+    "build_convnet",
+    "build_likelihood",
+    "build_model",
+    "resolve_precision",
+]

@@ -29,8 +29,13 @@ class ModelConfig:
     pooling: str = field(default="avgpool", metadata={"help": f"convnet: pooling after each block, one of {POOLINGS}"})
     likelihood: str = field(default="categorical", metadata={"help": f"p(y | f(x)), one of {LIKELIHOODS}"})
     noise_std: float = field(default=1.0, metadata={"help": "gaussian likelihood: the known noise std s"})
-    precision: str = field(default="fp32", metadata={"help": f"compute precision of the network, one of {PRECISIONS} "
-                           "(bf16: mixed precision, parameters and sums in fp32; auto: bf16 where the device has it)"})
+    precision: str = field(
+        default="fp32",
+        metadata={
+            "help": f"compute precision of the network, one of {PRECISIONS} "
+            "(bf16: mixed precision, parameters and sums in fp32; auto: bf16 where the device has it)"
+        },
+    )
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
@@ -49,8 +54,9 @@ class ModelConfig:
             raise UserError(f"--model.noise_std must be > 0 (got {self.noise_std})")
 
 
-def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_outputs: int,
-                dtype: torch.dtype = torch.float32) -> FlatModel:
+def build_model(
+    config: ModelConfig, input_shape: tuple[int, ...], num_outputs: int, dtype: torch.dtype = torch.float32
+) -> FlatModel:
     """The configured network on inputs of ``input_shape`` (without the batch) with ``num_outputs`` outputs."""
     config.validate()
     if config.arch == "linear":

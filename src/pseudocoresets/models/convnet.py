@@ -12,6 +12,7 @@ from torch import nn
 
 from ..errors import UserError
 
+
 class ReLU(nn.Module):
     """ReLU that overwrites its input when no gradient is recorded (scoring: one activation buffer less per
     layer; with channels-last input 1.26-1.58x on the forward, ``benchmarks/results/scoring.md``), out of place
@@ -34,9 +35,7 @@ class ConvNet(nn.Module):
             layers.append(ReLU())
             if config.pooling != "none":
                 if size < 2:
-                    raise UserError(
-                        f"depth {config.depth} pools {image_size}px images below 1px; lower --model.depth"
-                    )
+                    raise UserError(f"depth {config.depth} pools {image_size}px images below 1px; lower --model.depth")
                 layers.append(nn.AvgPool2d(2) if config.pooling == "avgpool" else nn.MaxPool2d(2))
                 size //= 2
             in_ch = config.width

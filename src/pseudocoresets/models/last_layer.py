@@ -51,8 +51,14 @@ class LastLayerPosterior:
         return 0.5 * (k * (trace_term - logdet) + self.rho * means)
 
 
-def last_layer_posterior(phi_u: torch.Tensor, targets: torch.Tensor, prior_std: float = 1.0, weight: float = 1.0,
-                         temperature: float = 1.0, noise: float = 1.0) -> LastLayerPosterior:
+def last_layer_posterior(
+    phi_u: torch.Tensor,
+    targets: torch.Tensor,
+    prior_std: float = 1.0,
+    weight: float = 1.0,
+    temperature: float = 1.0,
+    noise: float = 1.0,
+) -> LastLayerPosterior:
     """q_u of (V1)-(V3) for coreset features ``phi_u`` [M, h] and targets [M, K]."""
     rho = 1.0 / prior_std**2
     rho_t = rho / temperature
@@ -80,8 +86,9 @@ def expected_log_lik(model: FlatModel, mu: torch.Tensor, var: torch.Tensor, y: t
     return torch.log_softmax(logits, dim=1).gather(1, y.long().reshape(-1, 1)).squeeze(1)
 
 
-def outer_loss(post: LastLayerPosterior, model: FlatModel, phi_x: torch.Tensor, y: torch.Tensor,
-               num_data: int) -> tuple[torch.Tensor, torch.Tensor]:
+def outer_loss(
+    post: LastLayerPosterior, model: FlatModel, phi_x: torch.Tensor, y: torch.Tensor, num_data: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(V5) on a batch: (loss, its data term alone)."""
     mu, var = post.moments(phi_x)
     data = -expected_log_lik(model, mu, var, y).mean()
@@ -96,7 +103,7 @@ def features(model: FlatModel, theta: torch.Tensor | None, x: torch.Tensor) -> t
     """phi(x): the body's flattened output / sqrt(h) (ConvNet), or the input itself (linear model)."""
     if theta is None or not has_body(model):
         return x.flatten(1)
-    params = {k[len("features."):]: v for k, v in model.unflatten(theta).items() if k.startswith("features.")}
+    params = {k[len("features.") :]: v for k, v in model.unflatten(theta).items() if k.startswith("features.")}
     phi = functional_call(model.module.features, params, (x,)).flatten(1).float()
     return phi / math.sqrt(phi.shape[1])
 

@@ -26,5 +26,12 @@ def build_objective(name: str, config: Any, context: DistillContext) -> Objectiv
     return objective_module(name).build(config, context)
 
 
-__all__ = ["OBJECTIVES", "DistillContext", "Objective", "ObjectiveBase", "StudentSettings", "build_objective",
-           "objective_module"]
+__all__ = [
+    "OBJECTIVES",
+    "DistillContext",
+    "Objective",
+    "ObjectiveBase",
+    "StudentSettings",
+    "build_objective",
+    "objective_module",
+]

@@ -45,12 +45,23 @@ class ChainOptions:
         if self.chain_thin > self.chain_steps:
             raise UserError(f"--{section}.chain_thin must not exceed chain_steps (no state would be kept)")
         if self.chain_burn_in < 0 or not self.chain_step_size > 0 or not 0 < self.chain_target_accept < 1:
-            raise UserError(f"--{section}.chain_burn_in must be >= 0, chain_step_size > 0, chain_target_accept in (0, 1)")
+            raise UserError(
+                f"--{section}.chain_burn_in must be >= 0, chain_step_size > 0, chain_target_accept in (0, 1)"
+            )
 
 
 class PersistentChains:
-    def __init__(self, context: DistillContext, num_chains: int, steps: int, thin: int, burn_in: int,
-                 step_size: float, leapfrog: int, target_accept: float = 0.75):
+    def __init__(
+        self,
+        context: DistillContext,
+        num_chains: int,
+        steps: int,
+        thin: int,
+        burn_in: int,
+        step_size: float,
+        leapfrog: int,
+        target_accept: float = 0.75,
+    ):
         self.ctx = context
         self.num_chains, self.steps, self.thin, self.burn_in = num_chains, steps, thin, burn_in
         self.leapfrog, self.target_accept = leapfrog, target_accept
@@ -60,8 +71,16 @@ class PersistentChains:
 
     @classmethod
     def from_options(cls, context: DistillContext, o: ChainOptions) -> "PersistentChains":
-        return cls(context, o.chains, o.chain_steps, o.chain_thin, o.chain_burn_in, o.chain_step_size,
-                   o.chain_leapfrog, o.chain_target_accept)
+        return cls(
+            context,
+            o.chains,
+            o.chain_steps,
+            o.chain_thin,
+            o.chain_burn_in,
+            o.chain_step_size,
+            o.chain_leapfrog,
+            o.chain_target_accept,
+        )
 
     @property
     def step_size(self) -> float:
@@ -85,15 +104,25 @@ class PersistentChains:
                 self.log_step += ADAPT_GAIN * (info.accept_prob - self.target_accept)
         return states
 
-    def advance(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator,
-                point_weights: torch.Tensor | None = None, starts: torch.Tensor | None = None) -> torch.Tensor:
+    def advance(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        g: torch.Generator,
+        point_weights: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Move every chain on pi_u(current images, current per-point weights if learnt); return the kept
         positions [chains * (steps // thin), P]. With ``starts`` [K, P] the chains are not persistent: K chains
         start there, without burn-in, and are forgotten afterwards (contrastive divergence CD-k, Hinton 2002)."""
-        posterior = CoresetPosterior.from_spec(self.ctx.model, images.detach(), labels, self.ctx.posterior,
-                                               None if point_weights is None else point_weights.detach())
-        kernel = hmc.build(posterior.potential_and_grad, self.leapfrog, self.step_size,
-                           posterior.metropolis_potential)
+        posterior = CoresetPosterior.from_spec(
+            self.ctx.model,
+            images.detach(),
+            labels,
+            self.ctx.posterior,
+            None if point_weights is None else point_weights.detach(),
+        )
+        kernel = hmc.build(posterior.potential_and_grad, self.leapfrog, self.step_size, posterior.metropolis_potential)
         self.accept_probs = []
         if starts is not None:
             states = [kernel.init(theta.detach().to(images.dtype)) for theta in starts]

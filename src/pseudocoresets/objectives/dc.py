@@ -129,8 +129,9 @@ class GradientMatching(ObjectiveBase):
         if self.round_step >= c.outer_loop:
             self.round_step = 0
             return
-        self.theta = student_sgd(ctx.model, self.theta, images, labels, c.inner_loop, c.lr_net, ctx.student.batch,
-                                 ctx.augment, self.inner_g)
+        self.theta = student_sgd(
+            ctx.model, self.theta, images, labels, c.inner_loop, c.lr_net, ctx.student.batch, ctx.augment, self.inner_g
+        )
 
 
 def build(config: Config, context: DistillContext) -> GradientMatching:

@@ -67,21 +67,39 @@ NEEDS_EXPERTS = True
 class Config(ChainOptions):
     """Forward KL with MCMC samples of the coreset posterior."""
 
-    x_samples: int = field(default=10, metadata={"help": "full-data posterior samples (expert snapshots) per iteration"})
-    x_epochs: int = field(default=1, metadata={"help": "pi_x samples are snapshots of each expert's last x_epochs epochs"})
+    x_samples: int = field(
+        default=10, metadata={"help": "full-data posterior samples (expert snapshots) per iteration"}
+    )
+    x_epochs: int = field(
+        default=1, metadata={"help": "pi_x samples are snapshots of each expert's last x_epochs epochs"}
+    )
     noise_x: float = field(default=0.01, metadata={"help": "std of isotropic noise added to the pi_x samples"})
-    x_source: str = field(default="experts", metadata={"help": "pi_x samples from: experts (snapshots) or reference "
-                                                       "(the full-data reference posterior, 'bpc reference')"})
-    chain_start: str = field(default="persistent", metadata={
-        "help": "persistent: the pi_u chains go on across iterations (PCD); x: every iteration one chain starts at "
-                "each pi_x sample and runs chain_steps transitions (CD-k), in the full-data posterior's mode "
-                "(chains and chain_burn_in are then unused)",
-        "identity": "unless-set"})
-    learn_weights: bool = field(default=False, metadata={"help": "also learn a weight per coreset point (Manousakas "
-                                                         "et al.), recorded in the coreset's posterior",
-                                                         "identity": "unless-set"})
-    lr_weights: float = field(default=0.1, metadata={"help": "SGD learning rate of the log point weights",
-                                                     "identity": "unless-set"})
+    x_source: str = field(
+        default="experts",
+        metadata={
+            "help": "pi_x samples from: experts (snapshots) or reference "
+            "(the full-data reference posterior, 'bpc reference')"
+        },
+    )
+    chain_start: str = field(
+        default="persistent",
+        metadata={
+            "help": "persistent: the pi_u chains go on across iterations (PCD); x: every iteration one chain starts at "
+            "each pi_x sample and runs chain_steps transitions (CD-k), in the full-data posterior's mode "
+            "(chains and chain_burn_in are then unused)",
+            "identity": "unless-set",
+        },
+    )
+    learn_weights: bool = field(
+        default=False,
+        metadata={
+            "help": "also learn a weight per coreset point (Manousakas et al.), recorded in the coreset's posterior",
+            "identity": "unless-set",
+        },
+    )
+    lr_weights: float = field(
+        default=0.1, metadata={"help": "SGD learning rate of the log point weights", "identity": "unless-set"}
+    )
 
     def validate(self) -> None:
         self.validate_chains("fkl_mcmc")
@@ -118,8 +136,7 @@ class ForwardKLMCMC(ObjectiveBase):
             if context.coreset_size < 1:
                 raise UserError("fkl_mcmc learn_weights needs the coreset size in its context (use the outer loop)")
             dtype = context.real_x.dtype if context.real_x.is_floating_point() else torch.float32
-            self.log_weights = torch.zeros(context.coreset_size, dtype=dtype, device=context.device,
-                                           requires_grad=True)
+            self.log_weights = torch.zeros(context.coreset_size, dtype=dtype, device=context.device, requires_grad=True)
 
     def param_groups(self) -> list[dict]:
         if self.log_weights is None:
@@ -135,8 +152,10 @@ class ForwardKLMCMC(ObjectiveBase):
         if v is None:
             return {}
         v = v.detach().cpu()
-        return {"point_weights": [float(t) for t in v],
-                "point_weights_range": {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}}
+        return {
+            "point_weights": [float(t) for t in v],
+            "point_weights_range": {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())},
+        }
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = self.chains.state_dict()
@@ -189,15 +208,20 @@ class ForwardKLMCMC(ObjectiveBase):
             return -(self.point_weights() * ctx.model.nll(theta, x, labels, reduction="none")).mean()
 
         total = contrastive_backward(log_lik, thetas_u, thetas_x)
-        out = {"surrogate": float(total), "chain_samples": len(thetas_u), "chain_acceptance": self.chains.acceptance(),
-               "chain_step_size": self.chains.step_size}
+        out = {
+            "surrogate": float(total),
+            "chain_samples": len(thetas_u),
+            "chain_acceptance": self.chains.acceptance(),
+            "chain_step_size": self.chains.step_size,
+        }
         if v is not None:
             out["point_weight_mean"] = float(v.detach().mean())
         return out
 
 
-def contrastive_backward(log_lik: Callable[[torch.Tensor], torch.Tensor], thetas_u: torch.Tensor,
-                         thetas_x: torch.Tensor) -> torch.Tensor:
+def contrastive_backward(
+    log_lik: Callable[[torch.Tensor], torch.Tensor], thetas_u: torch.Tensor, thetas_x: torch.Tensor
+) -> torch.Tensor:
     """Back-propagate mean_s log_lik(theta_u^s) - mean_t log_lik(theta_x^t) (samples held fixed), one sample at a
     time (memory of one); ``log_lik(theta)`` is the mean coreset log-likelihood, differentiable in u, and may
     draw a fresh augmentation per call. Returns the (detached) value."""

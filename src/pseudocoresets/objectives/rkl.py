@@ -49,8 +49,12 @@ VERSION = 2  # 2: the pixel gradient of the summed coreset log-likelihood; cores
 class Config(ChainOptions):
     """BPC-rKL (defaults: the official ipc-10 values)."""
 
-    samples: str = field(default="gaussian", metadata={"help": "samples of pi_u: gaussian (the paper's q_u around "
-                                                         "the student endpoint) or chains (persistent HMC)"})
+    samples: str = field(
+        default="gaussian",
+        metadata={
+            "help": "samples of pi_u: gaussian (the paper's q_u around the student endpoint) or chains (persistent HMC)"
+        },
+    )
     num_samples: int = field(default=30, metadata={"help": "S: Gaussian samples of q_u per iteration (gaussian)"})
     noise: float = field(default=0.01, metadata={"help": "std of q_u (isotropic) around theta_u (gaussian)"})
     real_batch: int = field(default=1000, metadata={"help": "real images per iteration (the full-data term)"})
@@ -136,8 +140,7 @@ class ReverseKL(ObjectiveBase):
         if self.chains is not None:
             return self.chains.advance(images, labels, g), {}
         theta_u, _, info = student_endpoint(self.ctx, images, labels, g)
-        eps = torch.randn(self.c.num_samples, theta_u.numel(), generator=g, device=theta_u.device,
-                          dtype=theta_u.dtype)
+        eps = torch.randn(self.c.num_samples, theta_u.numel(), generator=g, device=theta_u.device, dtype=theta_u.dtype)
         return theta_u + self.c.noise * eps, info
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:
@@ -163,8 +166,17 @@ class ReverseKL(ObjectiveBase):
         def data_ll(theta, s):
             return -model.nll(theta, views(s)[0], real_y)
 
-        cov = rkl_surrogate(coreset_ll, data_ll, thetas, len(images), len(ctx.real_x), ctx.posterior,
-                            mine=parallel.mine, skip=views, combine=parallel.all_reduce_sum_)
+        cov = rkl_surrogate(
+            coreset_ll,
+            data_ll,
+            thetas,
+            len(images),
+            len(ctx.real_x),
+            ctx.posterior,
+            mine=parallel.mine,
+            skip=views,
+            combine=parallel.all_reduce_sum_,
+        )
         if parallel.active():  # each rank back-propagated its share of the S terms: sum them
             if images.grad is None:
                 images.grad = torch.zeros_like(images)

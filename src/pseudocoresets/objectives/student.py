@@ -16,14 +16,30 @@ from .interface import DistillContext
 # Per-ipc student values of the paper's official code (prior-art.md), shared by fKL, rKL and W.
 # ipc 50 is not in the paper; MTT's CIFAR-10 ipc-50 schedule is the closest official setting.
 PAPER_STUDENT_SCHEDULE = {
-    1: {"distill.lr_student": 0.01, "distill.student_steps": 50, "distill.max_start_epoch": 2,
-        "distill.expert_epochs": 1},
-    10: {"distill.lr_student": 0.03, "distill.student_steps": 30, "distill.max_start_epoch": 20,
-         "distill.expert_epochs": 1},
-    20: {"distill.lr_student": 0.03, "distill.student_steps": 30, "distill.max_start_epoch": 30,
-         "distill.expert_epochs": 1},
-    50: {"distill.lr_student": 0.01, "distill.student_steps": 30, "distill.max_start_epoch": 40,
-         "distill.expert_epochs": 2},
+    1: {
+        "distill.lr_student": 0.01,
+        "distill.student_steps": 50,
+        "distill.max_start_epoch": 2,
+        "distill.expert_epochs": 1,
+    },
+    10: {
+        "distill.lr_student": 0.03,
+        "distill.student_steps": 30,
+        "distill.max_start_epoch": 20,
+        "distill.expert_epochs": 1,
+    },
+    20: {
+        "distill.lr_student": 0.03,
+        "distill.student_steps": 30,
+        "distill.max_start_epoch": 30,
+        "distill.expert_epochs": 1,
+    },
+    50: {
+        "distill.lr_student": 0.01,
+        "distill.student_steps": 30,
+        "distill.max_start_epoch": 40,
+        "distill.expert_epochs": 2,
+    },
 }
 
 
@@ -45,8 +61,9 @@ def maybe_augment(x: torch.Tensor, augment: DSA | None, g: torch.Generator) -> t
     return x if augment is None else augment(x, g)
 
 
-def siamese(augment: DSA | None, real: torch.Tensor, syn: torch.Tensor,
-            g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def siamese(
+    augment: DSA | None, real: torch.Tensor, syn: torch.Tensor, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One augmentation draw applied to a real and a synthetic batch alike (DSA's siamese pairing)."""
     if augment is None:
         return real, syn
@@ -77,8 +94,9 @@ def student_sgd(
     return theta
 
 
-def student_endpoint(ctx: DistillContext, images: torch.Tensor, labels: torch.Tensor,
-                     g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def student_endpoint(
+    ctx: DistillContext, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Algorithm 1's inner part: (theta_u^(L_u) from expert epoch r, theta_x^(L_x) = expert epoch r + L_x, info)."""
     s = ctx.student
     theta0, theta_x, info = ctx.experts.sample_segment(s.max_start_epoch, s.expert_epochs, g)

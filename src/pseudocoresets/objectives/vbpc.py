@@ -86,12 +86,18 @@ class Config:
     """VBPC (Lee, Lee and Lee, ICLR 2025)."""
 
     real_batch: int = field(default=512, metadata={"help": "training points per estimate of the data term (0 = all)"})
-    coreset_noise: float = field(default=0.1, metadata={"help": "s_u: std of the coreset's Gaussian likelihood on "
-                                                         "its targets (0 = the model's noise_std, regression)"})
+    coreset_noise: float = field(
+        default=0.1,
+        metadata={
+            "help": "s_u: std of the coreset's Gaussian likelihood on "
+            "its targets (0 = the model's noise_std, regression)"
+        },
+    )
     lr_targets: float = field(default=10.0, metadata={"help": "learning rate of the learnt targets (0 = fixed)"})
     pool_size: int = field(default=4, metadata={"help": "feature extractors in the pool (ConvNet)"})
-    pool_steps: int = field(default=100, metadata={"help": "training steps of a pool network before it is "
-                                                   "replaced by a fresh one"})
+    pool_steps: int = field(
+        default=100, metadata={"help": "training steps of a pool network before it is replaced by a fresh one"}
+    )
     pool_lr: float = field(default=0.01, metadata={"help": "SGD step size of the pool networks (momentum 0.9)"})
 
     def validate(self) -> None:
@@ -121,8 +127,9 @@ class VBPC(ObjectiveBase):
     def __init__(self, config: Config, context: DistillContext):
         super().__init__(config, context)
         outputs = max(context.num_classes, 1)
-        self.offset = torch.zeros(context.coreset_size, outputs, device=context.device, dtype=context.real_x.dtype,
-                                  requires_grad=True)
+        self.offset = torch.zeros(
+            context.coreset_size, outputs, device=context.device, dtype=context.real_x.dtype, requires_grad=True
+        )
         self.noise = coreset_noise(config, context.model)
         self.body = has_body(context.model)
         self.pool: list[torch.Tensor] = []
@@ -198,8 +205,7 @@ class VBPC(ObjectiveBase):
         return {"label_targets": self.targets(self._labels).detach().cpu().tolist(), "target_noise": self.noise}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {"offset": self.offset.detach(), "ages": self.ages,
-                 "counters": torch.tensor([self.turn, self.fresh])}
+        state = {"offset": self.offset.detach(), "ages": self.ages, "counters": torch.tensor([self.turn, self.fresh])}
         for i, (theta, momentum) in enumerate(zip(self.pool, self.momenta)):
             state[f"pool.{i}"], state[f"momentum.{i}"] = theta, momentum
         return state

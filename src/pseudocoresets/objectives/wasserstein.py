@@ -54,11 +54,13 @@ def preset_values(preset: str, ipc: int) -> dict[str, Any]:
             out["distill.expert_epochs"] = 2
     return out
 
+
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
 
-def unroll(step: Step, theta0: torch.Tensor, images: torch.Tensor, eta: torch.Tensor, steps: int,
-           g: torch.Generator) -> torch.Tensor:
+def unroll(
+    step: Step, theta0: torch.Tensor, images: torch.Tensor, eta: torch.Tensor, steps: int, g: torch.Generator
+) -> torch.Tensor:
     """theta^(L) with the full graph kept (memory grows with ``steps``)."""
     theta = theta0
     for _ in range(steps):
@@ -143,8 +145,9 @@ class Wasserstein(ObjectiveBase):
             return ((theta_end - target) ** 2).sum() / scale
 
         if c.checkpoint_every > 0:
-            loss = matching_gradient_checkpointed(step, loss_fn, theta0, images, self.eta,
-                                                  student.steps, c.checkpoint_every, g)
+            loss = matching_gradient_checkpointed(
+                step, loss_fn, theta0, images, self.eta, student.steps, c.checkpoint_every, g
+            )
         else:
             theta0 = theta0.requires_grad_(True)
             loss = loss_fn(unroll(step, theta0, images, self.eta, student.steps, g))

@@ -15,5 +15,14 @@ from .reference import run_reference
 from .run import run_all
 from .workspace import Workspace, identity_dict
 
-__all__ = ["Coreset", "Workspace", "identity_dict", "load_coreset", "run_all", "run_distill", "run_evaluate",
-           "run_experts", "run_reference"]
+__all__ = [
+    "Coreset",
+    "Workspace",
+    "identity_dict",
+    "load_coreset",
+    "run_all",
+    "run_distill",
+    "run_evaluate",
+    "run_experts",
+    "run_reference",
+]

@@ -107,7 +107,9 @@ class ArtifactDir:
                 return
             if self.holds_work():
                 differs = _differing_keys(saved.get("config"), self.config) if saved.get("kind") == self.kind else []
-                detail = f" (differs in {', '.join(differs[:4])}{', ...' if len(differs) > 4 else ''})" if differs else ""
+                detail = (
+                    f" (differs in {', '.join(differs[:4])}{', ...' if len(differs) > 4 else ''})" if differs else ""
+                )
                 raise UserError(
                     f"{self.path} holds a {saved.get('kind')} artifact made with a different configuration{detail}; "
                     "choose another --out or delete that directory"
@@ -121,8 +123,9 @@ class ArtifactDir:
         """Whether anything besides config.json, the metrics log and temporary files is in the directory."""
         if not self.path.is_dir():
             return False
-        return any(p.name != "config.json" and not is_log(p.name) and not p.name.endswith(".tmp")
-                   for p in self.path.iterdir())
+        return any(
+            p.name != "config.json" and not is_log(p.name) and not p.name.endswith(".tmp") for p in self.path.iterdir()
+        )
 
     def is_complete(self) -> bool:
         if not self.manifest_path.exists() or not (self.path / "config.json").exists():

@@ -75,14 +75,26 @@ def load_coreset(path: str | Path, device: torch.device | str = "cpu") -> Corese
         raise UserError(f"{file} holds a garbled posterior record ({exc}); re-run 'bpc distill'") from exc
     v = spec.point_weights
     if v is not None and (len(v) != len(t["images"]) or not all(math.isfinite(w) and w > 0 for w in v)):
-        raise UserError(f"{file} records {len(v)} point weights for {len(t['images'])} images (or some not finite "
-                        "and > 0); re-run 'bpc distill'")
+        raise UserError(
+            f"{file} records {len(v)} point weights for {len(t['images'])} images (or some not finite "
+            "and > 0); re-run 'bpc distill'"
+        )
     labels = t["labels"].float() if t["labels"].is_floating_point() else t["labels"].long()
     targets = t.get("targets")
     if targets is not None and (targets.dim() != 2 or len(targets) != len(labels) or not torch.isfinite(targets).all()):
-        raise UserError(f"{file} holds targets of shape {tuple(targets.shape)} (or non-finite) for {len(labels)} "
-                        "points; re-run 'bpc distill'")
+        raise UserError(
+            f"{file} holds targets of shape {tuple(targets.shape)} (or non-finite) for {len(labels)} "
+            "points; re-run 'bpc distill'"
+        )
     if noise is not None and not (math.isfinite(noise) and noise > 0):
         raise UserError(f"{file} records a target noise of {noise}; re-run 'bpc distill'")
-    return Coreset(t["images"].float(), labels, spec, str(meta.get("method", "")), ipc, file,
-                   None if targets is None else targets.float(), noise)
+    return Coreset(
+        t["images"].float(),
+        labels,
+        spec,
+        str(meta.get("method", "")),
+        ipc,
+        file,
+        None if targets is None else targets.float(),
+        noise,
+    )

@@ -47,8 +47,10 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
         ws.check_coreset(Path(cfg.import_from), init, labels)
         expected = ipc * data.num_classes if data.num_classes else ipc
         if len(labels) != expected:
-            raise UserError(f"{cfg.import_from} holds {len(labels)} images, not ipc {ipc} x {data.num_classes} classes; "
-                            f"give --ipcs {len(labels) // max(data.num_classes, 1)}")
+            raise UserError(
+                f"{cfg.import_from} holds {len(labels)} images, not ipc {ipc} x {data.num_classes} classes; "
+                f"give --ipcs {len(labels) // max(data.num_classes, 1)}"
+            )
         idx = torch.full((len(labels),), -1, dtype=torch.long)
     claim(art)
     if method != "imported":
@@ -58,9 +60,17 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     experts = ExpertPool(expert_paths(ws), ws.device) if uses_experts else None
     posterior = ws.config.posterior.resolve(len(data.train_y), len(idx))
     reference = reference_samples(ws) if needs_reference(method, objective_cfg) else None
-    context = DistillContext(ws.model(), experts, ws.train_x(), ws.targets(data.train_y), data.num_classes,
-                             build_dsa(cfg.augment, per_image=cfg.augment_per_image), ws.device, posterior=posterior,
-                             reference=reference)
+    context = DistillContext(
+        ws.model(),
+        experts,
+        ws.train_x(),
+        ws.targets(data.train_y),
+        data.num_classes,
+        build_dsa(cfg.augment, per_image=cfg.augment_per_image),
+        ws.device,
+        posterior=posterior,
+        reference=reference,
+    )
     t0 = time.perf_counter()
     checkpoint = art.path / "checkpoint.safetensors"
     resume = load_checkpoint(checkpoint, DISTILL_KEYS, ws.device) or None
@@ -69,11 +79,19 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     main = parallel.is_main()  # every rank computes (objectives split their sample terms); rank 0 alone writes
     log = ProgressLog(art.path / "progress.jsonl", start) if main else None
     with StopOnSignal() as stop:
-        images, summary = distill(cfg, objective_cfg, context, init, labels, quiet=ws.quiet,
-                                  on_iteration=log.write if main else None, resume=resume,
-                                  on_checkpoint=(lambda state: save_tensors(checkpoint, state)) if main else None,
-                                  stop_requested=stop.requested,
-                                  on_snapshot=snapshotter(ws, art.path, labels, log) if main else None)
+        images, summary = distill(
+            cfg,
+            objective_cfg,
+            context,
+            init,
+            labels,
+            quiet=ws.quiet,
+            on_iteration=log.write if main else None,
+            resume=resume,
+            on_checkpoint=(lambda state: save_tensors(checkpoint, state)) if main else None,
+            stop_requested=stop.requested,
+            on_snapshot=snapshotter(ws, art.path, labels, log) if main else None,
+        )
     elapsed = time.perf_counter() - t0
     if not main:
         parallel.barrier()
@@ -81,22 +99,40 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     if "point_weights" in summary:  # learnt per-point weights belong to the coreset posterior it was learnt for
         posterior = dataclasses.replace(posterior, point_weights=summary.pop("point_weights"))
         if not all(math.isfinite(v) and v > 0 for v in posterior.point_weights):
-            raise UserError(f"{method}: the learnt point weights are not all finite and > 0; lower the objective's "
-                            "lr_weights")
+            raise UserError(
+                f"{method}: the learnt point weights are not all finite and > 0; lower the objective's lr_weights"
+            )
     learnt, meta = {}, {}
     if "label_targets" in summary:  # learnt real targets (VBPC) belong with the images
         learnt["targets"] = torch.tensor(summary.pop("label_targets"), dtype=torch.float32)
         if learnt["targets"].shape[0] != len(labels) or not torch.isfinite(learnt["targets"]).all():
             raise UserError(f"{method}: the learnt targets are not finite; lower the objective's lr_targets")
         meta["target_noise"] = str(float(summary.get("target_noise", 1.0)))
-    save_tensors(art.path / "coreset.safetensors",
-                 {"images": images, "labels": labels, "init_images": init, "init_indices": idx, **learnt,
-                  **ws.preprocessor.state()},
-                 metadata={"method": method, "ipc": str(ipc), "posterior": json.dumps(identity_dict(posterior)), **meta})
+    save_tensors(
+        art.path / "coreset.safetensors",
+        {
+            "images": images,
+            "labels": labels,
+            "init_images": init,
+            "init_indices": idx,
+            **learnt,
+            **ws.preprocessor.state(),
+        },
+        metadata={"method": method, "ipc": str(ipc), "posterior": json.dumps(identity_dict(posterior)), **meta},
+    )
     atomic_write_json(art.path / "summary.json", {**summary, "posterior": identity_dict(posterior)})
-    art.finish(cfg.seed, {"distill": elapsed}, {"method": method, "ipc": ipc, "classes": data.classes,
-                                                "resumed_at": start, "processes": parallel.world(),
-                                                "communication_seconds": parallel.COMMUNICATION["seconds"] - communication})
+    art.finish(
+        cfg.seed,
+        {"distill": elapsed},
+        {
+            "method": method,
+            "ipc": ipc,
+            "classes": data.classes,
+            "resumed_at": start,
+            "processes": parallel.world(),
+            "communication_seconds": parallel.COMMUNICATION["seconds"] - communication,
+        },
+    )
     checkpoint.unlink(missing_ok=True)
     parallel.barrier()
     return art.path
@@ -109,8 +145,14 @@ def snapshotter(ws: Workspace, directory: Path, labels: torch.Tensor, log: "Prog
 
     def save(k: int, images: torch.Tensor) -> None:
         save_tensors(directory / "snapshots" / f"iter_{k:06d}.safetensors", {"images": images, "labels": labels})
-        score = quick_score(ws.model(), images, labels, ws.data.test_x[:1000].to(ws.device),
-                            ws.targets(ws.data.test_y[:1000]), ws.prepare)
+        score = quick_score(
+            ws.model(),
+            images,
+            labels,
+            ws.data.test_x[:1000].to(ws.device),
+            ws.targets(ws.data.test_y[:1000]),
+            ws.prepare,
+        )
         log.write(k - 1, {f"snapshot_{m}": v for m, v in score.items()})
 
     return save

@@ -47,24 +47,53 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
         reference = {name: reference_predictive(ws, ref_dir, name, xs, ev.seed) for name, xs in test_sets.items()}
     partial = art.path / "repeats.partial.json"  # the repeats finished so far (each has its own seed)
     finished = read_json(partial) if partial.exists() else None
-    if finished is not None and not (isinstance(finished, list) and all(
-            isinstance(rec, dict) and set(rec) == {"sets", "stats"} and set(rec["sets"]) == set(test_sets)
-            and isinstance(rec["stats"], dict) and 0 <= rec["stats"].get("seed", -1) - ev.seed < ev.repeats
-            for rec in finished)):
+    if finished is not None and not (
+        isinstance(finished, list)
+        and all(
+            isinstance(rec, dict)
+            and set(rec) == {"sets", "stats"}
+            and set(rec["sets"]) == set(test_sets)
+            and isinstance(rec["stats"], dict)
+            and 0 <= rec["stats"].get("seed", -1) - ev.seed < ev.repeats
+            for rec in finished
+        )
+    ):
         raise UserError(f"{partial} does not hold this evaluation's finished repeats; delete it to redo them")
-    results = evaluate_coreset(model, x, y, test_sets, ws.targets(ws.data.test_y), ev, quiet=ws.quiet,
-                               prepare=ws.prepare, recorded=recorded, reference=reference, finished=finished,
-                               on_repeat=lambda records: atomic_write_json(partial, records) if parallel.is_main() else None,
-                               targets=coreset.targets, target_noise=coreset.target_noise)
+    results = evaluate_coreset(
+        model,
+        x,
+        y,
+        test_sets,
+        ws.targets(ws.data.test_y),
+        ev,
+        quiet=ws.quiet,
+        prepare=ws.prepare,
+        recorded=recorded,
+        reference=reference,
+        finished=finished,
+        on_repeat=lambda records: atomic_write_json(partial, records) if parallel.is_main() else None,
+        targets=coreset.targets,
+        target_noise=coreset.target_noise,
+    )
     results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
     if ws.config.model.arch == "linear" and ws.is_regression:  # Bayesian linear regression: everything exact
-        results["exact"] = exact_comparison(ws.train_x(), ws.data.train_y, x, y, ws.config.model.noise_std,
-                                            ev.posterior(recorded), ws.prepare(ws.data.test_x), ws.data.test_y)
+        results["exact"] = exact_comparison(
+            ws.train_x(),
+            ws.data.train_y,
+            x,
+            y,
+            ws.config.model.noise_std,
+            ev.posterior(recorded),
+            ws.prepare(ws.data.test_x),
+            ws.data.test_y,
+        )
     if parallel.is_main():
         atomic_write_json(art.path / "results.json", results)
-        art.finish(ev.seed, {"evaluate": time.perf_counter() - t0}, {"method": method, "ipc": ipc,
-                                                                      "resumed_repeats": len(finished or []),
-                                                                      "processes": parallel.world()})
+        art.finish(
+            ev.seed,
+            {"evaluate": time.perf_counter() - t0},
+            {"method": method, "ipc": ipc, "resumed_repeats": len(finished or []), "processes": parallel.world()},
+        )
         partial.unlink(missing_ok=True)
     parallel.barrier()
     return art.path
@@ -87,6 +116,7 @@ def corrupted_sets(ws: Workspace, ev) -> dict[str, torch.Tensor]:
     from ..data.datasets import default_cache_dir
 
     cache = Path(ws.config.data.cache_dir or default_cache_dir()) / "corruptions"
-    sets = corrupted_test_sets(ws.data.test_x.numpy(), corruption_names(ev.corruptions), ev.severities,
-                               seed=ev.seed, cache_dir=cache)
+    sets = corrupted_test_sets(
+        ws.data.test_x.numpy(), corruption_names(ev.corruptions), ev.severities, seed=ev.seed, cache_dir=cache
+    )
     return {f"{name}/{sev}": torch.from_numpy(arr).to(ws.device) for (name, sev), arr in sets}

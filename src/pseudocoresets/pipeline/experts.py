@@ -30,8 +30,9 @@ def run_experts(ws: Workspace) -> Path:
     claim(art)
     x, y = ws.train_x(), ws.targets(ws.data.train_y)
     timings = {}
-    done = [trajectory_shape(expert_file(art.path, e)) == (cfg.epochs + 1, model.num_params)
-            for e in range(cfg.num_experts)]
+    done = [
+        trajectory_shape(expert_file(art.path, e)) == (cfg.epochs + 1, model.num_params) for e in range(cfg.num_experts)
+    ]
     bar = progress_bar(cfg.num_experts * cfg.epochs, "experts (epochs)", ws.quiet, cfg.epochs * sum(done))
     for e in range(cfg.num_experts):
         path = expert_file(art.path, e)
@@ -44,8 +45,10 @@ def run_experts(ws: Workspace) -> Path:
         log = [] if resume is None else [float(v) for v in resume["losses"]]
         bar.update(len(log))
         # progress.jsonl: one line per expert epoch; lines of this expert past its saved state are dropped
-        metrics = ProgressLog(art.path / rank_log_name(),
-                              keep=lambda row, e=e, n=len(log): row.get("expert") != e or row.get("epoch", 0) <= n)
+        metrics = ProgressLog(
+            art.path / rank_log_name(),
+            keep=lambda row, e=e, n=len(log): row.get("expert") != e or row.get("epoch", 0) <= n,
+        )
 
         def on_epoch(epoch: int, loss: float, e=e, metrics=metrics) -> None:
             log.append(loss)
@@ -54,9 +57,18 @@ def run_experts(ws: Workspace) -> Path:
 
         augment = build_dsa(cfg.augment, per_image=cfg.augment_per_image)
         try:
-            traj = sgd_trajectory(model, model.init(seed), x, y, cfg, seed, augment=augment,
-                                  on_epoch=on_epoch, resume=resume,
-                                  on_checkpoint=lambda state: save_tensors(partial, state))
+            traj = sgd_trajectory(
+                model,
+                model.init(seed),
+                x,
+                y,
+                cfg,
+                seed,
+                augment=augment,
+                on_epoch=on_epoch,
+                resume=resume,
+                on_checkpoint=lambda state: save_tensors(partial, state),
+            )
         except UserError:  # diverged: its partial state is of no use to a corrected re-run
             partial.unlink(missing_ok=True)
             raise
@@ -68,8 +80,11 @@ def run_experts(ws: Workspace) -> Path:
     for part in parallel.all_gather_objects(timings):  # also waits for every rank's experts
         timings.update(part)
     if parallel.is_main():
-        art.finish(cfg.seed, timings, {"num_params": model.num_params, "snapshots": cfg.epochs + 1,
-                                       "processes": parallel.world()})
+        art.finish(
+            cfg.seed,
+            timings,
+            {"num_params": model.num_params, "snapshots": cfg.epochs + 1, "processes": parallel.world()},
+        )
     parallel.barrier()
     return art.path
 
@@ -84,6 +99,7 @@ def expert_paths(ws: Workspace) -> list[Path]:
         shape = trajectory_shape(path)
         if shape != expected:
             found = "unreadable" if shape is None else f"shape {shape[0]}x{shape[1]}"
-            raise UserError(f"{path} is damaged ({found}, expected {expected[0]}x{expected[1]}); delete it and "
-                            "re-run 'bpc experts'")
+            raise UserError(
+                f"{path} is damaged ({found}, expected {expected[0]}x{expected[1]}); delete it and re-run 'bpc experts'"
+            )
     return paths

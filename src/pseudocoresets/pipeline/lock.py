@@ -67,11 +67,15 @@ def check_run_directory(out: Path, option: str = "--out") -> None:
     except FileNotFoundError:
         lock_mode = None
     if lock_mode is not None and not stat.S_ISREG(lock_mode):
-        raise UserError(f"{out / LOCK_NAME} is not a regular file (a link or a special file that bpc did not make); "
-                        "remove it or choose another " + option)
+        raise UserError(
+            f"{out / LOCK_NAME} is not a regular file (a link or a special file that bpc did not make); "
+            "remove it or choose another " + option
+        )
     if lock_mode is None and any(out.iterdir()):
-        raise UserError(f"{option} {out} is a directory that bpc did not make (it holds files and no {LOCK_NAME}); "
-                        "choose a new or empty directory")
+        raise UserError(
+            f"{option} {out} is a directory that bpc did not make (it holds files and no {LOCK_NAME}); "
+            "choose a new or empty directory"
+        )
 
 
 def _open_lock(path: Path) -> int:
@@ -87,8 +91,9 @@ def _open_lock(path: Path) -> int:
                 continue
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
-                    raise UserError(f"{path} is a symbolic link that bpc did not make; remove it or choose "
-                                    "another --out") from None
+                    raise UserError(
+                        f"{path} is a symbolic link that bpc did not make; remove it or choose another --out"
+                    ) from None
                 raise
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
@@ -120,8 +125,9 @@ class RunDirectoryLock:
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise UserError(f"{self.out} is in use by another bpc process ({holder}); wait for it to finish or "
-                            "choose another --out") from None
+            raise UserError(
+                f"{self.out} is in use by another bpc process ({holder}); wait for it to finish or choose another --out"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode(), 0)
         self.fd = fd

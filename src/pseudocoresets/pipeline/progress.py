@@ -61,8 +61,11 @@ class ProgressLog:
         self.t0 = time.perf_counter()
 
     def write(self, k: int, metrics: dict, key: str = "iteration") -> None:
-        row = {key: k, "seconds": round(time.perf_counter() - self.t0, 4),
-               **{m: v for m, v in metrics.items() if isinstance(v, (int, float, str, bool))}}
+        row = {
+            key: k,
+            "seconds": round(time.perf_counter() - self.t0, 4),
+            **{m: v for m, v in metrics.items() if isinstance(v, (int, float, str, bool))},
+        }
         with open(self.path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
 

@@ -73,16 +73,28 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
                 save_tensors(path, saved)
         else:
             if saved:
-                state = CSGHMCState(saved["position"], saved["velocity"], int(saved["cycle"][0]),
-                                    saved["generator_state"].cpu(), list(saved["samples"]))
+                state = CSGHMCState(
+                    saved["position"],
+                    saved["velocity"],
+                    int(saved["cycle"][0]),
+                    saved["generator_state"].cpu(),
+                    list(saved["samples"]),
+                )
             else:
                 chain_g = generator(cfg.seed + 1000 + c, ws.device)
                 state = CSGHMCState(starts[c], torch.zeros_like(starts[c]), 0, chain_g.get_state(), [])
 
             def checkpoint(st: CSGHMCState, path=path, c=c) -> None:
-                save_tensors(path, {"position": st.position, "velocity": st.velocity,
-                                    "cycle": torch.tensor([st.cycle]), "generator_state": st.generator_state,
-                                    "samples": torch.stack(st.samples)})
+                save_tensors(
+                    path,
+                    {
+                        "position": st.position,
+                        "velocity": st.velocity,
+                        "cycle": torch.tensor([st.cycle]),
+                        "generator_state": st.generator_state,
+                        "samples": torch.stack(st.samples),
+                    },
+                )
                 if not ws.quiet:
                     print(f"reference chain {c + 1}/{cfg.chains}: cycle {st.cycle}/{cfg.cycles}")
 
@@ -98,14 +110,23 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
     predictive = reference_predictive(ws, art.path, "test", ws.data.test_x)
     metrics = predictive_metrics(model, predictive, ws.targets(ws.data.test_y), ws.config.evaluate)
     keys = METRICS[model.likelihood.task]
-    results = {"method": "full data", "protocol": f"reference-{cfg.sampler}", "ipc": 0,
-               "dataset": ws.config.data.name, "samples": len(thetas),
-               "summary": {k: {"mean": metrics[k], "std": None} for k in keys},
-               "acceptance_rate": sum(accepts) / len(accepts) if accepts else None,
-               "sampling_seconds": sampling, "repeats": [metrics]}
+    results = {
+        "method": "full data",
+        "protocol": f"reference-{cfg.sampler}",
+        "ipc": 0,
+        "dataset": ws.config.data.name,
+        "samples": len(thetas),
+        "summary": {k: {"mean": metrics[k], "std": None} for k in keys},
+        "acceptance_rate": sum(accepts) / len(accepts) if accepts else None,
+        "sampling_seconds": sampling,
+        "repeats": [metrics],
+    }
     atomic_write_json(art.path / "results.json", results)
-    art.finish(cfg.seed, {"sampling": sampling, "total": time.perf_counter() - t0},
-               {"samples": len(thetas), "num_params": model.num_params})
+    art.finish(
+        cfg.seed,
+        {"sampling": sampling, "total": time.perf_counter() - t0},
+        {"samples": len(thetas), "num_params": model.num_params},
+    )
     return art.path
 
 
@@ -130,6 +151,7 @@ def reference_predictive(ws: Workspace, directory: Path, name: str, x: torch.Ten
 def reference_samples(ws: Workspace) -> torch.Tensor:
     art = ws.reference_dir()
     if not art.is_complete():
-        raise UserError(f"no complete reference posterior in {art.path} for this configuration; run "
-                        "'bpc reference' first")
+        raise UserError(
+            f"no complete reference posterior in {art.path} for this configuration; run 'bpc reference' first"
+        )
     return load_tensors(art.path / "samples.safetensors", ws.device)["samples"]

@@ -144,12 +144,16 @@ class Workspace:
         """What the data rule out for one evaluation (``ev``: its EvalConfig)."""
         if not self.config.data.is_image:
             if ev.corruptions:
-                raise UserError("corrupted test sets exist for images only; drop --evaluate.corruptions for tabular data")
+                raise UserError(
+                    "corrupted test sets exist for images only; drop --evaluate.corruptions for tabular data"
+                )
             if ev.protocol == "asghmc":
                 raise UserError("asghmc augments images at every step; use --protocols hmc for tabular data")
         if ev.agreement and self.is_regression:
-            raise UserError("--evaluate.agreement compares class predictives; for regression with --model.arch "
-                            "linear the evaluation reports the exact divergences instead")
+            raise UserError(
+                "--evaluate.agreement compares class predictives; for regression with --model.arch "
+                "linear the evaluation reports the exact divergences instead"
+            )
 
     def check_cells(self) -> None:
         """Every (method, ipc, protocol) cell of the run, before any work."""
@@ -161,13 +165,20 @@ class Workspace:
 
     # artifact identities -------------------------------------------------------------------------
     def experts_dir(self) -> ArtifactDir:
-        cfg = {"data": identity_dict(self.config.data), "model": self.model_identity(), "experts": identity_dict(self.config.experts)}
+        cfg = {
+            "data": identity_dict(self.config.data),
+            "model": self.model_identity(),
+            "experts": identity_dict(self.config.experts),
+        }
         files = tuple(expert_file(experts_path(self.out), e).name for e in range(self.config.experts.num_experts))
         return ArtifactDir(experts_path(self.out), "experts", cfg, files)
 
     def reference_dir(self) -> ArtifactDir:
-        cfg = {"data": identity_dict(self.config.data), "model": self.model_identity(),
-               "reference": identity_dict(self.config.reference)}
+        cfg = {
+            "data": identity_dict(self.config.data),
+            "model": self.model_identity(),
+            "reference": identity_dict(self.config.reference),
+        }
         cfg["prior_std"] = self.config.posterior.prior_std
         return ArtifactDir(reference_path(self.out), "reference", cfg, ("samples.safetensors", "results.json"))
 
@@ -185,22 +196,33 @@ class Workspace:
                 cfg["objective_version"] = version
         if needs_reference(method, objective_cfg):
             cfg["reference"] = self.reference_dir().config
-        return ArtifactDir(coreset_path(self.out, method, ipc, self.config.posterior.tag()), "coreset", cfg,
-                           ("coreset.safetensors", "summary.json"))
+        return ArtifactDir(
+            coreset_path(self.out, method, ipc, self.config.posterior.tag()),
+            "coreset",
+            cfg,
+            ("coreset.safetensors", "summary.json"),
+        )
 
     def eval_dir(self, method: str, ipc: int, protocol: str) -> ArtifactDir:
         ev = eval_for(self.config, ipc, protocol)
         cfg = {**self.coreset_dir(method, ipc).config, "evaluate": identity_dict(ev)}
         if ev.agreement:
             cfg["reference"] = self.reference_dir().config
-        return ArtifactDir(evaluation_path(self.out, method, ipc, protocol, self.posterior_tag(ev)), "evaluation", cfg,
-                           ("results.json",))
+        return ArtifactDir(
+            evaluation_path(self.out, method, ipc, protocol, self.posterior_tag(ev)),
+            "evaluation",
+            cfg,
+            ("results.json",),
+        )
 
     def posterior_tag(self, ev) -> str:
         """The coreset's posterior suffix plus ``-eval-...`` for posterior options the user set for evaluation."""
         own = {"coreset_weight": "w", "temperature": "T", "prior_std": "prior"}
-        parts = [f"{short}{getattr(ev, key):g}" for key, short in own.items()
-                 if f"evaluate.{key}" in self.config.explicit and getattr(ev, key)]
+        parts = [
+            f"{short}{getattr(ev, key):g}"
+            for key, short in own.items()
+            if f"evaluate.{key}" in self.config.explicit and getattr(ev, key)
+        ]
         return self.config.posterior.tag() + ("-eval-" + "-".join(parts) if parts else "")
 
 

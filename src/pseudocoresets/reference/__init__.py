@@ -1,7 +1,21 @@
 """The full-data reference posterior: samples of pi_x by cyclical SGHMC (mini-batches) or full-batch HMC."""
 
-from .sampler import (SAMPLERS, CSGHMCState, ReferenceConfig, cyclical_lr, minibatch_energy_grad, sample_csghmc,
-                      sample_hmc)
+from .sampler import (
+    SAMPLERS,
+    CSGHMCState,
+    ReferenceConfig,
+    cyclical_lr,
+    minibatch_energy_grad,
+    sample_csghmc,
+    sample_hmc,
+)
 
-__all__ = ["SAMPLERS", "CSGHMCState", "ReferenceConfig", "cyclical_lr", "minibatch_energy_grad", "sample_csghmc",
-           "sample_hmc"]
+__all__ = [
+    "SAMPLERS",
+    "CSGHMCState",
+    "ReferenceConfig",
+    "cyclical_lr",
+    "minibatch_energy_grad",
+    "sample_csghmc",
+    "sample_hmc",
+]

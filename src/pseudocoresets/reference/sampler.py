@@ -42,8 +42,10 @@ SAMPLERS = ("csghmc", "hmc")
 class ReferenceConfig:
     """Sampling the full-data posterior (its prior is --posterior.prior_std; w = T = 1)."""
 
-    sampler: str = field(default="csghmc", metadata={"help": f"one of {SAMPLERS}: cyclical SGHMC on mini-batches, "
-                                                     "or full-batch HMC for small models"})
+    sampler: str = field(
+        default="csghmc",
+        metadata={"help": f"one of {SAMPLERS}: cyclical SGHMC on mini-batches, or full-batch HMC for small models"},
+    )
     chains: int = field(default=2, metadata={"help": "independent chains"})
     cycles: int = field(default=4, metadata={"help": "csghmc: cycles per chain"})
     epochs_per_cycle: float = field(default=2.0, metadata={"help": "csghmc: passes over the data per cycle"})
@@ -73,8 +75,9 @@ class ReferenceConfig:
         if not 0 < self.friction <= 1 or not 0 <= self.exploration < 1:
             raise UserError("--reference.friction must be in (0, 1] and exploration in [0, 1)")
         if not 0 <= self.burn_in < self.iterations:
-            raise UserError(f"--reference.burn_in ({self.burn_in}) must be >= 0 and below iterations "
-                            f"({self.iterations})")
+            raise UserError(
+                f"--reference.burn_in ({self.burn_in}) must be >= 0 and below iterations ({self.iterations})"
+            )
 
     def steps_per_cycle(self, num_data: int) -> int:
         return max(1, math.ceil(self.epochs_per_cycle * num_data / self.batch_size))
@@ -85,9 +88,11 @@ class ReferenceConfig:
         sampling = steps - math.ceil(self.exploration * steps)
         needed = (self.samples_per_cycle - 1) * self.sample_spacing + 1
         if needed > sampling:
-            raise UserError(f"--reference: {self.samples_per_cycle} samples {self.sample_spacing} steps apart need "
-                            f"{needed} sampling steps per cycle, the cycle has {sampling}; lower samples_per_cycle "
-                            "or sample_spacing, or raise epochs_per_cycle")
+            raise UserError(
+                f"--reference: {self.samples_per_cycle} samples {self.sample_spacing} steps apart need "
+                f"{needed} sampling steps per cycle, the cycle has {sampling}; lower samples_per_cycle "
+                "or sample_spacing, or raise epochs_per_cycle"
+            )
 
 
 def cyclical_lr(lr: float, k: int, steps: int) -> float:
@@ -120,8 +125,15 @@ def minibatch_energy_grad(model: FlatModel, x: torch.Tensor, y: torch.Tensor, pr
     return grad_fn
 
 
-def sample_csghmc(model: FlatModel, x: torch.Tensor, y: torch.Tensor, prior_std: float, config: ReferenceConfig,
-                  state: CSGHMCState, on_cycle: Callable[[CSGHMCState], None] | None = None) -> CSGHMCState:
+def sample_csghmc(
+    model: FlatModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    prior_std: float,
+    config: ReferenceConfig,
+    state: CSGHMCState,
+    on_cycle: Callable[[CSGHMCState], None] | None = None,
+) -> CSGHMCState:
     """Run the remaining cycles of one chain from ``state``; ``on_cycle`` sees the state after every cycle."""
     n = len(y)
     steps = config.steps_per_cycle(n)
@@ -148,12 +160,20 @@ def sample_csghmc(model: FlatModel, x: torch.Tensor, y: torch.Tensor, prior_std:
     return state
 
 
-def sample_hmc(model: FlatModel, x: torch.Tensor, y: torch.Tensor, prior_std: float, config: ReferenceConfig,
-               start: torch.Tensor, g: torch.Generator) -> tuple[list[torch.Tensor], float]:
+def sample_hmc(
+    model: FlatModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    prior_std: float,
+    config: ReferenceConfig,
+    start: torch.Tensor,
+    g: torch.Generator,
+) -> tuple[list[torch.Tensor], float]:
     """One full-batch HMC chain on pi_x; (kept samples, mean acceptance after burn-in)."""
     posterior = CoresetPosterior.from_spec(model, x, y, PosteriorSpec(1.0, 1.0, prior_std))
-    kernel = hmc.build(posterior.potential_and_grad, config.leapfrog_steps, config.step_size,
-                       posterior.metropolis_potential)
+    kernel = hmc.build(
+        posterior.potential_and_grad, config.leapfrog_steps, config.step_size, posterior.metropolis_potential
+    )
     adapter = StepSizeAdapter(config.step_size, 0.75)
     chain = run_chain(kernel, start, g, config.iterations, config.burn_in, config.thin, 0, adapter)
     accept = sum(chain.accept_probs) / max(1, len(chain.accept_probs))

@@ -48,8 +48,9 @@ def coreset_pixels(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return Preprocessor.from_state(t).to_pixels(t["images"]).float(), t["labels"]
 
 
-def coreset_grid(path: Path, out: Path, title: str = "", classes: list[str] | None = None,
-                 formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+def coreset_grid(
+    path: Path, out: Path, title: str = "", classes: list[str] | None = None, formats: tuple[str, ...] = ("png", "svg")
+) -> list[Path]:
     x, y = coreset_pixels(path)
     k = int(y.max()) + 1
     ipc = len(y) // k
@@ -62,8 +63,12 @@ def coreset_grid(path: Path, out: Path, title: str = "", classes: list[str] | No
             ax.axis("off")
             if j < len(idx):
                 img = x[idx[j]].permute(1, 2, 0).numpy()
-                ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
-                          vmin=0, vmax=1)
+                ax.imshow(
+                    img.squeeze(-1) if img.shape[-1] == 1 else img,
+                    cmap="gray" if img.shape[-1] == 1 else None,
+                    vmin=0,
+                    vmax=1,
+                )
         if classes:
             axes[c][0].set_title(classes[c], fontsize=6, loc="left")
     fig.suptitle(title, fontsize=9)
@@ -158,7 +163,7 @@ def curves_plot(expert_rows: list[dict], distill_rows: dict[str, list[dict]], ou
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         ax.plot(xs, ys, lw=0.6, alpha=0.4)
         if len(ys) >= 10:
-            smooth = [sum(ys[max(0, k - 9):k + 1]) / len(ys[max(0, k - 9):k + 1]) for k in range(len(ys))]
+            smooth = [sum(ys[max(0, k - 9) : k + 1]) / len(ys[max(0, k - 9) : k + 1]) for k in range(len(ys))]
             ax.plot(xs, smooth, lw=1.2)
         ax.set(xlabel="iteration", ylabel=metric, title=name)
     for ax in flat[i:]:

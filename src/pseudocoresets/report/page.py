@@ -24,8 +24,9 @@ def make_figures(out: Path, bench_json: Path | None = None) -> list[Path]:
             continue  # tabular coresets have no pictures
         manifest = read_json(path / "manifest.json")
         name = path.name.rsplit("-ipc", 1)[0]
-        made += figures.coreset_grid(path, fig_dir / f"fig1_{path.name}", f"{name}, ipc {manifest.get('ipc')}",
-                                     manifest.get("classes"))
+        made += figures.coreset_grid(
+            path, fig_dir / f"fig1_{path.name}", f"{name}, ipc {manifest.get('ipc')}", manifest.get("classes")
+        )
         by_ipc.setdefault(int(manifest.get("ipc", 0)), {})[name] = path
     for ipc, group in by_ipc.items():
         made += figures.fourier_amplitude(group, fig_dir / f"fig2_fourier_ipc{ipc}")
@@ -39,8 +40,9 @@ def make_figures(out: Path, bench_json: Path | None = None) -> list[Path]:
         if "sets" in r:
             evals.setdefault((r["ipc"], r["protocol"]), {})[r["method"]] = r
     for (ipc, protocol), group in evals.items():
-        made += figures.radar_plot(group, fig_dir / f"fig4_radar_ipc{ipc}_{protocol}",
-                                   f"corrupted test sets, ipc {ipc}, {protocol}")
+        made += figures.radar_plot(
+            group, fig_dir / f"fig4_radar_ipc{ipc}_{protocol}", f"corrupted test sets, ipc {ipc}, {protocol}"
+        )
     rows = [r for r in collect_results(out) if r.get("agreement")]
     if rows:
         made += figures.agreement_plot(rows, fig_dir / "agreement", "predictive agreement with the full-data posterior")
@@ -99,20 +101,26 @@ def write_page(out: Path, bench_json: Path | None = None) -> Path:
     rows = collect_results(out)
     write_table(out)
     figs = [p for p in make_figures(out, bench_json) if p.suffix == ".svg"]
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>pseudocoresets report</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}figure{display:inline-block;margin:8px}"
-             "pre{background:#f6f6f6;padding:6px;font-size:11px;overflow:auto}</style></head><body>",
-             f"<h1>Report: {html.escape(str(out))}</h1>", "<h2>Table 1</h2>", _md_table_to_html(table1_markdown(rows)),
-             "<h2>Figures</h2>"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>pseudocoresets report</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}figure{display:inline-block;margin:8px}"
+        "pre{background:#f6f6f6;padding:6px;font-size:11px;overflow:auto}</style></head><body>",
+        f"<h1>Report: {html.escape(str(out))}</h1>",
+        "<h2>Table 1</h2>",
+        _md_table_to_html(table1_markdown(rows)),
+        "<h2>Figures</h2>",
+    ]
     for f in figs:
         svg = f.read_text()
-        svg = svg[svg.find("<svg"):]
+        svg = svg[svg.find("<svg") :]
         parts.append(f"<figure>{svg}<figcaption>{html.escape(f.stem)}</figcaption></figure>")
     parts.append("<h2>Configurations</h2>")
     for cfg in sorted((out / "evals").glob("*/config.json")):
-        parts.append(f"<details><summary>{html.escape(cfg.parent.name)}</summary><pre>"
-                     f"{html.escape(cfg.read_text())}</pre></details>")
+        parts.append(
+            f"<details><summary>{html.escape(cfg.parent.name)}</summary><pre>"
+            f"{html.escape(cfg.read_text())}</pre></details>"
+        )
     parts.append("</body></html>")
     target = out / "report.html"
     atomic_write_text(target, "\n".join(parts))

@@ -15,10 +15,21 @@ from ..io import atomic_write_json, atomic_write_text, read_json
 # at least one of its rows has (classification: accuracy, NLL, ECE, Brier; regression: RMSE, NLL, coverage;
 # Bayesian linear regression adds the exact divergences between the coreset and the full-data posterior)
 COLUMNS = {
-    "accuracy": "accuracy", "rmse": "RMSE", "nll": "NLL", "ece": "ECE", "brier": "Brier",
-    "coverage_95": "95% coverage", "agreement": "agreement", "tv": "TV", "predictive_kl": "KL(ref‖pred)",
-    "forward_kl": "exact KL(pi_x‖pi_u)", "reverse_kl": "exact KL(pi_u‖pi_x)",
-    "w2": "exact W2", "acceptance_rate": "acceptance", "rhat_max": "R-hat (max)", "ess_min": "ESS (min)",
+    "accuracy": "accuracy",
+    "rmse": "RMSE",
+    "nll": "NLL",
+    "ece": "ECE",
+    "brier": "Brier",
+    "coverage_95": "95% coverage",
+    "agreement": "agreement",
+    "tv": "TV",
+    "predictive_kl": "KL(ref‖pred)",
+    "forward_kl": "exact KL(pi_x‖pi_u)",
+    "reverse_kl": "exact KL(pi_u‖pi_x)",
+    "w2": "exact W2",
+    "acceptance_rate": "acceptance",
+    "rhat_max": "R-hat (max)",
+    "ess_min": "ESS (min)",
 }
 EXACT = ("forward_kl", "reverse_kl", "w2")
 
@@ -30,22 +41,41 @@ def collect_results(out: Path) -> list[dict]:
     ref = Path(out) / "reference"
     if (ref / "manifest.json").exists() and (ref / "results.json").exists():
         r = read_json(ref / "results.json")
-        rows.append({"run": "reference", "method": r["method"], "ipc": 0, "protocol": r["protocol"],
-                     "dataset": r.get("dataset", ""), "repeats": 1, **r["summary"], "corrupted_mean": None})
+        rows.append(
+            {
+                "run": "reference",
+                "method": r["method"],
+                "ipc": 0,
+                "protocol": r["protocol"],
+                "dataset": r.get("dataset", ""),
+                "repeats": 1,
+                **r["summary"],
+                "corrupted_mean": None,
+            }
+        )
     for path in sorted((Path(out) / "evals").glob("*/results.json")):
         if not (path.parent / "manifest.json").exists():
             continue
         r = read_json(path)
         try:
             exact = {k: {"mean": r["exact"][k], "std": None} for k in EXACT if k in r.get("exact", {})}
-            rows.append({"run": str(path.parent.relative_to(out)), "method": r["method"], "ipc": r["ipc"],
-                         "protocol": r["protocol"] + posterior_label(r.get("posterior")),
-                         "dataset": r.get("dataset", ""), "repeats": len(r["repeats"]),
-                         **{m: v for m, v in r["summary"].items() if m in COLUMNS}, **exact,
-                         "corrupted_mean": r.get("corrupted_mean")})
+            rows.append(
+                {
+                    "run": str(path.parent.relative_to(out)),
+                    "method": r["method"],
+                    "ipc": r["ipc"],
+                    "protocol": r["protocol"] + posterior_label(r.get("posterior")),
+                    "dataset": r.get("dataset", ""),
+                    "repeats": len(r["repeats"]),
+                    **{m: v for m, v in r["summary"].items() if m in COLUMNS},
+                    **exact,
+                    "corrupted_mean": r.get("corrupted_mean"),
+                }
+            )
         except (KeyError, TypeError, AttributeError) as exc:
-            raise UserError(f"{path} is not a results file bpc wrote (no {exc}); delete {path.parent} and re-run "
-                            "'bpc evaluate'") from exc
+            raise UserError(
+                f"{path} is not a results file bpc wrote (no {exc}); delete {path.parent} and re-run 'bpc evaluate'"
+            ) from exc
     return rows
 
 
@@ -78,8 +108,11 @@ def markdown_table(rows: list[dict]) -> str:
     lines = [head, "|" + "---|" * (len(columns) + 5)]
     for r in sorted(rows, key=lambda r: (r["dataset"], r["ipc"], r["protocol"], r["method"])):
         cells = [format_metric(r.get(m)) for m in columns]
-        lines.append(f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | " + " | ".join(cells)
-                     + f" | {r['repeats']} |")
+        lines.append(
+            f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | "
+            + " | ".join(cells)
+            + f" | {r['repeats']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -93,12 +126,20 @@ def write_report(out: Path) -> dict:
     corrupted = [r for r in rows if r.get("corrupted_mean")]
     if corrupted:
         columns = present_columns([r["corrupted_mean"] for r in corrupted])
-        table += ("\nAverage over the corrupted test sets:\n\n| dataset | ipc | method | protocol | "
-                  + " | ".join(COLUMNS[m] for m in columns) + " |\n" + "|---" * (len(columns) + 4) + "|\n")
+        table += (
+            "\nAverage over the corrupted test sets:\n\n| dataset | ipc | method | protocol | "
+            + " | ".join(COLUMNS[m] for m in columns)
+            + " |\n"
+            + "|---" * (len(columns) + 4)
+            + "|\n"
+        )
         for r in sorted(corrupted, key=lambda r: (r["dataset"], r["ipc"], r["protocol"], r["method"])):
             c = r["corrupted_mean"]
-            table += (f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | "
-                      + " | ".join(format_metric(c.get(m)) for m in columns) + " |\n")
+            table += (
+                f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | "
+                + " | ".join(format_metric(c.get(m)) for m in columns)
+                + " |\n"
+            )
     atomic_write_json(out / "report.json", {"rows": rows})
     atomic_write_text(out / "report.md", "# Results\n\nmean ± std over repeats\n\n" + table)
     return {"rows": rows, "markdown": table}

@@ -68,16 +68,19 @@ def table_csv(rows: list[dict]) -> str:
     metrics = present_columns(rows)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["dataset", "ipc", "method", "protocol", "repeats"]
-               + [f"{m}_{s}" for m in metrics for s in ("mean", "std")])
+    w.writerow(
+        ["dataset", "ipc", "method", "protocol", "repeats"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+    )
 
     def cell(r: dict, m: str, s: str) -> str:
         value = r.get(m, {}).get(s)
         return "" if value is None else f"{value:.6f}"
 
     for r in sorted(rows, key=lambda r: (r["dataset"], r["ipc"], _method_order(r["method"]), r["protocol"])):
-        w.writerow([r["dataset"], r["ipc"], r["method"], r["protocol"], r["repeats"]]
-                   + [cell(r, m, s) for m in metrics for s in ("mean", "std")])
+        w.writerow(
+            [r["dataset"], r["ipc"], r["method"], r["protocol"], r["repeats"]]
+            + [cell(r, m, s) for m in metrics for s in ("mean", "std")]
+        )
     return buf.getvalue()
 
 

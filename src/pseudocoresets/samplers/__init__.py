@@ -13,5 +13,21 @@ from .integrators import leapfrog
 from .posterior import CoresetPosterior, PosteriorConfig, PosteriorSpec
 from .sghmc import SGHMCInfo, SGHMCState
 
-__all__ = ["hmc", "sghmc", "Chain", "CoresetPosterior", "PosteriorConfig", "PosteriorSpec", "HMCInfo", "HMCState", "SGHMCInfo", "SGHMCState",
-           "StepSizeAdapter", "acceptance_rate", "energy_change", "leapfrog", "metropolis_accept", "run_chain"]
+__all__ = [
+    "hmc",
+    "sghmc",
+    "Chain",
+    "CoresetPosterior",
+    "PosteriorConfig",
+    "PosteriorSpec",
+    "HMCInfo",
+    "HMCState",
+    "SGHMCInfo",
+    "SGHMCState",
+    "StepSizeAdapter",
+    "acceptance_rate",
+    "energy_change",
+    "leapfrog",
+    "metropolis_accept",
+    "run_chain",
+]

@@ -8,7 +8,7 @@ import math
 class StepSizeAdapter:
     """Robbins-Monro adaptation of the log step size towards a target acceptance probability:
 
-        log eps_t = log eps_(t-1) + (a_t - target) / t^0.6.
+    log eps_t = log eps_(t-1) + (a_t - target) / t^0.6.
     """
 
     def __init__(self, step_size: float, target: float = 0.75):

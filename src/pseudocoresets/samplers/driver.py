@@ -40,9 +40,17 @@ def acceptance_rate(chains: list[Chain]) -> float:
     return total / count if count else float("nan")
 
 
-def run_chain(kernel: Any, position: torch.Tensor, g: torch.Generator, iterations: int, burn_in: int, thin: int,
-              phase: int = 0, adapter: StepSizeAdapter | None = None,
-              observe: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Chain:
+def run_chain(
+    kernel: Any,
+    position: torch.Tensor,
+    g: torch.Generator,
+    iterations: int,
+    burn_in: int,
+    thin: int,
+    phase: int = 0,
+    adapter: StepSizeAdapter | None = None,
+    observe: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Chain:
     """Run ``iterations`` kernel steps from ``position`` and keep the thinned post-burn-in states; ``observe``
     (e.g. predictions on fixed test points, for convergence diagnostics) is applied to the position of every
     post-burn-in iteration, thinned or not."""

@@ -82,8 +82,12 @@ class HMCKernel:
         return new, HMCInfo(accepted, prob, float(delta_h))
 
 
-def build(potential_and_grad: PotentialAndGrad, num_leapfrog: int, step_size: float,
-          potential: Callable[[torch.Tensor], torch.Tensor] | None = None) -> HMCKernel:
+def build(
+    potential_and_grad: PotentialAndGrad,
+    num_leapfrog: int,
+    step_size: float,
+    potential: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> HMCKernel:
     """HMC on pi(q) ∝ exp(-U(q)).
 
     Args:

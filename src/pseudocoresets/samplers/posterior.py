@@ -60,8 +60,10 @@ class PosteriorSpec:
 class PosteriorConfig:
     """The coreset posterior pi_u, shared by coreset learning and evaluation (module docstring)."""
 
-    weight: str = field(default="1", metadata={"help": "coreset weight w: a number, or n/m (full-data count / "
-                                               "coreset size: the full data's scale)"})
+    weight: str = field(
+        default="1",
+        metadata={"help": "coreset weight w: a number, or n/m (full-data count / coreset size: the full data's scale)"},
+    )
     temperature: float = field(default=1.0, metadata={"help": "temperature T of pi_u (1 = Bayes posterior)"})
     prior_std: float = field(default=1.0, metadata={"help": "sigma of the Gaussian prior N(0, sigma^2 I)"})
 
@@ -107,8 +109,14 @@ class CoresetPosterior:
     point_weights: torch.Tensor | None = None  # [M] multipliers v_m of w (None: all 1)
 
     @classmethod
-    def from_spec(cls, model: FlatModel, x: torch.Tensor, y: torch.Tensor, spec: PosteriorSpec,
-                  point_weights: torch.Tensor | None = None) -> "CoresetPosterior":
+    def from_spec(
+        cls,
+        model: FlatModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        spec: PosteriorSpec,
+        point_weights: torch.Tensor | None = None,
+    ) -> "CoresetPosterior":
         """The posterior of ``spec``; ``point_weights`` (e.g. being learnt) replaces the spec's recorded ones."""
         v = point_weights if point_weights is not None else spec.multipliers(x)
         if v is not None and v.shape != (len(x),):

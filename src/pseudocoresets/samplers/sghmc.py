@@ -43,8 +43,7 @@ class SGHMCKernel:
 
     def step(self, state: SGHMCState, g: torch.Generator) -> tuple[SGHMCState, SGHMCInfo]:
         grad = self.grad_fn(state.position, g)
-        noise = torch.randn(state.position.shape, generator=g, device=state.position.device,
-                            dtype=state.position.dtype)
+        noise = torch.randn(state.position.shape, generator=g, device=state.position.device, dtype=state.position.dtype)
         noise_std = math.sqrt(2 * self.friction * self.step_size * self.temperature)
         v = (1 - self.friction) * state.velocity - self.step_size * grad + noise_std * noise
         return SGHMCState(state.position + v, v), SGHMCInfo()
