@@ -46,12 +46,13 @@ TINY = [
 ]
 
 
-def bpc(*args, check=True):
-    """The installed ``bpc`` script (or ``python -m pseudocoresets.cli``) in a subprocess."""
+def bpc(*args, check=True, timeout=None):
+    """The installed ``bpc`` script (or ``python -m pseudocoresets.cli``) in a subprocess (``timeout`` seconds at
+    most: a command that hangs fails the test instead of stalling the suite)."""
     exe = Path(sys.executable).parent / "bpc"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pseudocoresets.cli"]
     env = {**os.environ, "BPC_QUIET": "1"}
-    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(proc.stderr)
     return proc

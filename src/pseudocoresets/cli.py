@@ -131,6 +131,9 @@ def _config_from_args(args: argparse.Namespace):
 
     overrides = {k: v for k, v in vars(args).items() if "." in k or k in ("methods", "ipcs", "protocols")}
     if getattr(args, "source", None):
+        from .io import check_path_kind
+
+        check_path_kind(args.source, "--from")
         overrides.update({"methods": "imported", "distill.import_from": str(Path(args.source).resolve())})
     if "precision" in vars(args):
         overrides["model.precision"] = args.precision

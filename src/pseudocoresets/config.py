@@ -21,6 +21,7 @@ import yaml
 from .data import DataConfig
 from .distill import DistillConfig
 from .errors import UserError
+from .io import check_path_kind
 from .evaluation import EvalConfig
 from .experts import ExpertConfig
 from .models import ModelConfig
@@ -302,6 +303,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], mark_explicit:
 
 def load_config_file(path: str) -> dict[str, Any]:
     """A YAML/JSON file of sections (``distill: {ipc: 10}``), flattened to dotted keys."""
+    check_path_kind(path, "--config")
     try:
         text = Path(path).read_text()
         data = yaml.safe_load(text) if not path.endswith(".json") else json.loads(text)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,21 @@ from .errors import UserError
 TEMP_SUFFIX = ".bpc.tmp"
 #: the names of atomic writes' temporary files: ``.<final name>.<mkstemp's 8 characters>.bpc.tmp``
 TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def check_path_kind(path: str | Path, what: str) -> None:
+    """Refuse, in one line, a ``path`` that exists but is neither a regular file nor a directory (a FIFO, a device
+    such as /dev/zero, a socket), or that is a loop of symbolic links: reading one would block or never end. A
+    missing path passes (the caller says what is missing)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be read ({exc.strerror}); give a regular file or directory") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = "FIFO" if stat.S_ISFIFO(mode) else "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "socket"
+        raise UserError(f"{what} {path} is a {kind}, not a regular file or directory; give a file or directory")
 
 
 def _file_mode() -> int:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..io import check_path_kind
 from .cifar import find_cifar_root, load_cifar10
 from .idx import load_idx_split
 from .imagefolder import load_imagefolder
@@ -145,6 +146,8 @@ def _check(name: str, arrays, classes: list[str]) -> ImageData:
 def load_dataset(config: DataConfig) -> ImageData | TabularData:
     """Read the dataset named by ``config`` from local files, or generate the synthetic one (see :class:`DataConfig`),
     keeping ``train_subset`` training examples when it is set."""
+    if config.root:
+        check_path_kind(config.root, "--data.root")
     return train_subset(_load(config), config.train_subset, config.seed)
 
 

@@ -32,15 +32,16 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..io import atomic_write_bytes, atomic_write_text, load_tensors, read_json
+from ..io import atomic_write_bytes, atomic_write_text, check_path_kind, load_tensors, read_json
 
 
 def source_digest(path: Path) -> str:
     """sha256 of an import source (a file, or the tensor files of a directory), part of the coreset's identity."""
     path = Path(path)
+    check_path_kind(path, "--distill.import_from")
     if not path.exists():
         raise UserError(f"--distill.import_from {path} does not exist; give an MTT-style directory, a .pt or an .npz")
-    files = sorted(p for p in path.iterdir() if p.suffix == ".pt") if path.is_dir() else [path]
+    files = sorted(p for p in path.iterdir() if p.suffix == ".pt" and p.is_file()) if path.is_dir() else [path]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())
@@ -66,6 +67,7 @@ def load_distilled(path: Path) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """(images, labels, stored_space): ``stored_space`` is True for uint8 pixels that still need the data's
     preprocessing, False for images already in the network's input space."""
     path = Path(path)
+    check_path_kind(path, "the distilled set")
     if path.is_dir():
         for images_name, labels_name in (("images_best.pt", "labels_best.pt"), ("images.pt", "labels.pt")):
             if (path / images_name).is_file() and (path / labels_name).is_file():
