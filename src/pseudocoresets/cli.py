@@ -146,6 +146,9 @@ def summary_line(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot print "±" gets "\xb1", not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     keep_freed_memory()  # 1.23x on the quick model's training step (benchmarks/results/malloc_w32.md)

@@ -173,6 +173,8 @@ CASES = {
     "unknown option": opts("--distill.nope", "1"),
     "device foo": opts("--device", "foo"),
     "cuda without cuda": opts("--device", "cuda:3"),
+    "meta device": opts("--device", "meta"),
+    "mps device": opts("--device", "mps"),
     "unknown dataset": opts("--data.name", "mnist2"),
     "data root missing": lambda ctx: ["run", "--out", str(ctx.out), "--data.root", str(ctx.tmp / "none"), *TINY],
     # config files

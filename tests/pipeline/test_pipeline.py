@@ -294,3 +294,19 @@ def test_bad_distill_checkpoint_is_one_line_and_its_advice_works(finished_run, t
     old = load_file(str(src / "coresets/fkl-ipc2/coreset.safetensors"))["images"]
     assert np.array_equal(new.numpy(), old.numpy())
     assert not checkpoint.exists() and (out / "coresets/fkl-ipc2/progress.jsonl").read_text().count("\n") == 3
+
+
+def test_a_terminal_that_cannot_print_the_table_gets_escapes(finished_run):
+    """PYTHONIOENCODING=ascii: the report still prints (± as \\xb1), exit 0, no UnicodeEncodeError."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "bpc"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "BPC_QUIET": "1"}
+    proc = subprocess.run(
+        [str(exe), "report", "--out", str(finished_run[0]), "--no-figures"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "\\xb1" in proc.stdout and "| fkl | hmc |" in proc.stdout
