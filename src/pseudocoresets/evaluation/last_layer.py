@@ -17,7 +17,14 @@ from typing import Callable
 import torch
 
 from ..models import FlatModel
-from ..models.last_layer import base_targets, features, has_body, last_layer_posterior, predictive_probs
+from ..models.last_layer import (
+    base_targets,
+    features,
+    has_body,
+    last_layer_posterior,
+    predictive_probs,
+    squared_error_step,
+)
 from ..samplers import PosteriorSpec
 
 
@@ -28,13 +35,8 @@ def train_on_coreset(
     theta = model.init(seed).to(x.device)
     momentum = torch.zeros_like(theta)
     for _ in range(steps):
-        theta = theta.detach().requires_grad_(True)
-        loss = ((model(theta, x) - targets) ** 2).sum(1).mean()
-        (grad,) = torch.autograd.grad(loss, theta)
-        with torch.no_grad():
-            momentum.mul_(0.9).add_(grad)
-            theta = theta - lr * momentum
-    return theta.detach()
+        theta = squared_error_step(model, theta, momentum, x, targets, lr)
+    return theta
 
 
 def last_layer_predictive(

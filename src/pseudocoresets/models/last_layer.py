@@ -114,3 +114,16 @@ def base_targets(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = to
         return labels.reshape(len(labels), -1).to(dtype)
     onehot = torch.nn.functional.one_hot(labels.long(), num_classes).to(dtype)
     return onehot - 1.0 / num_classes
+
+
+def squared_error_step(
+    model: FlatModel, theta: torch.Tensor, momentum: torch.Tensor, x: torch.Tensor, targets: torch.Tensor, lr: float
+) -> torch.Tensor:
+    """One SGD step (momentum 0.9, ``momentum`` updated in place) of the whole network on the squared error of its
+    outputs against the coreset's ``targets``: how VBPC's pool networks and its evaluation's network are trained."""
+    theta = theta.detach().requires_grad_(True)
+    loss = ((model(theta, x) - targets) ** 2).sum(1).mean()
+    (grad,) = torch.autograd.grad(loss, theta)
+    with torch.no_grad():
+        momentum.mul_(0.9).add_(grad)
+        return (theta - lr * momentum).detach()

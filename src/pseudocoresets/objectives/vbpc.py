@@ -73,7 +73,15 @@ import torch
 
 from ..errors import UserError
 from ..models import FlatModel
-from ..models.last_layer import LastLayerPosterior, base_targets, features, has_body, last_layer_posterior, outer_loss
+from ..models.last_layer import (
+    LastLayerPosterior,
+    base_targets,
+    features,
+    has_body,
+    last_layer_posterior,
+    outer_loss,
+    squared_error_step,
+)
 from .interface import DistillContext, ObjectiveBase
 from .student import maybe_augment
 
@@ -187,13 +195,10 @@ class VBPC(ObjectiveBase):
         if not self.body:
             return
         i = self.turn
-        model, theta = self.ctx.model, self.pool[i].detach().requires_grad_(True)
         targets = self.targets(labels).detach()
-        loss = ((model(theta, images.detach()) - targets) ** 2).sum(1).mean()
-        (grad,) = torch.autograd.grad(loss, theta)
-        with torch.no_grad():
-            self.momenta[i].mul_(0.9).add_(grad)
-            self.pool[i] = (theta - self.c.pool_lr * self.momenta[i]).detach()
+        self.pool[i] = squared_error_step(
+            self.ctx.model, self.pool[i], self.momenta[i], images.detach(), targets, self.c.pool_lr
+        )
         self.ages[i] += 1
         if self.ages[i] >= self.c.pool_steps:
             self._new_network(i)
