@@ -63,7 +63,7 @@ def test_unsafe_or_mismatched_imports_are_refused_with_one_line(tiny_data, tmp_p
     assert not (tmp_path / "p").exists()
 
 
-def test_learnt_targets_are_loaded_and_exported(finished_run, tmp_path):
+def test_learnt_targets_are_loaded_exported_and_imported(finished_run, tiny_data, tmp_path):
     """A coreset with learnt real targets (VBPC's) carries them through load_coreset and bpc export."""
     import shutil
 
@@ -85,6 +85,23 @@ def test_learnt_targets_are_loaded_and_exported(finished_run, tmp_path):
     bpc("export", "--out", str(src), "--coreset", "fkl-ipc2", "--to", str(tmp_path / "x"))
     assert torch.equal(torch.load(tmp_path / "x" / "targets_best.pt", weights_only=True), targets)
     assert np.array_equal(np.load(tmp_path / "x" / "coreset.npz")["targets"], targets.numpy())
+    # and back in: bpc import reads them with the set
+    run = tmp_path / "imp"
+    bpc(
+        "import",
+        "--from",
+        str(tmp_path / "x"),
+        "--out",
+        str(run),
+        "--data.root",
+        str(tiny_data),
+        *TINY,
+        "--protocols",
+        "vbpc",
+        "--evaluate.vbpc_steps",
+        "3",
+    )
+    assert torch.equal(load_coreset(run / "coresets/imported-ipc2").targets, targets)
     save_file({**tensors, "targets": targets[:3]}, str(file), metadata=meta)
     proc = bpc("export", "--out", str(src), "--coreset", "fkl-ipc2", "--to", str(tmp_path / "y"), check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "targets of shape" in proc.stderr

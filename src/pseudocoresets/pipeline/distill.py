@@ -19,7 +19,7 @@ from ..io import atomic_write_json, save_tensors
 from ..objectives import DistillContext
 from ..utils import generator
 from .experts import expert_paths
-from .interop import load_distilled
+from .interop import load_distilled, load_distilled_targets
 from .progress import ProgressLog, StopOnSignal, claim, load_checkpoint
 from .reference import reference_samples
 from .workspace import Workspace, identity_dict, needs_experts, needs_reference
@@ -52,6 +52,7 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
                 f"give --ipcs {len(labels) // max(data.num_classes, 1)}"
             )
         idx = torch.full((len(labels),), -1, dtype=torch.long)
+        imported_targets = load_distilled_targets(Path(cfg.import_from), len(labels))
     claim(art)
     if method != "imported":
         idx = random_real_subset(data.train_y, data.num_classes, ipc, generator(cfg.seed))
@@ -108,6 +109,8 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
         if learnt["targets"].shape[0] != len(labels) or not torch.isfinite(learnt["targets"]).all():
             raise UserError(f"{method}: the learnt targets are not finite; lower the objective's lr_targets")
         meta["target_noise"] = str(float(summary.get("target_noise", 1.0)))
+    if method == "imported" and imported_targets is not None:
+        learnt["targets"] = imported_targets
     save_tensors(
         art.path / "coreset.safetensors",
         {

@@ -19,7 +19,8 @@ made elsewhere — such a directory (``images_best.pt``/``labels_best.pt``, or `
 ``.pt`` holding a dict with ``images`` and ``labels`` or a pair, or an ``.npz`` with ``labels`` and ``pixels``
 (uint8, prepared like the data) or ``images`` (float, taken as input space) — so any distilled set gets this
 project's Bayesian evaluation. ``.pt`` files load with ``weights_only=True``; anything else is refused.
-Import does not read point weights: an imported set is evaluated with the run's ``--posterior.weight``.
+Import reads learnt label targets when they come with the set (``targets_best.pt``, ``targets``), not point
+weights: an imported set is evaluated with the run's ``--posterior.weight``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,33 @@ def load_distilled(path: Path) -> tuple[torch.Tensor, torch.Tensor, bool]:
             return (*_checked(torch.from_numpy(arrays["pixels"]), torch.from_numpy(arrays["labels"]), path), True)
         return (*_checked(torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), path), False)
     raise UserError(f"cannot import {path}: give an MTT-style directory, a .pt or an .npz file")
+
+
+def load_distilled_targets(path: Path, count: int) -> torch.Tensor | None:
+    """Learnt real label targets [count, K] that come with a distilled set (``targets_best.pt`` in its directory,
+    ``targets`` in its .pt dict or .npz), or None; refused in one line when they do not fit."""
+    path = Path(path)
+    targets = None
+    if path.is_dir() and (path / "targets_best.pt").is_file():
+        targets = _load_pt(path / "targets_best.pt")
+    elif path.suffix == ".pt" and path.is_file():
+        obj = _load_pt(path)
+        targets = obj.get("targets") if isinstance(obj, dict) else None
+    elif path.suffix == ".npz" and path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            targets = torch.from_numpy(z["targets"]) if "targets" in z.files else None
+    if targets is None:
+        return None
+    if (
+        not isinstance(targets, torch.Tensor)
+        or not targets.is_floating_point()
+        or targets.dim() != 2
+        or len(targets) != count
+        or not torch.isfinite(targets).all()
+    ):
+        shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise UserError(f"{path}: targets must be finite floats [{count}, K] (got {shape}); remove them or fix them")
+    return targets.float()
 
 
 def _checked(images, labels, path: Path):
