@@ -13,6 +13,10 @@
 # the distillation options too, so give METHODS=vbpc with it.
 #   bash experiments/vbpc_images/vbpc_images.sh [fmnist|cifar|all]
 #   METHODS=vbpc ITERATIONS=500 bash experiments/vbpc_images/vbpc_images.sh cifar
+# RESULTS_TAG=-x names the results vbpc_NAME-x.* (the run directory stays the same, so its finished cells are reused):
+#   PROTOCOLS=asghmc RESULTS_TAG=-asghmc bash experiments/vbpc_images/vbpc_images.sh all
+# (A-SGHMC keeps 4 x 100 samples per repeat; scoring them on the 10,000 test images takes about 6.5 minutes of its
+# about 8 per repeat on 2 cores, so this adds about 1.5 hours for both datasets.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BPC=${BPC:-.venv/bin/bpc}
@@ -32,15 +36,15 @@ run() {  # name, extra args...
     echo "# VBPC on $name (quick preset, ipc 10)"
     echo
     echo "Machine: $(lscpu | grep 'Model name' | sed 's/ *Model name: *//'), $(nproc) cores; flags: $(grep -o -w 'avx512f\|avx2\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-    echo "Command: ${METHODS:+METHODS=$METHODS }${PROTOCOLS:+PROTOCOLS=$PROTOCOLS }${ITERATIONS:+ITERATIONS=$ITERATIONS }bash experiments/vbpc_images/vbpc_images.sh $what (wall time of this invocation: $((SECONDS - start)) s; finished stages in runs/vbpc-$name are reused; each stage's own time:)"
-    for d in experts reference coresets/vbpc-ipc10 coresets/random-ipc10 evals/vbpc-ipc10-vbpc evals/vbpc-ipc10-hmc evals/random-ipc10-vbpc evals/random-ipc10-hmc; do
+    echo "Command: ${METHODS:+METHODS=$METHODS }${PROTOCOLS:+PROTOCOLS=$PROTOCOLS }${ITERATIONS:+ITERATIONS=$ITERATIONS }${RESULTS_TAG:+RESULTS_TAG=$RESULTS_TAG }bash experiments/vbpc_images/vbpc_images.sh $what (wall time of this invocation: $((SECONDS - start)) s; finished stages in runs/vbpc-$name are reused; each stage's own time:)"
+    for d in experts reference coresets/vbpc-ipc10 coresets/random-ipc10 evals/vbpc-ipc10-vbpc evals/vbpc-ipc10-hmc evals/random-ipc10-vbpc evals/random-ipc10-hmc evals/vbpc-ipc10-asghmc evals/random-ipc10-asghmc; do
       [[ -e runs/vbpc-$name/$d/manifest.json ]] || continue
       echo "- $d: $(python3 -c "import json;print(round(sum(json.load(open('runs/vbpc-$name/$d/manifest.json'))['timings_seconds'].values())))") s"
     done
     echo
     tail -n +5 "runs/vbpc-$name/report.md"
-  } > "$RESULTS/vbpc_$name.md"
-  cp "runs/vbpc-$name/report.json" "$RESULTS/vbpc_$name.json"
+  } > "$RESULTS/vbpc_$name${RESULTS_TAG:-}.md"
+  cp "runs/vbpc-$name/report.json" "$RESULTS/vbpc_$name${RESULTS_TAG:-}.json"
 }
 if [[ $what == fmnist || $what == all ]]; then run fmnist; fi
 if [[ $what == cifar || $what == all ]]; then run cifar10jpeg --data.name cifar10 --data.root "$CIFAR"; fi
