@@ -310,3 +310,21 @@ def test_a_terminal_that_cannot_print_the_table_gets_escapes(finished_run):
     )
     assert proc.returncode == 0, proc.stderr
     assert "\\xb1" in proc.stdout and "| fkl | hmc |" in proc.stdout
+
+
+def test_the_reference_identity_records_random_chain_starts(finished_run, tiny_data, tmp_path):
+    """Without complete experts the reference chains start at random: a different artifact from one whose chains
+    start at the experts' snapshots, so neither is reused for the other."""
+    import shutil
+
+    import pseudocoresets
+
+    pairs = [a for a in TINY if a != "--quiet"]
+    overrides = {pairs[i].lstrip("-"): pairs[i + 1] for i in range(0, len(pairs), 2)}
+    config = pseudocoresets.make_config("quick", overrides={**overrides, "data.root": str(tiny_data)})
+    empty = pseudocoresets.Run(config, tmp_path / "a", device="cpu", quiet=True)
+    assert empty.workspace.reference_dir().config["chain_starts"] == "random"
+    with_experts = tmp_path / "b"
+    shutil.copytree(finished_run[0], with_experts)
+    run = pseudocoresets.Run(config, with_experts, device="cpu", quiet=True)
+    assert "chain_starts" not in run.workspace.reference_dir().config

@@ -4,7 +4,9 @@
 every stage shares it. It also decides where each artifact lives and which configuration defines it:
 
 - **experts** are defined by the data, model and expert sections;
-- **the reference posterior** by the data, model and reference sections and the prior scale;
+- **the reference posterior** by the data, model and reference sections, the prior scale, and whether its chains
+  start at random (``chain_starts``, recorded only then: a run without experts) rather than at the experts' final
+  snapshots;
 - **a coreset** by its experts' definition, the coreset posterior, the distillation section of its (method, ipc)
   cell without the options that only say how often to save, the objective's section, the objective's
   ``VERSION`` when above 1, the reference's definition when the objective reads reference samples, and for an
@@ -180,6 +182,8 @@ class Workspace:
             "reference": identity_dict(self.config.reference),
         }
         cfg["prior_std"] = self.config.posterior.prior_std
+        if not self.experts_dir().is_complete():  # its chains then start at random, not at the experts (a weaker
+            cfg["chain_starts"] = "random"  # reference at the same budget): not the same artifact
         return ArtifactDir(reference_path(self.out), "reference", cfg, ("samples.safetensors", "results.json"))
 
     def coreset_dir(self, method: str, ipc: int) -> ArtifactDir:
