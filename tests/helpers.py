@@ -46,6 +46,12 @@ TINY = [
 ]
 
 
+def tiny_overrides() -> dict:
+    """TINY's command-line options as the ``overrides`` of ``pseudocoresets.make_config``."""
+    pairs = [a for a in TINY if a != "--quiet"]
+    return {pairs[i].lstrip("-"): pairs[i + 1] for i in range(0, len(pairs), 2)}
+
+
 def bpc(*args, check=True, timeout=None):
     """The installed ``bpc`` script (or ``python -m pseudocoresets.cli``) in a subprocess (``timeout`` seconds at
     most: a command that hangs fails the test instead of stalling the suite)."""

@@ -11,15 +11,9 @@ import pytest
 import torch
 
 import pseudocoresets
-from helpers import TINY
+from helpers import tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_overrides() -> dict:
-    """TINY's command-line options as the ``overrides`` of make_config."""
-    pairs = [a for a in TINY if a != "--quiet"]
-    return {pairs[i].lstrip("-"): pairs[i + 1] for i in range(0, len(pairs), 2)}
 
 
 def test_every_public_name_is_importable_and_documented():

@@ -319,9 +319,9 @@ def test_the_reference_identity_records_random_chain_starts(finished_run, tiny_d
 
     import pseudocoresets
 
-    pairs = [a for a in TINY if a != "--quiet"]
-    overrides = {pairs[i].lstrip("-"): pairs[i + 1] for i in range(0, len(pairs), 2)}
-    config = pseudocoresets.make_config("quick", overrides={**overrides, "data.root": str(tiny_data)})
+    from helpers import tiny_overrides
+
+    config = pseudocoresets.make_config("quick", overrides={**tiny_overrides(), "data.root": str(tiny_data)})
     empty = pseudocoresets.Run(config, tmp_path / "a", device="cpu", quiet=True)
     assert empty.workspace.reference_dir().config["chain_starts"] == "random"
     with_experts = tmp_path / "b"

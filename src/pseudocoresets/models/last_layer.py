@@ -23,7 +23,8 @@ class LastLayerPosterior:
     """q_u of (V1)-(V3): the coreset features, the Cholesky factor of A, A^{-1} T_u and the precisions."""
 
     phi_u: torch.Tensor  # [M, h]
-    chol: torch.Tensor  # [M, M], A = chol chol^T
+    k_uu: torch.Tensor  # [M, M] = Phi Phi^T
+    chol: torch.Tensor  # [M, M], A = K_uu + lambda I = chol chol^T
     alpha: torch.Tensor  # [M, K] = A^{-1} T_u
     targets: torch.Tensor  # [M, K]
     rho: float  # prior precision 1/sigma^2
@@ -40,13 +41,12 @@ class LastLayerPosterior:
 
     def kl_to_prior(self) -> torch.Tensor:
         """(V6): KL(q_u || N(0, rho^{-1} I)) summed over the K columns."""
-        h, k = self.phi_u.shape[1], self.targets.shape[1]
-        k_uu = self.phi_u @ self.phi_u.T
-        a_inv_k = torch.cholesky_solve(k_uu, self.chol)
+        (m, h), k, k_uu = self.phi_u.shape, self.targets.shape[1], self.k_uu
         ratio = self.rho / self.rho_t
-        trace_term = ratio * (h - torch.diagonal(a_inv_k).sum()) - h
-        eye = torch.eye(len(k_uu), dtype=k_uu.dtype, device=k_uu.device)
-        logdet = h * math.log(ratio) - torch.logdet(eye + k_uu / self.lam)
+        trace_term = ratio * (h - torch.diagonal(torch.cholesky_solve(k_uu, self.chol)).sum()) - h
+        # log det(I + K_uu / lambda) = log det A - M log lambda, from A's Cholesky factor
+        logdet_a = 2 * torch.log(torch.diagonal(self.chol)).sum()
+        logdet = h * math.log(ratio) - (logdet_a - m * math.log(self.lam))
         means = (self.alpha * (k_uu @ self.alpha)).sum()  # sum_k t_k^T A^{-1} K A^{-1} t_k
         return 0.5 * (k * (trace_term - logdet) + self.rho * means)
 
@@ -67,7 +67,7 @@ def last_layer_posterior(
     k_uu = phi_u @ phi_u.T
     eye = torch.eye(len(k_uu), dtype=k_uu.dtype, device=k_uu.device)
     chol = torch.linalg.cholesky(k_uu + lam * eye)
-    return LastLayerPosterior(phi_u, chol, torch.cholesky_solve(targets, chol), targets, rho, rho_t, lam)
+    return LastLayerPosterior(phi_u, k_uu, chol, torch.cholesky_solve(targets, chol), targets, rho, rho_t, lam)
 
 
 def predictive_probs(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:

@@ -50,6 +50,12 @@ class Config:
             raise UserError(f"--dc.lr_net must be > 0 (got {self.lr_net})")
 
 
+def check_data(config: Config, is_regression: bool) -> None:
+    """What the data rule out, before any work."""
+    if is_regression:
+        raise UserError("dc matches gradients class by class; it needs class labels, not regression targets")
+
+
 def preset_values(preset: str, ipc: int) -> dict[str, Any]:
     """DC's own image learning rate 0.1 and loops per ipc, in every preset."""
     outer, inner = LOOPS.get(ipc, LOOPS[10])

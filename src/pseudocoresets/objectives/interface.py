@@ -9,7 +9,9 @@ An objective module (one per divergence) provides
 - ``preset_values(preset, ipc) -> dict``: official per-ipc values as dotted keys (``"NAME.option"`` or a shared
   ``"distill.option"``), applied to a (method, ipc) cell unless the user set that option (a preset's values
   that do not depend on ipc, such as the quick preset's S, sit in the preset's definition in config.py);
-- ``build(config, context) -> Objective``.
+- ``build(config, context) -> Objective``;
+- optionally ``check_data(config, is_regression)``: raise UserError for data the objective cannot learn from
+  (called for every cell before any work).
 
 An :class:`Objective` writes its divergence-gradient estimate into ``images.grad`` (and into the ``.grad`` of
 its own learnable tensors listed by ``param_groups``); the loop takes the optimiser step.

@@ -120,11 +120,17 @@ def preset_values(preset: str, ipc: int) -> dict[str, Any]:
     return {"distill.optimizer": "adam", "distill.lr_images": 0.01}
 
 
+def check_data(config: Config, is_regression: bool) -> None:
+    """What the data rule out, before any work: the model's noise stands in for s_u only under a Gaussian
+    likelihood."""
+    if config.coreset_noise == 0 and not is_regression:
+        raise UserError("--vbpc.coreset_noise 0 means the model's Gaussian noise; give a value > 0 for classes")
+
+
 def coreset_noise(config: Config, model: FlatModel) -> float:
     if config.coreset_noise > 0:
         return config.coreset_noise
-    if model.likelihood.task != "regression":
-        raise UserError("--vbpc.coreset_noise 0 means the model's Gaussian noise; give a value > 0 for classes")
+    check_data(config, model.likelihood.task == "regression")
     return float(model.likelihood.noise_std)
 
 
@@ -211,6 +217,8 @@ class VBPC(ObjectiveBase):
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {"offset": self.offset.detach(), "ages": self.ages, "counters": torch.tensor([self.turn, self.fresh])}
+        if self._labels is not None:  # what summary() needs when a resume starts after the last iteration
+            state["labels"] = self._labels
         for i, (theta, momentum) in enumerate(zip(self.pool, self.momenta)):
             state[f"pool.{i}"], state[f"momentum.{i}"] = theta, momentum
         return state
@@ -222,6 +230,8 @@ class VBPC(ObjectiveBase):
             self.offset.copy_(state["offset"].to(self.offset.device))
         self.ages = state["ages"].clone()
         self.turn, self.fresh = (int(v) for v in state["counters"])
+        if "labels" in state:
+            self._labels = state["labels"].to(self.ctx.device)
         self.pool = [state[f"pool.{i}"].to(self.ctx.device) for i in range(len(self.ages))]
         self.momenta = [state[f"momentum.{i}"].to(self.ctx.device) for i in range(len(self.ages))]
 

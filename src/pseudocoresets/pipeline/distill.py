@@ -35,11 +35,12 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     cfg.validate(ws.config.experts.epochs if uses_experts else None)
     if objective_cfg is not None:
         objective_cfg.validate()
-    ws.check_distill_cell(cfg)
+    ws.check_distill_cell(cfg, objective_cfg)
     art = ws.coreset_dir(method, ipc)
     if art.is_complete():
         return art.path
     data = ws.data
+    imported_targets = None
     if method == "imported":
         images, labels, stored = load_distilled(Path(cfg.import_from))
         init = ws.prepare(images) if stored else images.float().to(ws.device)
@@ -109,7 +110,7 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
         if learnt["targets"].shape[0] != len(labels) or not torch.isfinite(learnt["targets"]).all():
             raise UserError(f"{method}: the learnt targets are not finite; lower the objective's lr_targets")
         meta["target_noise"] = str(float(summary.get("target_noise", 1.0)))
-    if method == "imported" and imported_targets is not None:
+    if imported_targets is not None:
         learnt["targets"] = imported_targets
     save_tensors(
         art.path / "coreset.safetensors",

@@ -136,11 +136,13 @@ class Workspace:
         if augment and not self.config.data.is_image:
             raise UserError("DSA augmentation (+aug, --experts.augment) works on images only; drop it for tabular data")
 
-    def check_distill_cell(self, cfg) -> None:
-        """What the data rule out for one coreset (``cfg``: its DistillConfig)."""
+    def check_distill_cell(self, cfg, objective_cfg=None) -> None:
+        """What the data rule out for one coreset (``cfg``: its DistillConfig; ``objective_cfg``: its objective's
+        section, checked by the objective module's ``check_data(config, is_regression)`` when it has one)."""
         self.check_image_options(augment=cfg.augment)
-        if cfg.method == "dc" and self.is_regression:
-            raise UserError("dc matches gradients class by class; it needs class labels, not regression targets")
+        check = getattr(objective_module(cfg.method), "check_data", None) if objective_cfg is not None else None
+        if check is not None:
+            check(objective_cfg, self.is_regression)
 
     def check_eval_cell(self, ev) -> None:
         """What the data rule out for one evaluation (``ev``: its EvalConfig)."""
@@ -151,6 +153,8 @@ class Workspace:
                 )
             if ev.protocol == "asghmc":
                 raise UserError("asghmc augments images at every step; use --protocols hmc for tabular data")
+        if ev.protocol == "vbpc" and self.is_regression:
+            raise UserError("the vbpc protocol predicts classes; use --protocols hmc for regression")
         if ev.agreement and self.is_regression:
             raise UserError(
                 "--evaluate.agreement compares class predictives; for regression with --model.arch "
@@ -161,7 +165,7 @@ class Workspace:
         """Every (method, ipc, protocol) cell of the run, before any work."""
         for method in self.config.methods:
             for ipc in self.config.ipcs:
-                self.check_distill_cell(self.config.cell(method, ipc)[0])
+                self.check_distill_cell(*self.config.cell(method, ipc))
                 for protocol in self.config.protocols:
                     self.check_eval_cell(eval_for(self.config, ipc, protocol))
 
