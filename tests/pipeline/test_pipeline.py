@@ -235,6 +235,31 @@ def test_augmented_zca_asghmc_and_corruptions(tiny_data, tmp_path):
     assert len(list((tmp_path / "cache" / "corruptions").glob("*.safetensors"))) == 4
 
 
+def test_corrupted_sets_on_a_subset_of_the_test_split(finished_run, tiny_data, tmp_path, monkeypatch):
+    """--evaluate.corruption_subset N corrupts and scores only the first N test images, each scored against
+    its own label; the clean test set stays whole."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run[0], out)
+    shutil.rmtree(out / "evals/random-ipc2-hmc")  # evaluated without corrupted sets
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BPC_CACHE", str(cache))  # the corrupted sets' cache (--data.cache_dir would be a new run)
+    args = ("--out", str(out), "--data.root", str(tiny_data), *TINY)
+    extra = ("--evaluate.corruptions", "fog", "--evaluate.severities", "2", "--evaluate.corruption_subset", "7")
+    bpc("evaluate", *args, *extra, "--methods", "random")
+    res = json.loads((out / "evals/random-ipc2-hmc/results.json").read_text())
+    assert set(res["sets"]) == {"fog/2"} and np.isfinite(res["corrupted_mean"]["nll"]["mean"])
+    (cached,) = cache.glob("corruptions/*.safetensors")
+    assert load_file(str(cached))["images"].shape[0] == 7
+    whole = json.loads((finished_run[0] / "evals/random-ipc2-hmc/results.json").read_text())
+    assert res["summary"]["accuracy"] == whole["summary"]["accuracy"]  # the clean set is unchanged
+    proc = bpc("evaluate", *args, "--evaluate.corruption_subset", "-1", check=False)
+    assert proc.returncode == 2 and "--evaluate.corruption_subset must be >= 0" in proc.stderr
+
+
 def test_table_resumes_without_recomputing_and_report_renders(finished_run, tiny_data):
     out, _ = finished_run
     results = out / "evals/fkl-ipc2-hmc/results.json"

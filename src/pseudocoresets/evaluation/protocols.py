@@ -96,6 +96,14 @@ class EvalConfig:
         metadata={"help": "corrupted test sets (CIFAR-10-C protocol): names, 'standard' (15) or 'all' (19)"},
     )
     severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5], metadata={"help": "corruption severities"})
+    corruption_subset: int = field(
+        default=0,
+        metadata={
+            "help": "test images per corrupted set: the first N of the test split (0 = all; the CIFAR-10-C "
+            "protocol uses all 10,000)",
+            "identity": "unless-set",
+        },
+    )
     agreement: bool = field(
         default=False,
         metadata={
@@ -160,6 +168,10 @@ class EvalConfig:
         if unknown:
             raise UserError(
                 f"unknown corruption(s) {', '.join(unknown)}; choose from standard, all, {', '.join(CORRUPTIONS)}"
+            )
+        if self.corruption_subset < 0:
+            raise UserError(
+                f"--evaluate.corruption_subset must be >= 0 (0 = every test image; got {self.corruption_subset})"
             )
         if any(not 1 <= s <= 5 for s in self.severities) or (self.corruptions and not self.severities):
             raise UserError(f"--evaluate.severities must be in 1..5 (got {self.severities})")
@@ -447,7 +459,8 @@ def evaluate_coreset(
             )
         sets = {}
         for name in test_sets:
-            sets[name] = predictive_metrics(model, probs[name], test_y, config)
+            # a corrupted set may hold only the first images of the test split (--evaluate.corruption_subset)
+            sets[name] = predictive_metrics(model, probs[name], test_y[: len(test_sets[name])], config)
             if reference is not None:
                 sets[name].update(agreement_metrics(probs[name], reference[name]))
         records.append({"sets": sets, "stats": {**stats, "seed": config.seed + r}})

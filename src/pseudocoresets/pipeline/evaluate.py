@@ -116,7 +116,10 @@ def corrupted_sets(ws: Workspace, ev) -> dict[str, torch.Tensor]:
     from ..data.datasets import default_cache_dir
 
     cache = Path(ws.config.data.cache_dir or default_cache_dir()) / "corruptions"
+    images = ws.data.test_x.numpy()
+    if ev.corruption_subset:
+        images = images[: ev.corruption_subset]
     sets = corrupted_test_sets(
-        ws.data.test_x.numpy(), corruption_names(ev.corruptions), ev.severities, seed=ev.seed, cache_dir=cache
+        images, corruption_names(ev.corruptions), ev.severities, seed=ev.seed, cache_dir=cache
     )
     return {f"{name}/{sev}": torch.from_numpy(arr).to(ws.device) for (name, sev), arr in sets}

@@ -132,11 +132,16 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
 
 def reference_predictive(ws: Workspace, directory: Path, name: str, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """The reference posterior's predictive on one test set (``name``: ``test`` or e.g. ``fog/3`` with the
-    corruption ``seed``), computed once and kept under ``predictive/`` of the reference directory."""
+    corruption ``seed``), computed once and kept under ``predictive/`` of the reference directory. A corrupted
+    set made from the first n test images only (``--evaluate.corruption_subset``) is kept under its own name."""
     key = "test" if name == "test" else f"{name.replace('/', '-')}-seed{seed}"
+    if name != "test" and len(x) != len(ws.data.test_x):
+        key += f"-first{len(x)}"
     path = Path(directory) / "predictive" / f"{key}.safetensors"
     if path.exists():
-        return load_tensors(path, ws.device)["probs"]
+        probs = load_tensors(path, ws.device)["probs"]
+        if probs.shape[1 if ws.is_regression else 0] == len(x):  # else recomputed
+            return probs
     thetas = load_tensors(Path(directory) / "samples.safetensors", ws.device)["samples"]
     model = ws.model()
     if model.likelihood.task == "regression":
