@@ -23,7 +23,8 @@ LAYERS = [
     {"report"},
     {"pipeline"},
     {"api"},
-    {"cli", "__init__"},
+    {"cli"},
+    {"entry", "__init__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

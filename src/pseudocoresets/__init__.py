@@ -16,20 +16,61 @@ successors. The public API (everything in ``__all__``):
 The ``bpc`` command line is a thin layer over this API.
 """
 
+from typing import TYPE_CHECKING
+
 from .version import __version__
-from .api import Evaluation, Run, make_config  # noqa: E402
-from .config import PRESETS, RunConfig  # noqa: E402
-from .data import DataConfig  # noqa: E402
-from .distill import DistillConfig  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .evaluation import EvalConfig  # noqa: E402
-from .evaluation.protocols import PROTOCOLS  # noqa: E402
-from .experts import ExpertConfig  # noqa: E402
-from .models import ModelConfig  # noqa: E402
-from .objectives import OBJECTIVES  # noqa: E402
-from .pipeline.coreset import Coreset, load_coreset  # noqa: E402
-from .reference import ReferenceConfig  # noqa: E402
-from .samplers import PosteriorConfig  # noqa: E402
+
+# The public names are imported on first use (PEP 562), so that ``import pseudocoresets`` and the ``bpc`` entry
+# point start without importing torch: an interrupt during the command line's start-up then gets one line.
+_PUBLIC = {
+    "Evaluation": ".api",
+    "Run": ".api",
+    "make_config": ".api",
+    "PRESETS": ".config",
+    "RunConfig": ".config",
+    "DataConfig": ".data",
+    "DistillConfig": ".distill",
+    "UserError": ".errors",
+    "EvalConfig": ".evaluation",
+    "PROTOCOLS": ".evaluation.protocols",
+    "ExpertConfig": ".experts",
+    "ModelConfig": ".models",
+    "OBJECTIVES": ".objectives",
+    "Coreset": ".pipeline.coreset",
+    "load_coreset": ".pipeline.coreset",
+    "ReferenceConfig": ".reference",
+    "PosteriorConfig": ".samplers",
+}
+
+if TYPE_CHECKING:  # what static tools (type checkers, the docs' API page) read
+    from .api import Evaluation, Run, make_config
+    from .config import PRESETS, RunConfig
+    from .data import DataConfig
+    from .distill import DistillConfig
+    from .errors import UserError
+    from .evaluation import EvalConfig
+    from .evaluation.protocols import PROTOCOLS
+    from .experts import ExpertConfig
+    from .models import ModelConfig
+    from .objectives import OBJECTIVES
+    from .pipeline.coreset import Coreset, load_coreset
+    from .reference import ReferenceConfig
+    from .samplers import PosteriorConfig
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "OBJECTIVES",

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import PRESETS, sections
-from .errors import UserError
+from .errors import INTERRUPTED, UserError
 from .utils import keep_freed_memory
 
 # Every stage accepts every section, so one config file or command line serves all stages of a run.
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bpc: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
-        print("bpc: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except OSError as exc:  # read-only or full disk, a path that is not a directory, permissions...
         where = f" ({exc.filename})" if exc.filename else ""

@@ -6,3 +6,7 @@ class UserError(Exception):
 
     The message says what is wrong and how to fix it.
     """
+
+
+INTERRUPTED = "bpc: interrupted; finished work is kept and a re-run resumes"
+"""The command line's one line for SIGINT / SIGTERM (exit status 130)."""

@@ -119,7 +119,5 @@ def corrupted_sets(ws: Workspace, ev) -> dict[str, torch.Tensor]:
     images = ws.data.test_x.numpy()
     if ev.corruption_subset:
         images = images[: ev.corruption_subset]
-    sets = corrupted_test_sets(
-        images, corruption_names(ev.corruptions), ev.severities, seed=ev.seed, cache_dir=cache
-    )
+    sets = corrupted_test_sets(images, corruption_names(ev.corruptions), ev.severities, seed=ev.seed, cache_dir=cache)
     return {f"{name}/{sev}": torch.from_numpy(arr).to(ws.device) for (name, sev), arr in sets}

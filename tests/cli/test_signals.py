@@ -1,0 +1,41 @@
+"""An interrupt or a termination while ``bpc`` starts (most of its start-up is importing torch) gives one line,
+not a traceback. The stages' own handling of signals is tested in tests/pipeline/test_runs.py."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pseudocoresets.errors import INTERRUPTED
+
+BPC = Path(sys.executable).parent / "bpc"
+
+
+@pytest.mark.skipif(not BPC.exists(), reason="needs the installed bpc script")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("delay", [0.3, 0.7])
+def test_signal_during_start_up_is_one_line(tmp_path, sig, delay):
+    out = tmp_path / "o"
+    proc = subprocess.Popen(
+        [str(BPC), "run", "--out", str(out), "--data.root", str(tmp_path / "none")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(delay)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 1
+    if err.strip() == INTERRUPTED:
+        assert proc.returncode == 130
+    assert not out.exists()  # nothing written
+
+
+def test_the_package_imports_without_torch():
+    """The entry point's promise rests on this: ``import pseudocoresets`` leaves torch for later."""
+    code = "import sys, pseudocoresets, pseudocoresets.entry; assert 'torch' not in sys.modules; pseudocoresets.Run"
+    subprocess.run([sys.executable, "-c", code], check=True)
