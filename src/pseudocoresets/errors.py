@@ -8,5 +8,10 @@ class UserError(Exception):
     """
 
 
+class ResumeMismatch(UserError):
+    """Saved resume state (a checkpoint or a partial file) that does not fit the run resuming from it: wrong
+    shapes, types or ranges. The stage that reads it names the file and says how to restart."""
+
+
 INTERRUPTED = "bpc: interrupted; finished work is kept and a re-run resumes"
 """The command line's one line for SIGINT / SIGTERM (exit status 130)."""

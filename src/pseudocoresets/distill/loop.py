@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import UserError
+from ..errors import ResumeMismatch, UserError
 from ..objectives import OBJECTIVES, DistillContext, Objective, StudentSettings, build_objective
 from ..utils import generator, progress
 
@@ -152,10 +152,68 @@ def loop_state(
     return state
 
 
+def checkpoint_iteration(state: dict[str, torch.Tensor], iterations: int) -> int:
+    """The next iteration a :func:`loop_state` checkpoint resumes at, checked: one integer in [0, iterations]."""
+    k = state.get("iteration")
+    if not torch.is_tensor(k) or k.numel() != 1 or k.dtype.is_floating_point or k.dtype.is_complex:
+        raise ResumeMismatch("its iteration is not one integer")
+    if not 0 <= int(k.reshape(-1)[0]) <= iterations:
+        raise ResumeMismatch(f"its iteration {int(k.reshape(-1)[0])} is outside 0..{iterations} (--distill.iterations)")
+    return int(k.reshape(-1)[0])
+
+
+def _check_like(state: dict[str, torch.Tensor], name: str, like: torch.Tensor) -> None:
+    value = state[name]
+    if not torch.is_tensor(value) or value.shape != like.shape or value.dtype != like.dtype:
+        got = f"{value.dtype} {tuple(value.shape)}" if torch.is_tensor(value) else type(value).__name__
+        raise ResumeMismatch(f"its {name} is {got} where this run has {like.dtype} {tuple(like.shape)}")
+    if value.dtype.is_floating_point and not torch.isfinite(value).all():
+        raise ResumeMismatch(f"its {name} holds non-finite values")
+
+
+def check_state(
+    state: dict[str, torch.Tensor],
+    images: torch.Tensor,
+    optimisers: list,
+    objective: Objective,
+    g: torch.Generator,
+    iterations: int,
+) -> int:
+    """Refuse (:class:`ResumeMismatch`) a checkpoint that this run's live objects cannot take: the iteration,
+    the images, the generator state, every optimiser entry (shaped like its parameter; ``step`` a finite
+    count) and every objective entry the objective has now; returns the iteration."""
+    k = checkpoint_iteration(state, iterations)
+    _check_like(state, "images", images.detach())
+    _check_like(state, "generator", g.get_state())
+    elapsed = state["elapsed"]
+    if elapsed.numel() != 1 or not elapsed.dtype.is_floating_point or not 0 <= float(elapsed.reshape(-1)[0]) < 1e12:
+        raise ResumeMismatch("its elapsed time is not one finite number of seconds")
+    for i, opt in enumerate(optimisers):
+        params = [p for group in opt.param_groups for p in group["params"]]
+        for name, value in state.items():
+            if not name.startswith(f"optimiser.{i}."):
+                continue
+            parts = name.split(".", 3)
+            if len(parts) != 4 or not parts[2].isdigit() or int(parts[2]) >= len(params):
+                raise ResumeMismatch(f"its entry {name!r} names no parameter of optimiser {i}")
+            if parts[3] == "step":
+                if value.numel() != 1 or not torch.isfinite(value.double()).all() or float(value.reshape(-1)[0]) < 0:
+                    raise ResumeMismatch(f"its {name} is not one count")
+            else:
+                _check_like(state, name, params[int(parts[2])].detach())
+    if any(n.startswith("optimiser.") and n.split(".")[1] not in map(str, range(len(optimisers))) for n in state):
+        raise ResumeMismatch("it holds the state of an optimiser this run does not have")
+    for name, like in objective.state_dict().items():
+        if f"objective.{name}" in state and torch.is_tensor(like):
+            _check_like(state, f"objective.{name}", like)
+    return k
+
+
 def restore_state(
     state: dict[str, torch.Tensor], images: torch.Tensor, optimisers: list, objective: Objective, g: torch.Generator
 ) -> tuple[int, float]:
-    """Load a :func:`loop_state` checkpoint into the live objects; returns (next iteration, elapsed seconds)."""
+    """Load a :func:`loop_state` checkpoint into the live objects (checked first by :func:`check_state`);
+    returns (next iteration, elapsed seconds)."""
     with torch.no_grad():
         images.copy_(state["images"].to(images.device))
     g.set_state(state["generator"].cpu())
@@ -214,6 +272,8 @@ def distill(
         optimisers = [pixels]
     own = [p for group in objective.param_groups() for p in group["params"]]  # its own learnt tensors
     metrics: dict = {}
+    if resume is not None:
+        check_state(resume, images, optimisers, objective, g, config.iterations)
     first, before = restore_state(resume, images, optimisers, objective, g) if resume is not None else (0, 0.0)
     start = time.perf_counter() - before
     for k in progress(

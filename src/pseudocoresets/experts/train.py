@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from ..errors import UserError
+from ..errors import ResumeMismatch, UserError
 from ..models import FlatModel
 from ..utils import generator
 
@@ -37,6 +37,26 @@ class ExpertConfig:
             raise UserError(f"experts: --experts.lr must be > 0 (got {self.lr})")
 
 
+def check_resume(state: dict[str, torch.Tensor], theta: torch.Tensor, g: torch.Generator, epochs: int) -> None:
+    """Refuse (:class:`ResumeMismatch`) an expert's partial state that this run cannot continue: snapshots
+    [n, P] with 1 <= n <= epochs + 1 and this network's P, finite; a velocity [P]; a generator state of this
+    generator's size; n - 1 finite epoch losses."""
+    snaps, velocity, g_state, losses = (state[k] for k in ("snapshots", "velocity", "generator_state", "losses"))
+    p = theta.numel()
+    if snaps.dim() != 2 or snaps.shape[1] != p or not 1 <= snaps.shape[0] <= epochs + 1:
+        raise ResumeMismatch(
+            f"its snapshots are {tuple(snaps.shape)} where this run needs [1..{epochs + 1}, {p}] "
+            "(--experts.epochs and the network)"
+        )
+    if velocity.shape != (p,) or g_state.dtype != torch.uint8 or g_state.shape != g.get_state().shape:
+        raise ResumeMismatch("its momentum or its random generator state does not fit this network and device")
+    if losses.shape != (snaps.shape[0] - 1,):
+        raise ResumeMismatch(f"it holds {losses.numel()} epoch losses for {snaps.shape[0] - 1} finished epochs")
+    for name, value in (("snapshots", snaps), ("velocity", velocity), ("losses", losses)):
+        if not value.dtype.is_floating_point or not torch.isfinite(value).all():
+            raise ResumeMismatch(f"its {name} are not finite real numbers")
+
+
 def sgd_trajectory(
     model: FlatModel,
     theta0: torch.Tensor,
@@ -59,6 +79,7 @@ def sgd_trajectory(
     snapshots = [theta.clone()]
     losses: list[float] = []
     if resume is not None:
+        check_resume(resume, theta, g, config.epochs)
         snapshots = [s.to(theta) for s in resume["snapshots"]]
         theta = snapshots[-1].clone()
         velocity = resume["velocity"].to(theta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -13,7 +14,8 @@ import torch
 from .. import parallel
 from ..augment import build_dsa
 from ..distill import distill, random_real_subset
-from ..errors import UserError
+from ..distill.loop import checkpoint_iteration
+from ..errors import ResumeMismatch, UserError
 from ..experts import ExpertPool
 from ..io import atomic_write_json, save_tensors
 from ..objectives import DistillContext
@@ -26,6 +28,21 @@ from .workspace import Workspace, identity_dict, needs_experts, needs_reference
 
 
 DISTILL_KEYS = {"iteration", "images", "generator", "elapsed"}
+
+
+def _mismatch(checkpoint: Path, exc: ResumeMismatch) -> UserError:
+    return UserError(
+        f"{checkpoint} does not fit this run ({exc}): it was damaged or edited; delete it to restart this "
+        "coreset's distillation from its first iteration"
+    )
+
+
+@contextlib.contextmanager
+def _resume_errors(checkpoint: Path):
+    try:
+        yield
+    except ResumeMismatch as exc:
+        raise _mismatch(checkpoint, exc) from None
 
 
 def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
@@ -76,11 +93,14 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     t0 = time.perf_counter()
     checkpoint = art.path / "checkpoint.safetensors"
     resume = load_checkpoint(checkpoint, DISTILL_KEYS, ws.device) or None
-    start = int(resume["iteration"][0]) if resume is not None else 0
+    try:
+        start = checkpoint_iteration(resume, cfg.iterations) if resume is not None else 0
+    except ResumeMismatch as exc:
+        raise _mismatch(checkpoint, exc) from None
     communication = parallel.COMMUNICATION["seconds"]
     main = parallel.is_main()  # every rank computes (objectives split their sample terms); rank 0 alone writes
     log = ProgressLog(art.path / "progress.jsonl", start) if main else None
-    with StopOnSignal() as stop:
+    with StopOnSignal() as stop, _resume_errors(checkpoint):
         images, summary = distill(
             cfg,
             objective_cfg,

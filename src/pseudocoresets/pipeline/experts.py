@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import parallel
 from ..augment import build_dsa
-from ..errors import UserError
+from ..errors import ResumeMismatch, UserError
 from ..experts import expert_file, expert_files, save_trajectory, sgd_trajectory, trajectory_shape
 from ..io import save_tensors
 from ..utils import progress_bar
@@ -69,6 +69,11 @@ def run_experts(ws: Workspace) -> Path:
                 resume=resume,
                 on_checkpoint=lambda state: save_tensors(partial, state),
             )
+        except ResumeMismatch as exc:  # a damaged or edited partial file: the user decides
+            raise UserError(
+                f"{partial} does not fit this run ({exc}): it was damaged or edited; delete it to retrain "
+                f"expert {e} from its first epoch"
+            ) from None
         except UserError:  # diverged: its partial state is of no use to a corrected re-run
             partial.unlink(missing_ok=True)
             raise
