@@ -269,6 +269,35 @@ def predictive_samples(
     return torch.cat(out, dim=1)
 
 
+MIN_ACCEPTANCE = 1e-3
+"""Below this mean acceptance probability after burn-in, HMC's chains have stayed where they started: no result."""
+
+
+def check_result(
+    what: str,
+    metrics: dict[str, dict],
+    acceptance: float | None = None,
+    advice: str = "lower --evaluate.init_std, step_size or sghmc_step_size",
+) -> None:
+    """Refuse what is not a result (:class:`UserError`, one line with advice): a non-finite metric on any test set
+    (``metrics``: set name -> metric name -> value), or chains that accepted (almost) none of their proposals."""
+    import math
+
+    for name, row in metrics.items():
+        for key, value in row.items():
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise UserError(
+                    f"{what} gave {key} = {value} on the {name} set: the posterior samples' predictions are not "
+                    f"finite (a diverged chain, or a start too far out: {advice}); not saved"
+                )
+    if acceptance is not None and math.isfinite(acceptance) and acceptance < MIN_ACCEPTANCE:
+        raise UserError(
+            f"{what}: its chains accepted {acceptance:.1e} of their proposals after burn-in, so they never left "
+            "their starting points; lower --evaluate.step_size or keep --evaluate.adapt_step_size on (and check "
+            "--evaluate.temperature and coreset_weight); not saved"
+        )
+
+
 def predictive_metrics(model: FlatModel, predictive: torch.Tensor, targets: torch.Tensor, config: EvalConfig) -> dict:
     """The task's metrics of a predictive (classification: averaged probabilities; regression: per-sample means)."""
     if model.likelihood.task == "regression":
@@ -463,6 +492,7 @@ def evaluate_coreset(
             sets[name] = predictive_metrics(model, probs[name], test_y[: len(test_sets[name])], config)
             if reference is not None:
                 sets[name].update(agreement_metrics(probs[name], reference[name]))
+        check_result(f"{config.protocol} repeat {r} (seed {config.seed + r})", sets, stats.get("acceptance_rate"))
         records.append({"sets": sets, "stats": {**stats, "seed": config.seed + r}})
         if on_repeat is not None:
             on_repeat(records)

@@ -3,6 +3,7 @@ test split and optionally its corrupted copies, resumable per repeat."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -54,7 +55,9 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
             and set(rec) == {"sets", "stats"}
             and set(rec["sets"]) == set(test_sets)
             and isinstance(rec["stats"], dict)
-            and 0 <= rec["stats"].get("seed", -1) - ev.seed < ev.repeats
+            and isinstance(rec["stats"].get("seed"), int)
+            and 0 <= rec["stats"]["seed"] - ev.seed < ev.repeats
+            and all(_finite_metrics(row) for row in rec["sets"].values())
             for rec in finished
         )
     ):
@@ -97,6 +100,13 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
         partial.unlink(missing_ok=True)
     parallel.barrier()
     return art.path
+
+
+def _finite_metrics(row) -> bool:
+    """A finished repeat's metrics on one test set, as written: a dict of finite numbers."""
+    return isinstance(row, dict) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row.values()
+    )
 
 
 def corruption_names(requested: list[str]) -> list[str]:

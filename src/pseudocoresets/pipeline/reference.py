@@ -10,7 +10,7 @@ import torch
 
 from .. import parallel
 from ..errors import UserError
-from ..evaluation.protocols import METRICS, predictive_average, predictive_metrics, predictive_samples
+from ..evaluation.protocols import METRICS, check_result, predictive_average, predictive_metrics, predictive_samples
 from ..experts import ExpertPool
 from ..io import atomic_write_json, load_tensors, save_tensors
 from ..reference import CSGHMCState, sample_csghmc, sample_hmc
@@ -110,6 +110,11 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
     predictive = reference_predictive(ws, art.path, "test", ws.data.test_x)
     metrics = predictive_metrics(model, predictive, ws.targets(ws.data.test_y), ws.config.evaluate)
     keys = METRICS[model.likelihood.task]
+    check_result(
+        "the reference posterior",
+        {"test": {k: metrics[k] for k in keys}},
+        advice="lower --reference.lr (csghmc) or step_size (hmc)",
+    )
     results = {
         "method": "full data",
         "protocol": f"reference-{cfg.sampler}",

@@ -1,0 +1,55 @@
+"""What is not a result is never saved as one: non-finite metrics, chains that never moved, and an evaluation's
+finished-repeats file edited by hand are refused in one line (exit 2) with advice, and no results.json is
+written."""
+
+import json
+import shutil
+
+import pytest
+
+from helpers import TINY, bpc
+
+
+@pytest.fixture
+def run_without_random_eval(finished_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run[0], out)
+    shutil.rmtree(out / "evals/random-ipc2-hmc")
+    return out
+
+
+def _evaluate(out, tiny_data, *extra):
+    return bpc(
+        "evaluate", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--methods", "random", *extra, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (("--evaluate.init_std", "1e30"), "predictions are not finite"),
+        (("--evaluate.step_size", "1e4", "--no-evaluate.adapt_step_size"), "never left their starting points"),
+    ],
+    ids=["non-finite predictions", "chains that never moved"],
+)
+def test_non_results_are_refused(run_without_random_eval, tiny_data, options, expected):
+    out = run_without_random_eval
+    proc = _evaluate(out, tiny_data, *options)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert expected in proc.stderr and "not saved" in proc.stderr
+    assert not (out / "evals/random-ipc2-hmc/results.json").exists()
+    assert not (out / "evals/random-ipc2-hmc/manifest.json").exists()
+
+
+@pytest.mark.parametrize("value", ["0.9", "NaN", None, True])
+def test_edited_finished_repeats_are_refused(run_without_random_eval, tiny_data, value):
+    out = run_without_random_eval
+    cell = out / "evals/random-ipc2-hmc"
+    cell.mkdir()
+    metrics = {"accuracy": value, "nll": 1.0, "ece": 0.1, "brier": 0.5}
+    text = json.dumps([{"sets": {"test": metrics}, "stats": {"seed": 0}}]).replace('"NaN"', "NaN")
+    (cell / "repeats.partial.json").write_text(text)
+    proc = _evaluate(out, tiny_data)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "repeats.partial.json does not hold this evaluation's finished repeats" in proc.stderr
+    assert (cell / "repeats.partial.json").read_text() == text and not (cell / "results.json").exists()
