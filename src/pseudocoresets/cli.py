@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         from .api import Run
         from .utils import choose_device, configure_threads
 
+        cpus = os.cpu_count() or 1
+        if not 0 <= args.threads <= 8 * cpus:
+            raise UserError(f"--threads must be in 0..{8 * cpus} (0 = torch's default; this machine has {cpus} CPUs)")
         configure_threads(args.threads)
         cfg = _config_from_args(args)
         device = parallel.init_from_env(choose_device(args.device))  # under torchrun: join the process group

@@ -228,8 +228,46 @@ def reconcile_cell_options(config: RunConfig) -> None:
         setattr(config, top, [value])
 
 
+SEED_MAX = 2**62
+"""Largest seed: a base seed plus its offsets (expert e, repeat r) stays inside the generators' 64-bit range."""
+COUNT_MAX = 10**8
+"""Largest whole-number option: every count here (epochs, iterations, chains, samples, widths, points) is far
+below it in any real run, and a value above it is a typo (``1e9``) that would run for ever or exhaust memory."""
+SCALE_MAX = 1e12
+"""Largest real-valued option (learning rates reach 1e4-1e5 on pixels; standard deviations and weights far less)."""
+FRACTIONS = {"momentum", "momentum_images"}  # in [0, 1): a momentum of 1 or more never forgets and diverges
+
+
+def check_ranges(config: RunConfig) -> None:
+    """One range rule for every number of every section (each section's ``validate`` has its own finer rules):
+    no number is negative, seeds are at most :data:`SEED_MAX`, other whole numbers at most :data:`COUNT_MAX`,
+    real numbers at most :data:`SCALE_MAX`, momenta below 1; ``--ipcs`` at most :data:`COUNT_MAX`."""
+    for name in sections():
+        section = config.section(name)
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            for v in value if isinstance(value, list) else [value]:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue
+                option = f"--{name}.{f.name}"
+                if v < 0:
+                    raise UserError(f"{option} must be >= 0 (got {v})")
+                if f.name == "seed" or f.name.endswith("_seed"):
+                    if v > SEED_MAX:
+                        raise UserError(f"{option} must be at most 2**62 = {SEED_MAX} (got {v})")
+                elif isinstance(v, int) and v > COUNT_MAX:
+                    raise UserError(f"{option} {v} is beyond any run this library can do (at most {COUNT_MAX:.0e})")
+                elif isinstance(v, float) and v > SCALE_MAX:
+                    raise UserError(f"{option} {v:g} is beyond any sensible scale (at most {SCALE_MAX:.0e})")
+                if f.name in FRACTIONS and not v < 1:
+                    raise UserError(f"{option} must be in [0, 1) (got {v})")
+    if any(ipc > COUNT_MAX for ipc in config.ipcs):
+        raise UserError(f"--ipcs must be at most {COUNT_MAX:.0e} (got {','.join(str(i) for i in config.ipcs)})")
+
+
 def validate_run(config: RunConfig) -> None:
-    """Every check that needs no data, for every cell of the run, before any work."""
+    """Every check that needs no data, for every cell of the run, before any work (the sections' own rules, then
+    :func:`check_ranges`)."""
     reconcile_cell_options(config)
     for section in ("data", "model", "experts", "posterior", "evaluate"):
         config.section(section).validate()
@@ -249,6 +287,7 @@ def validate_run(config: RunConfig) -> None:
             eval_for(config, ipc, protocol).validate()
     if config.evaluate.agreement:
         config.reference.validate()
+    check_ranges(config)
 
 
 def _coerce(value: Any, like: Any, key: str) -> Any:
