@@ -13,7 +13,7 @@ import pseudocoresets
 PACKAGE = Path(pseudocoresets.__file__).parent
 LAYERS = [
     {"errors", "version"},
-    {"utils", "io", "parallel"},
+    {"utils", "io", "parallel", "integrity"},
     {"data", "augment", "corruptions", "models"},
     {"experts", "samplers"},
     {"objectives", "evaluation", "reference"},

@@ -33,6 +33,8 @@ DESCRIPTIONS = {
     "or an .npz; --from PATH) as the coreset 'imported' of this run, and evaluate it (every --protocols).",
     "export": "Write one learnt coreset as MTT/DD-Ranking-style tensors (images_best.pt, labels_best.pt, lr_best.pt), "
     "an .npz (input-space images, uint8 pixels, labels) and a PNG grid.",
+    "verify": "Check every finished artifact of a run directory against the SHA-256 checksums in its manifest "
+    "(exit 2 when any file is missing, damaged, replaced or edited).",
     "report": "Markdown/JSON results, Table 1, Figures 1-4 (PNG+SVG) and one self-contained report.html of a run.",
 }
 
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/quick", help="run directory holding the coreset")
     p.add_argument("--coreset", required=True, help="coreset directory name under OUT/coresets, e.g. fkl-ipc10")
     p.add_argument("--to", required=True, help="directory to write the exported files into")
+    p = sub.add_parser("verify", help=DESCRIPTIONS["verify"], description=DESCRIPTIONS["verify"])
+    p.add_argument("--out", required=True, help="run directory to check")
     p = sub.add_parser("report", help=DESCRIPTIONS["report"], description=DESCRIPTIONS["report"])
     p.add_argument("--out", default="runs/quick", help="run directory to summarise")
     p.add_argument("--bench", default="", help="benchmark JSON (benchmarks/results/distill*.json) for Figure 3")
@@ -168,6 +172,21 @@ def main(argv: list[str] | None = None) -> int:
                 )
             for path in export_coreset(source, Path(args.to)):
                 print(f"wrote {path}")
+            return 0
+        if args.command == "verify":
+            from .pipeline.artifacts import verify_run
+
+            if not (Path(args.out) / ".bpc.lock").is_file():
+                raise UserError(f"{args.out} is not a bpc run directory (no .bpc.lock); give --out a run's directory")
+            rows = verify_run(Path(args.out))
+            for name, status in rows:
+                print(f"{name}: {status}")
+            damaged = [name for name, status in rows if not status.startswith(("ok", "unfinished"))]
+            if damaged:
+                raise UserError(
+                    f"{len(damaged)} damaged artifact(s) in {args.out}: {', '.join(damaged)}; delete each and re-run "
+                    "its stage to rebuild it"
+                )
             return 0
         if args.command == "report":
             from .report import write_report

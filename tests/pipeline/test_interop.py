@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from helpers import TINY, bpc
+from helpers import TINY, bpc, reseal
 
 
 def test_export_then_import_gives_the_same_coreset_and_the_same_evaluation(finished_run, tiny_data, tmp_path):
@@ -80,6 +80,7 @@ def test_learnt_targets_are_loaded_exported_and_imported(finished_run, tiny_data
         meta = f.metadata()
     targets = torch.randn(len(tensors["labels"]), 10)
     save_file({**tensors, "targets": targets}, str(file), metadata={**meta, "target_noise": "0.1"})
+    reseal(file.parent)
     core = load_coreset(file.parent)
     assert torch.equal(core.targets, targets) and core.target_noise == 0.1
     bpc("export", "--out", str(src), "--coreset", "fkl-ipc2", "--to", str(tmp_path / "x"))
@@ -103,6 +104,7 @@ def test_learnt_targets_are_loaded_exported_and_imported(finished_run, tiny_data
     )
     assert torch.equal(load_coreset(run / "coresets/imported-ipc2").targets, targets)
     save_file({**tensors, "targets": targets[:3]}, str(file), metadata=meta)
+    reseal(file.parent)
     proc = bpc("export", "--out", str(src), "--coreset", "fkl-ipc2", "--to", str(tmp_path / "y"), check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "targets of shape" in proc.stderr
     assert not (tmp_path / "y").exists()

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import TINY, bpc
+from helpers import TINY, bpc, reseal
 
 
 def test_run_writes_self_describing_artifacts(finished_run):
@@ -92,6 +92,10 @@ def test_corrupt_coreset_is_reported(finished_run, tiny_data, tmp_path):
     shutil.copytree(out, copy)
     (copy / "coresets/fkl-ipc2/coreset.safetensors").write_bytes(b"garbage")
     shutil.rmtree(copy / "evals")
+    proc = bpc("evaluate", "--out", str(copy), "--data.root", str(tiny_data), *TINY, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "coreset.safetensors was changed after bpc wrote it" in proc.stderr and "re-run 'bpc distill'" in proc.stderr
+    reseal(copy / "coresets/fkl-ipc2")  # behind the checksum, the file's own check
     proc = bpc("evaluate", "--out", str(copy), "--data.root", str(tiny_data), *TINY, check=False)
     assert proc.returncode == 2 and "not a valid safetensors file" in proc.stderr
     assert proc.stderr.count("\n") == 1

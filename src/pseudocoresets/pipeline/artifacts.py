@@ -12,11 +12,12 @@ Layout of a run directory ``out``::
 
 Each stage writes into its own directory: ``config.json`` (the resolved configuration that produced it),
 its tensors (safetensors) or results (JSON), and last ``manifest.json`` (package versions, seed, device,
-timings, status). A directory is finished work, skipped on re-runs, when its manifest says ``complete`` for the
-same config and every file the stage promises exists. The same directory with a *different* config is refused
-rather than overwritten once it holds any work (finished files or a partial checkpoint); a directory holding only
-its config.json (a stage that failed before doing anything, e.g. on a bad option) is taken over by the
-corrected configuration.
+timings, status, and the SHA-256 of every file it wrote: :mod:`pseudocoresets.integrity`). A directory is
+finished work, skipped on re-runs, when its manifest says ``complete`` for the same config and every file the
+stage promises exists; a finished directory whose files no longer match their checksums is refused. The same
+directory with a *different* config is refused rather than overwritten once it holds any work (finished files or
+a partial checkpoint); a directory holding only its config.json (a stage that failed before doing anything, e.g.
+on a bad option) is taken over by the corrected configuration.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import integrity
 from ..errors import UserError
 from ..io import atomic_write_json, read_json
 from ..utils import flatten_dict
@@ -136,7 +138,10 @@ class ArtifactDir:
         if not all((self.path / name).is_file() for name in self.promises):
             return False
         manifest = read_json(self.manifest_path)
-        return isinstance(manifest, dict) and manifest.get("status") == "complete"
+        if not (isinstance(manifest, dict) and manifest.get("status") == "complete"):
+            return False
+        integrity.verify(self.path, self.kind)  # a damaged, replaced or edited file: refused in one line
+        return True
 
     def finish(self, seed: int | None, timings: dict[str, float], extra: dict[str, Any] | None = None) -> None:
         atomic_write_json(
@@ -149,8 +154,36 @@ class ArtifactDir:
                 "timings_seconds": timings,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 **(extra or {}),
+                "files": integrity.digests(self.path),
             },
         )
 
     def manifest(self) -> dict[str, Any]:
         return read_json(self.manifest_path)
+
+
+def verify_run(out: Path) -> list[tuple[str, str]]:
+    """``(artifact directory relative to out, status)`` for every stage directory of a run: ``ok``, ``ok (no
+    checksums: made before they were recorded)``, ``unfinished`` (no complete manifest: a stage that has not
+    finished, which a re-run resumes), or what is damaged (:func:`pseudocoresets.integrity.check`)."""
+    out = Path(out)
+    dirs = [out / "experts", out / "reference"]
+    dirs += sorted(p for p in (out / "coresets").glob("*") if p.is_dir() and not p.is_symlink())
+    dirs += sorted(p for p in (out / "evals").glob("*") if p.is_dir() and not p.is_symlink())
+    rows = []
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        manifest = read_json(d / "manifest.json") if (d / "manifest.json").is_file() else None
+        if not isinstance(manifest, dict) or manifest.get("status") != "complete":
+            rows.append((d.relative_to(out).as_posix(), "unfinished"))
+            continue
+        problems = integrity.check(d)
+        if problems:
+            status = "; ".join(problems)
+        elif "files" not in manifest:
+            status = "ok (no checksums: made before they were recorded)"
+        else:
+            status = f"ok ({len(manifest['files'])} files)"
+        rows.append((d.relative_to(out).as_posix(), status))
+    return rows

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from .. import integrity
 from ..errors import UserError
 from ..io import load_tensors
 from ..samplers import PosteriorSpec
@@ -62,6 +63,8 @@ def load_coreset(path: str | Path, device: torch.device | str = "cpu") -> Corese
     file = Path(path)
     if file.is_dir() or not file.name.endswith(".safetensors"):
         file = file / COREFILE
+    if (file.parent / "manifest.json").is_file():  # a run's coreset directory: its files match their checksums
+        integrity.verify(file.parent, "coreset")
     t = load_tensors(file, device)
     if "images" not in t or "labels" not in t or len(t["images"]) != len(t["labels"]):
         raise UserError(f"{file} lacks matching 'images' and 'labels'; re-run 'bpc distill'")
@@ -73,6 +76,12 @@ def load_coreset(path: str | Path, device: torch.device | str = "cpu") -> Corese
         noise = float(meta["target_noise"]) if "target_noise" in meta else None
     except (TypeError, ValueError) as exc:
         raise UserError(f"{file} holds a garbled posterior record ({exc}); re-run 'bpc distill'") from exc
+    numbers = (spec.weight, spec.temperature, spec.prior_std)
+    if not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in numbers):
+        raise UserError(
+            f"{file} records a coreset posterior with weight {spec.weight}, temperature {spec.temperature}, prior "
+            f"std {spec.prior_std}: each must be a finite number > 0; re-run 'bpc distill'"
+        )
     v = spec.point_weights
     if v is not None and (len(v) != len(t["images"]) or not all(math.isfinite(w) and w > 0 for w in v)):
         raise UserError(

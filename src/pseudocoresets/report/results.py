@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import integrity
 from ..errors import UserError
 from ..io import atomic_write_json, atomic_write_text, read_json
 
@@ -40,7 +41,9 @@ def collect_results(out: Path) -> list[dict]:
     rows = []
     ref = Path(out) / "reference"
     if (ref / "manifest.json").exists() and (ref / "results.json").exists():
+        integrity.verify(ref, "reference")
         r = read_json(ref / "results.json")
+        _check_summary(r, ref / "results.json", "bpc reference")
         rows.append(
             {
                 "run": "reference",
@@ -56,7 +59,9 @@ def collect_results(out: Path) -> list[dict]:
     for path in sorted((Path(out) / "evals").glob("*/results.json")):
         if not (path.parent / "manifest.json").exists():
             continue
+        integrity.verify(path.parent, "evaluation")
         r = read_json(path)
+        _check_summary(r, path, "bpc evaluate")
         try:
             exact = {k: {"mean": r["exact"][k], "std": None} for k in EXACT if k in r.get("exact", {})}
             rows.append(
@@ -77,6 +82,23 @@ def collect_results(out: Path) -> list[dict]:
                 f"{path} is not a results file bpc wrote (no {exc}); delete {path.parent} and re-run 'bpc evaluate'"
             ) from exc
     return rows
+
+
+def _check_summary(results, path: Path, command: str) -> None:
+    """A results file's summary as bpc writes it: metric -> {"mean": number, "std": number or null}."""
+    summary = results.get("summary") if isinstance(results, dict) else None
+    ok = isinstance(summary, dict) and all(
+        isinstance(v, dict)
+        and all(
+            isinstance(v.get(k), (int, float, type(None))) and not isinstance(v.get(k), bool) for k in ("mean", "std")
+        )
+        for v in summary.values()
+    )
+    if not ok:
+        raise UserError(
+            f"{path} is not a results file bpc wrote (its summary is not metric -> mean, std numbers); delete "
+            f"{path.parent} and re-run '{command}'"
+        )
 
 
 def posterior_label(posterior: dict | None) -> str:
