@@ -237,6 +237,8 @@ def run_stage(args: argparse.Namespace, run) -> None:
     """One stage command (everything but ``report`` and ``export``) on a :class:`~pseudocoresets.api.Run` whose
     lock is held."""
     cfg = run.config
+    if args.command != "import":  # every cell, memory and disk, before any work (import reads its source first)
+        run.workspace.check_cells()
     if args.command == "experts":
         print(f"experts: {run.experts()}")
     elif args.command == "reference":

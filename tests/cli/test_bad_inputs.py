@@ -167,6 +167,16 @@ CASES = {
     "threads negative": opts("--threads", "-5"),
     "threads 100000": opts("--threads", "100000"),
     "corruption subset negative": opts("--evaluate.corruption_subset", "-3"),
+    # memory and disk, checked before any work against what the machine has now
+    "width beyond memory": opts("--model.width", "100000"),
+    "fkl samples beyond memory": opts("--fkl.num_samples", "100000000"),
+    "kept chain states beyond memory": opts("--evaluate.chains", "50000000"),
+    "experts beyond the disk": opts("--experts.num_experts", "100000000"),
+    "ipc above the smallest class": opts("--ipcs", "5000"),
+    "ipc above the smallest class, experts stage": lambda ctx: (
+        opts("--ipcs", "5000")(ctx)[:0]
+        + ["experts", "--out", str(ctx.out), "--data.root", str(ctx.data), *TINY, "--ipcs", "5000"]
+    ),
     "fkl samples zero": opts("--fkl.num_samples", "0"),
     "fkl noise negative": opts("--fkl.noise_u", "-1"),
     "rkl real batch zero": opts("--methods", "rkl", "--rkl.real_batch", "0"),

@@ -27,10 +27,10 @@ def _evaluate(out, tiny_data, *extra):
 @pytest.mark.parametrize(
     "options, expected",
     [
-        (("--evaluate.init_std", "1e30"), "predictions are not finite"),
+        (("--evaluate.init_std", "1e11"), "never left their starting points"),
         (("--evaluate.step_size", "1e4", "--no-evaluate.adapt_step_size"), "never left their starting points"),
     ],
-    ids=["non-finite predictions", "chains that never moved"],
+    ids=["a start too far out", "steps too large"],
 )
 def test_non_results_are_refused(run_without_random_eval, tiny_data, options, expected):
     out = run_without_random_eval
@@ -39,6 +39,16 @@ def test_non_results_are_refused(run_without_random_eval, tiny_data, options, ex
     assert expected in proc.stderr and "not saved" in proc.stderr
     assert not (out / "evals/random-ipc2-hmc/results.json").exists()
     assert not (out / "evals/random-ipc2-hmc/manifest.json").exists()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), None])
+def test_non_finite_metrics_are_not_results(value):
+    from pseudocoresets import UserError
+    from pseudocoresets.evaluation.protocols import check_result
+
+    check_result("hmc repeat 0", {"test": {"accuracy": 0.5, "nll": 1.2}}, acceptance=0.7)  # a result
+    with pytest.raises(UserError, match="nll = .* on the fog/3 set: the posterior samples' predictions are not"):
+        check_result("hmc repeat 0", {"test": {"accuracy": 0.5}, "fog/3": {"accuracy": 0.1, "nll": value}}, 0.7)
 
 
 @pytest.mark.parametrize("value", ["0.9", "NaN", None, True])

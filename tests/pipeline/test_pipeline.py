@@ -55,7 +55,7 @@ def test_options_added_later_keep_old_run_directories_valid(finished_run, tiny_d
     proc = bpc("experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--data.train_subset", "0")
     assert proc.returncode == 0
     proc = bpc(
-        "experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--data.train_subset", "30", check=False
+        "experts", "--out", str(out), "--data.root", str(tiny_data), *TINY, "--data.train_subset", "200", check=False
     )
     assert proc.returncode == 2 and "different configuration" in proc.stderr
     assert "(differs in data.train_subset)" in proc.stderr  # the line names what differs

@@ -162,12 +162,15 @@ class Workspace:
             )
 
     def check_cells(self) -> None:
-        """Every (method, ipc, protocol) cell of the run, before any work."""
+        """Every (method, ipc, protocol) cell of the run, then memory and disk (resources.py), before any work."""
+        from .resources import check_resources
+
         for method in self.config.methods:
             for ipc in self.config.ipcs:
                 self.check_distill_cell(*self.config.cell(method, ipc))
                 for protocol in self.config.protocols:
                     self.check_eval_cell(eval_for(self.config, ipc, protocol))
+        check_resources(self)
 
     # artifact identities -------------------------------------------------------------------------
     def experts_dir(self) -> ArtifactDir:
