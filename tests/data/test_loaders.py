@@ -197,3 +197,75 @@ def test_normalizer_uses_train_statistics_for_test():
     assert torch.allclose(z.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-4)
     assert norm(test).mean() > 1.0  # the test split is shifted by the *train* statistics, not re-centred
     assert torch.allclose(norm.inverse(norm(test)), test.float() / 255, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [[2**70] * 6, [[1, 2]] * 6, ["3"] * 6, [3.7] * 6, [True] * 6, [10] * 6, np.zeros((6, 1), dtype=np.int64)],
+    ids=["beyond int64", "nested", "strings", "floats", "booleans", "class 10", "2-D array"],
+)
+def test_cifar10_labels_must_be_class_numbers(tmp_path, labels):
+    root = make_cifar_dir(tmp_path)
+    path = root / "cifar-10-batches-py" / "data_batch_3"
+    with path.open("wb") as fh:
+        pickle.dump({b"data": np.zeros((6, 3072), dtype=np.uint8), b"labels": labels}, fh, protocol=2)
+    with pytest.raises(UserError, match="not a flat list of class numbers 0..9") as exc:
+        load_dataset(DataConfig(name="cifar10", root=str(root)))
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("names", [7, [b"a"] * 3, [1] * 10], ids=["an int", "three names", "numbers"])
+def test_cifar10_label_names_must_be_ten_names(tmp_path, names):
+    root = make_cifar_dir(tmp_path)
+    with (root / "cifar-10-batches-py" / "batches.meta").open("wb") as fh:
+        pickle.dump({b"label_names": names}, fh)
+    with pytest.raises(UserError, match="label_names that are not 10 names"):
+        load_dataset(DataConfig(name="cifar10", root=str(root)))
+
+
+def _idx_header(code: int, shape) -> bytes:
+    return bytes([0, 0, code, len(shape)]) + b"".join(int(d).to_bytes(4, "big") for d in shape)
+
+
+def test_idx_header_declaring_terabytes_is_refused_before_allocation(tmp_path):
+    from pseudocoresets.data.idx import read_idx
+
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(_idx_header(0x08, (2**31, 2**16, 2**16)) + b"\0" * 100)
+    with pytest.raises(UserError, match="declares .* GiB of data"):
+        read_idx(path)
+
+
+def test_idx_gzip_bomb_is_not_inflated(tmp_path):
+    """A gzip member inflating to 1 GiB of zeros behind a header that declares 16 bytes: only 17 bytes are read."""
+    import gzip
+    import tracemalloc
+
+    from pseudocoresets.data.idx import read_idx
+
+    path = tmp_path / "x-idx1-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(_idx_header(0x08, (16,)))
+        chunk = b"\0" * 2**24
+        for _ in range(64):
+            f.write(chunk)
+    tracemalloc.start()
+    with pytest.raises(UserError, match="more data bytes but its header promises 16"):
+        read_idx(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2**24
+
+
+@pytest.mark.parametrize("which", ["images", "labels"])
+def test_idx_float_images_or_labels_are_refused(tmp_path, which):
+    root = tmp_path / "fm"
+    make_fashion_dir(root)
+    stem = "train-images-idx3-ubyte.gz" if which == "images" else "train-labels-idx1-ubyte.gz"
+    shape = (40, 28, 28) if which == "images" else (40,)
+    import gzip
+
+    with gzip.open(root / stem, "wb") as f:
+        f.write(_idx_header(0x0D, shape) + np.full(shape, 3.7, dtype=">f4").tobytes())
+    with pytest.raises(UserError, match="Fashion-MNIST holds uint8 pixels and integer labels"):
+        load_dataset(DataConfig(name="fashion-mnist", root=str(root)))

@@ -52,10 +52,34 @@ def _images_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data, labels = batch.get("data"), batch.get("labels")
     if not isinstance(data, np.ndarray) or labels is None:
         raise UserError(f"{path} lacks 'data' or 'labels'; re-extract cifar-10-python.tar.gz")
-    labels = np.asarray(labels, dtype=np.int64)
+    labels = _labels(labels, path)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise UserError(f"{path} has data of shape {data.shape}, expected [N, 3072] uint8; re-extract the archive")
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _labels(labels, path: Path) -> np.ndarray:
+    """A batch's labels as int64: a flat list (or 1-D integer array) of whole numbers in 0..9, nothing else (no
+    floats truncated, no strings, no nesting, no numbers beyond int64)."""
+    if isinstance(labels, np.ndarray):
+        ok = labels.ndim == 1 and (labels.dtype.kind in "iu" or labels.size == 0)
+        values = labels.tolist() if ok else []
+    else:
+        ok = isinstance(labels, (list, tuple))
+        values = list(labels) if ok else []
+    ok = ok and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 9 for v in values)
+    if not ok:
+        raise UserError(f"{path} holds labels that are not a flat list of class numbers 0..9; re-extract the archive")
+    return np.asarray(values, dtype=np.int64)
+
+
+def _class_names(names, path: Path) -> list[str]:
+    if not isinstance(names, (list, tuple)) or len(names) != 10 or not all(isinstance(n, (bytes, str)) for n in names):
+        raise UserError(f"{path} holds label_names that are not 10 names; re-extract the archive (or delete it)")
+    try:
+        return [n.decode() if isinstance(n, bytes) else n for n in names]
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} holds label_names that are not text; re-extract the archive") from exc
 
 
 def find_cifar_root(root: Path) -> Path | None:
@@ -78,6 +102,6 @@ def load_cifar10(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     classes = [f"class_{i}" for i in range(10)]
     if (base / "batches.meta").is_file():
         names = _read_batch(base / "batches.meta").get("label_names")
-        if names:
-            classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+        if names is not None:
+            classes = _class_names(names, base / "batches.meta")
     return np.concatenate(xs), np.concatenate(ys), test_x, test_y, classes
