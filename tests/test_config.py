@@ -27,3 +27,12 @@ def test_demo_is_the_quick_model_with_smaller_budgets():
     assert demo.cell("fkl", 10)[1].num_samples < quick.cell("fkl", 10)[1].num_samples
     budget = lambda e: e.chains * e.iterations * e.repeats  # noqa: E731  (HMC iterations of one evaluation)
     assert budget(demo.evaluate) < budget(quick.evaluate)
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32", "utf-8-sig"])
+def test_config_files_in_unicode_encodings_with_a_byte_order_mark(tmp_path, codec):
+    from pseudocoresets.config import load_config_file
+
+    path = tmp_path / "c.yaml"
+    path.write_bytes("distill:\n  iterations: 3  # é\n".encode(codec))
+    assert load_config_file(str(path)) == {"distill.iterations": 3}

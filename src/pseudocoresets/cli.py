@@ -140,6 +140,11 @@ def _config_from_args(args: argparse.Namespace):
         check_path_kind(args.source, "--from")
         overrides.update({"methods": "imported", "distill.import_from": str(Path(args.source).resolve())})
     if "precision" in vars(args):
+        given = vars(args).get("model.precision")
+        if given is not None and given != args.precision:
+            raise UserError(
+                f"--precision {args.precision} contradicts --model.precision {given} (the same option); give one"
+            )
         overrides["model.precision"] = args.precision
     return make_config(args.preset, args.config, overrides)
 

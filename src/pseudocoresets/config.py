@@ -340,12 +340,54 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], mark_explicit:
     return config
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader refusing a key given twice in one mapping (YAML says keys are unique; PyYAML keeps the
+    last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _config_text(raw: bytes) -> str:
+    """A configuration file's text: UTF-8, or UTF-16 / UTF-32 marked by their byte-order mark."""
+    for bom, codec in (
+        (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+    ):
+        if raw.startswith(bom):
+            return raw.decode(codec)
+    return raw.decode("utf-8")
+
+
+def _no_duplicate_json_keys(pairs):
+    keys = [k for k, _ in pairs]
+    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicated:
+        raise ValueError(f"the key {duplicated[0]!r} appears twice in one object")
+    return dict(pairs)
+
+
 def load_config_file(path: str) -> dict[str, Any]:
-    """A YAML/JSON file of sections (``distill: {ipc: 10}``), flattened to dotted keys."""
+    """A YAML/JSON file of sections (``distill: {ipc: 10}``), flattened to dotted keys. UTF-8, or UTF-16/32 with
+    a byte-order mark; a key given twice, or nesting deeper than Python can follow, is refused."""
     check_path_kind(path, "--config")
     try:
-        text = Path(path).read_text()
-        data = yaml.safe_load(text) if not path.endswith(".json") else json.loads(text)
+        text = _config_text(Path(path).read_bytes())
+        if path.endswith(".json"):
+            data = json.loads(text, object_pairs_hook=_no_duplicate_json_keys)
+        else:
+            data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError as exc:
         raise UserError(f"config file {path} not found") from exc
     except IsADirectoryError as exc:
@@ -356,8 +398,10 @@ def load_config_file(path: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise UserError(f"config file {path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, ValueError) as exc:
         raise UserError(f"config file {path} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise UserError(f"config file {path} nests deeper than any configuration; give a mapping of sections") from exc
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of sections")
     flat = flatten_dict(data)

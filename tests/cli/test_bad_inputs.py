@@ -167,6 +167,15 @@ CASES = {
     "threads negative": opts("--threads", "-5"),
     "threads 100000": opts("--threads", "100000"),
     "corruption subset negative": opts("--evaluate.corruption_subset", "-3"),
+    # configuration files: keys given twice, nesting beyond recursion, contradicting spellings of one option
+    "YAML key given twice": with_file(
+        "dup.yaml", "distill:\n  iterations: 3\ndistill:\n  iterations: 4\n", "--config", "{file}"
+    ),
+    "JSON key given twice": with_file(
+        "dup.json", '{"distill": {"ipc": 1}, "distill": {"ipc": 2}}', "--config", "{file}"
+    ),
+    "YAML nested 10,000 deep": with_file("deep.yaml", "[" * 10000 + "]" * 10000, "--config", "{file}"),
+    "precision given twice, differently": opts("--precision", "bf16", "--model.precision", "fp32"),
     # memory and disk, checked before any work against what the machine has now
     "width beyond memory": opts("--model.width", "100000"),
     "fkl samples beyond memory": opts("--fkl.num_samples", "100000000"),
