@@ -36,3 +36,10 @@ def test_config_files_in_unicode_encodings_with_a_byte_order_mark(tmp_path, code
     path = tmp_path / "c.yaml"
     path.write_bytes("distill:\n  iterations: 3  # é\n".encode(codec))
     assert load_config_file(str(path)) == {"distill.iterations": 3}
+
+
+def test_one_spelling_per_data_root():
+    from pseudocoresets import make_config
+
+    spellings = ("data/fm", "./data/fm", "data//fm/", "data/x/../fm")
+    assert {make_config("quick", overrides={"data.root": r}).data.root for r in spellings} == {"data/fm"}
