@@ -269,3 +269,35 @@ def test_idx_float_images_or_labels_are_refused(tmp_path, which):
         f.write(_idx_header(0x0D, shape) + np.full(shape, 3.7, dtype=">f4").tobytes())
     with pytest.raises(UserError, match="Fashion-MNIST holds uint8 pixels and integer labels"):
         load_dataset(DataConfig(name="fashion-mnist", root=str(root)))
+
+
+def test_imagefolder_with_one_class_is_refused(tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    import shutil
+
+    for split in ("train", "test"):
+        shutil.rmtree(tree / split / "dog")
+    with pytest.raises(UserError, match="holds one class"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tree), cache_dir=str(tmp_path / "c")))
+
+
+def test_imagefolder_decompression_bomb_png_is_refused_from_its_header(tmp_path):
+    """A 1-bit PNG of 10,000 x 10,000 pixels is small on disk and would be 300 MB as RGB (PIL itself only warns)."""
+    tree = make_tree(tmp_path / "tree")
+    buf = io.BytesIO()
+    Image.new("1", (10000, 10000)).save(buf, format="PNG")
+    (tree / "train" / "cat" / "bomb.png").write_bytes(buf.getvalue())
+    with pytest.raises(UserError, match="declares 10000 x 10000 pixels"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tree), cache_dir=str(tmp_path / "c")))
+
+
+def test_imagefolder_archive_member_too_large_is_refused_unread(tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    tar_path = tmp_path / "d.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(tree, arcname=".")
+        info = tarfile.TarInfo("train/cat/huge.png")
+        info.size = 65 * 2**20
+        tar.addfile(info, io.BytesIO(b"\0" * info.size))
+    with pytest.raises(UserError, match="MiB, more than any image"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tar_path), cache_dir=str(tmp_path / "c")))

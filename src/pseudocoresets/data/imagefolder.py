@@ -33,12 +33,23 @@ def _split_class(name: str) -> tuple[str, str] | None:
     return parts[-3], parts[-2]
 
 
+MAX_FILE_BYTES = 64 * 2**20
+"""Largest image file read from a tree or archive (CIFAR-10's JPEGs are about 1-2 KB)."""
+MAX_PIXELS = 2**24
+"""Largest image (16.8 million pixels, 4096 x 4096), checked from its header before decoding."""
+
+
 def _members(source: Path):
     """Yield (split, class, name, bytes-reader) for every image of the tree or archive."""
     if source.is_dir():
         for path in sorted(source.rglob("*")):
             key = _split_class(str(path.relative_to(source)))
             if key and path.is_file():
+                if path.stat().st_size > MAX_FILE_BYTES:
+                    raise UserError(
+                        f"{path} is {path.stat().st_size / 2**20:.0f} MiB, more than any image of an "
+                        f"image-classification dataset (at most {MAX_FILE_BYTES // 2**20} MiB); remove it"
+                    )
                 yield key[0], key[1], str(path), path.read_bytes
     else:
         try:
@@ -50,6 +61,11 @@ def _members(source: Path):
                 for m in tar:
                     key = _split_class(m.name)
                     if key and m.isfile():
+                        if m.size > MAX_FILE_BYTES:
+                            raise UserError(
+                                f"{m.name} in {source} is {m.size / 2**20:.0f} MiB, more than any image of an "
+                                f"image-classification dataset (at most {MAX_FILE_BYTES // 2**20} MiB); remove it"
+                            )
                         data = tar.extractfile(m).read()  # type: ignore[union-attr]
                         yield key[0], key[1], m.name, (lambda d=data: d)
             except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
@@ -78,8 +94,13 @@ def decode_imagefolder(source: Path):
     for split, cls, name, read in _members(source):
         try:
             with Image.open(io.BytesIO(read())) as im:
+                if im.width * im.height > MAX_PIXELS:  # read from the header, before any pixel is decoded
+                    raise UserError(
+                        f"image {name} in {source} declares {im.width} x {im.height} pixels, more than "
+                        f"{MAX_PIXELS:,} (a decompression bomb or not a dataset image); remove it"
+                    )
                 arr = np.asarray(im.convert("L" if im.mode in ("L", "1", "I;16", "I") else "RGB"))
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise UserError(f"cannot decode image {name} in {source}: {exc}") from exc
         arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
         if shape is None:
@@ -95,6 +116,10 @@ def decode_imagefolder(source: Path):
                 "(a directory or a .tar/.tar.gz archive)"
             )
     classes = sorted(set(labels["train"]))
+    if len(classes) < 2:
+        raise UserError(
+            f"{source} holds one class ({classes[0]}): classification needs at least two class folders under train/"
+        )
     unknown = set(labels["test"]) - set(classes)
     if unknown:
         raise UserError(f"test classes {sorted(unknown)} in {source} have no train images")
