@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from pseudocoresets.errors import INTERRUPTED
 from pseudocoresets.experts import ExpertConfig, sgd_trajectory
 from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
 from pseudocoresets.pipeline.lock import RunDirectoryLock
@@ -243,3 +244,24 @@ def test_snapshots_with_a_quick_score_leave_the_coreset_unchanged(tiny_data, tmp
         if "snapshot_accuracy" in r
     ]
     assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+@pytest.mark.parametrize("point", ["expert epoch", "evaluation"])
+def test_sigterm_mid_stage_is_one_line_and_resumes(tiny_data, tmp_path, uninterrupted, point):
+    """SIGTERM (as a scheduler or torchrun sends it) in the experts or the evaluation: one line, exit 130, and a
+    re-run resumes to the uninterrupted run's artifacts."""
+    out = tmp_path / "run"
+    ready = {
+        "expert epoch": lambda: any(out.glob("experts/*.partial.safetensors")),
+        "evaluation": lambda: (out / "evals/fkl-ipc2-hmc/repeats.partial.json").exists(),
+    }[point]
+    proc = _start(out, tiny_data)
+    end = time.time() + 120
+    while time.time() < end and proc.poll() is None and not ready():
+        time.sleep(0.005)
+    assert proc.poll() is None, f"the run finished before reaching the {point}"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.decode().strip() == INTERRUPTED, err
+    bpc("run", "--out", str(out), "--data.root", str(tiny_data), *LONGER)
+    assert artifacts(out) == uninterrupted[1]
