@@ -25,6 +25,13 @@ def choose_device(name: str = "auto") -> torch.device:
         raise UserError(f"--device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} was asked for but CUDA is not available; use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(
+            f"device {name!r} was asked for but this machine has {torch.cuda.device_count()} CUDA device(s); "
+            "use cuda:0 .. or auto"
+        )
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise UserError(f"--device {name!r}: there is one CPU device; use --device cpu")
     return device
 
 

@@ -176,6 +176,8 @@ CASES = {
     ),
     "YAML nested 10,000 deep": with_file("deep.yaml", "[" * 10000 + "]" * 10000, "--config", "{file}"),
     "precision given twice, differently": opts("--precision", "bf16", "--model.precision", "fp32"),
+    "cpu device index": opts("--device", "cpu:7"),
+    "train subset leaving a class empty": opts("--data.train_subset", "3"),
     # memory and disk, checked before any work against what the machine has now
     "width beyond memory": opts("--model.width", "100000"),
     "fkl samples beyond memory": opts("--fkl.num_samples", "100000000"),

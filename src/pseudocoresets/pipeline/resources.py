@@ -118,7 +118,14 @@ def check_resources(ws: Workspace) -> None:
     whose experts exceed the run directory's free disk space; and an ``--ipcs`` above the smallest class."""
     data = ws.data
     if data.is_image and not ws.is_regression and len(data.train_y):
-        smallest = int(torch.bincount(data.train_y.long()).min())
+        counts = torch.bincount(data.train_y.long(), minlength=max(data.num_classes, 1))
+        smallest = int(counts.min())
+        if smallest == 0:
+            empty = data.classes[int(counts.argmin())] if counts.argmin() < len(data.classes) else "?"
+            raise UserError(
+                f"the training data has no image of class {empty!r} (after --data.train_subset, if set); "
+                "raise --data.train_subset or check the data"
+            )
         above = [ipc for ipc in ws.config.ipcs if ipc > smallest]
         if above:
             raise UserError(
