@@ -5,7 +5,8 @@
 #   - HMC (the quick preset's 4 chains x 40 iterations) and VBPC's last-layer protocol, and
 #   - A-SGHMC (official friction 0.1, temperature 0.01, 1000 steps with 500 burn-in, 4 chains; one sample per 50
 #     steps, 40 per repeat, instead of the official one per 5: scoring 400 samples per repeat would take about
-#     6.5 minutes on 2 cores for the clean test set alone),
+#     6.5 minutes on 2 cores for the clean test set alone; ASGHMC_REPEATS repeats, default 1: one repeat is about
+#     10 minutes of sampling (4 chains x 1000 steps with DSA) and 3 of scoring on 2 cores),
 # on the clean test split and on the 15 standard CIFAR-10-C corruptions at severities 1-5, each corrupted set
 # made from the first CORRUPTION_SUBSET (default 200) test images (the paper's CIFAR-10-C has all 10,000 per set),
 # with agreement / TV / predictive KL to the full-data reference posterior on every set.
@@ -30,13 +31,14 @@ if [[ -n ${SEED_RUN:-} && ! -e $OUT ]]; then
 fi
 start=$SECONDS
 $BPC table "${common[@]}" --protocols hmc,vbpc --out "$OUT" > /dev/null
-$BPC evaluate "${common[@]}" --protocols asghmc --evaluate.thin 50 --out "$OUT" > /dev/null
+$BPC evaluate "${common[@]}" --protocols asghmc --evaluate.thin 50 --evaluate.repeats "${ASGHMC_REPEATS:-1}" \
+  --out "$OUT" > /dev/null
 $BPC report --out "$OUT" > /dev/null
 {
   echo "# CIFAR-10 JPEG, quick preset, ipc 10: HMC, A-SGHMC and VBPC's protocol on the clean and corrupted test sets"
   echo
   echo "Machine: $(lscpu | grep 'Model name' | sed 's/ *Model name: *//'), $(nproc) cores; flags: $(grep -o -w 'avx512f\|avx2\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  echo "Command: ${SEED_RUN:+SEED_RUN=$SEED_RUN }bash experiments/cifar10c_asghmc/cifar10c_asghmc.sh (wall time of this invocation: $((SECONDS - start)) s; each stage's own time:)"
+  echo "Command: ${SEED_RUN:+SEED_RUN=$SEED_RUN }${ASGHMC_REPEATS:+ASGHMC_REPEATS=$ASGHMC_REPEATS }bash experiments/cifar10c_asghmc/cifar10c_asghmc.sh (wall time of this invocation: $((SECONDS - start)) s; each stage's own time:)"
   for d in "$OUT"/experts "$OUT"/reference "$OUT"/coresets/* "$OUT"/evals/*; do
     [[ -e $d/manifest.json ]] || continue
     echo "- ${d#"$OUT"/}: $(python3 -c "import json,sys;print(round(sum(json.load(open(sys.argv[1]))['timings_seconds'].values())))" "$d/manifest.json") s"
