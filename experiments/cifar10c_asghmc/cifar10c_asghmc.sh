@@ -38,10 +38,14 @@ $BPC report --out "$OUT" > /dev/null
   echo "# CIFAR-10 JPEG, quick preset, ipc 10: HMC, A-SGHMC and VBPC's protocol on the clean and corrupted test sets"
   echo
   echo "Machine: $(lscpu | grep 'Model name' | sed 's/ *Model name: *//'), $(nproc) cores; flags: $(grep -o -w 'avx512f\|avx2\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  echo "Command: ${SEED_RUN:+SEED_RUN=$SEED_RUN }${ASGHMC_REPEATS:+ASGHMC_REPEATS=$ASGHMC_REPEATS }bash experiments/cifar10c_asghmc/cifar10c_asghmc.sh (wall time of this invocation: $((SECONDS - start)) s; each stage's own time:)"
+  echo "Command: ${SEED_RUN:+SEED_RUN=$SEED_RUN }${METHODS:+METHODS=$METHODS }${ASGHMC_REPEATS:+ASGHMC_REPEATS=$ASGHMC_REPEATS }bash experiments/cifar10c_asghmc/cifar10c_asghmc.sh (wall time of this invocation: $((SECONDS - start)) s; each stage's own time:)"
   for d in "$OUT"/experts "$OUT"/reference "$OUT"/coresets/* "$OUT"/evals/*; do
     [[ -e $d/manifest.json ]] || continue
-    echo "- ${d#"$OUT"/}: $(python3 -c "import json,sys;print(round(sum(json.load(open(sys.argv[1]))['timings_seconds'].values())))" "$d/manifest.json") s"
+    echo "- ${d#"$OUT"/}: $(python3 -c "import json,sys;print(round(sum(json.load(open(sys.argv[1]))['timings_seconds'].values())))" "$d/manifest.json") s$([[ -e $d/results.json ]] && python3 -c "
+import json,sys
+r=json.load(open(sys.argv[1])).get('repeats',[])
+t=[(x.get('sampling_seconds'),x.get('prediction_seconds')) for x in r if x.get('sampling_seconds') is not None]
+print(' (per repeat, sampling / scoring: ' + ', '.join(f'{a:.0f} / {b:.0f} s' for a,b in t) + ')' if t else '')" "$d/results.json")"
   done
   echo
   tail -n +5 "$OUT/report.md"
