@@ -178,6 +178,9 @@ CASES = {
     "precision given twice, differently": opts("--precision", "bf16", "--model.precision", "fp32"),
     "cpu device index": opts("--device", "cpu:7"),
     "train subset leaving a class empty": opts("--data.train_subset", "3"),
+    "categorical target of 1e9": tabular(
+        "a,y\n1,0\n2,1000000000\n3,1\n4,0\n5,1\n", "--model.likelihood", "categorical"
+    ),
     # memory and disk, checked before any work against what the machine has now
     "width beyond memory": opts("--model.width", "100000"),
     "fkl samples beyond memory": opts("--fkl.num_samples", "100000000"),

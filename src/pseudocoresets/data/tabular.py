@@ -59,6 +59,11 @@ class TabularData:
                 "use --model.likelihood gaussian for real-valued targets"
             )
         k = int(ys.max()) + 1 if len(ys) else 0
+        if k > len(ys):  # before a list of k class names is built (a target of 1e9 would exhaust memory)
+            raise UserError(
+                f"{self.name}: class targets reach {k - 1} for {len(ys)} rows, so most classes 0..{k - 1} would "
+                "have no row; number the classes 0..K-1"
+            )
         if likelihood == "bernoulli" and k > 2:
             raise UserError(f"{self.name}: --model.likelihood bernoulli needs targets 0/1, found classes up to {k - 1}")
         k = max(k, 2)
