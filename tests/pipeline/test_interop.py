@@ -3,6 +3,7 @@
 import json
 import pickle
 
+import pytest
 import numpy as np
 import torch
 from safetensors.torch import load_file
@@ -108,3 +109,25 @@ def test_learnt_targets_are_loaded_exported_and_imported(finished_run, tiny_data
     proc = bpc("export", "--out", str(src), "--coreset", "fkl-ipc2", "--to", str(tmp_path / "y"), check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "targets of shape" in proc.stderr
     assert not (tmp_path / "y").exists()
+
+
+def test_an_npz_that_would_inflate_to_gigabytes_is_refused_unread(tmp_path):
+    """1.5 GiB of zero pixels compress to a few MB; the archive's directory says what they would take."""
+    import zipfile
+
+    from pseudocoresets import UserError
+    from pseudocoresets.pipeline.interop import load_distilled
+
+    path = tmp_path / "bomb.npz"
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1, dtype=np.uint8))
+    header["shape"] = (3 * 2**29,)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        with z.open("pixels.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            chunk = bytes(2**24)
+            for _ in range(96):
+                f.write(chunk)
+        z.writestr("labels.npy", b"")
+    assert path.stat().st_size < 2**23
+    with pytest.raises(UserError, match="would inflate to 1.5 GiB"):
+        load_distilled(path)

@@ -50,9 +50,31 @@ def source_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+MAX_IMPORT_BYTES = 2**30
+"""Largest uncompressed content of an imported .pt or .npz (a coreset of 50 CIFAR-10 images per class is 6 MB)."""
+
+
+def _check_archive(path: Path) -> None:
+    """A .pt (zip format) or .npz is refused, from its directory alone, when its members would inflate beyond
+    :data:`MAX_IMPORT_BYTES`: nothing is decompressed first."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as z:
+            size = sum(info.file_size for info in z.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return  # the loader's own check names the problem
+    if size > MAX_IMPORT_BYTES:
+        raise UserError(
+            f"{path} would inflate to {size / 2**30:.1f} GiB, more than any coreset (at most "
+            f"{MAX_IMPORT_BYTES / 2**30:.0f} GiB); give the distilled set itself"
+        )
+
+
 def _load_pt(path: Path):
     import warnings
 
+    _check_archive(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's own warnings about legacy pickle protocols
@@ -82,6 +104,7 @@ def load_distilled(path: Path) -> tuple[torch.Tensor, torch.Tensor, bool]:
             return (*_checked(obj[0], obj[1], path), False)
         raise UserError(f"{path} must hold a dict with 'images' and 'labels' or an (images, labels) pair")
     if path.suffix == ".npz":
+        _check_archive(path)
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
