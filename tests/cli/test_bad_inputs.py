@@ -183,9 +183,9 @@ CASES = {
     ),
     # memory and disk, checked before any work against what the machine has now
     "width beyond memory": opts("--model.width", "100000"),
-    "fkl samples beyond memory": opts("--fkl.num_samples", "100000000"),
-    "kept chain states beyond memory": opts("--evaluate.chains", "50000000"),
-    "experts beyond the disk": opts("--experts.num_experts", "100000000"),
+    "fkl samples beyond memory": opts("--fkl.num_samples", "100000000", "--model.width", "64"),
+    "kept chain states beyond memory": opts("--evaluate.chains", "50000000", "--model.width", "64"),
+    "experts beyond the disk": opts("--experts.num_experts", "100000000", "--experts.epochs", "1000"),
     "ipc above the smallest class": opts("--ipcs", "5000"),
     "ipc above the smallest class, experts stage": lambda ctx: (
         opts("--ipcs", "5000")(ctx)[:0]
