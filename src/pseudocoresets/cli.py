@@ -242,8 +242,8 @@ def run_stage(args: argparse.Namespace, run) -> None:
     """One stage command (everything but ``report`` and ``export``) on a :class:`~pseudocoresets.api.Run` whose
     lock is held."""
     cfg = run.config
-    if args.command != "import":  # every cell, memory and disk, before any work (import reads its source first)
-        run.workspace.check_cells()
+    if args.command not in ("import", "run", "table"):  # every cell, memory and disk, before any work (run_all
+        run.workspace.check_cells()  # checks them itself; import reads its source first)
     if args.command == "experts":
         print(f"experts: {run.experts()}")
     elif args.command == "reference":

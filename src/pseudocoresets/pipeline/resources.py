@@ -51,10 +51,10 @@ def parameter_count(ws: Workspace) -> int:
         return build_model(ws.config.model, input_shape, outputs).num_params
 
 
-def memory_terms(ws: Workspace) -> list[tuple[int, str, str]]:
-    """``(bytes, what, option to lower)`` for the largest allocation of every stage this run will do."""
+def memory_terms(ws: Workspace, p: int) -> list[tuple[int, str, str]]:
+    """``(bytes, what, option to lower)`` for the largest allocation of every stage this run will do (``p``: the
+    network's parameter count)."""
     cfg = ws.config
-    p = parameter_count(ws)
     shape = tuple(ws.prepare(ws.data.train_x[:1]).shape[1:])
     pixels = math.prod(shape[1:]) if len(shape) == 3 else 1  # H x W of an image (1 for tabular rows)
     width = cfg.model.width if cfg.model.arch == "convnet" else 1
@@ -131,8 +131,9 @@ def check_resources(ws: Workspace) -> None:
             raise UserError(
                 f"--ipcs {above[0]} is more than the {smallest} training images of the smallest class; lower --ipcs"
             )
+    p = parameter_count(ws)
     free = available_memory(ws.device)
-    need, what, option = max(memory_terms(ws))
+    need, what, option = max(memory_terms(ws, p))
     if need > free:
         raise UserError(
             f"{what} alone would take {need / 2**30:.1f} GiB and {ws.device} has {free / 2**30:.1f} GiB available; "
@@ -140,7 +141,7 @@ def check_resources(ws: Workspace) -> None:
         )
     if any(needs_experts(m) for m in ws.config.methods):
         e = ws.config.experts
-        disk = e.num_experts * (e.epochs + 1) * parameter_count(ws) * FLOAT
+        disk = e.num_experts * (e.epochs + 1) * p * FLOAT
         where = ws.out if ws.out.exists() else next((p for p in ws.out.absolute().parents if p.exists()), Path("/"))
         room = shutil.disk_usage(where).free
         if disk > room:
