@@ -19,15 +19,18 @@ import time
 from pathlib import Path
 from unittest import mock
 
+import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # common.py
 RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
 
 from pseudocoresets.experts import ExpertPool  # noqa: E402
 from pseudocoresets.fidelity.blr import CHECKS, run_check  # noqa: E402
 from pseudocoresets.objectives import chains, fkl, fkl_mcmc, rkl, wasserstein  # noqa: E402
+from pseudocoresets.samplers import CoresetPosterior, sghmc  # noqa: E402
 
 THRESHOLD = {(label, weight): least for label, weight, least in CHECKS}
 original_rkl = rkl.rkl_surrogate
@@ -189,10 +192,59 @@ MUTANTS = [
 ]
 
 
+def potential_untempered(self, theta):
+    """U(theta) instead of U(theta) / T: HMC samples the T = 1 posterior whatever T says."""
+    theta = theta.detach().requires_grad_(True)
+    u = self.energy(theta)
+    (grad,) = torch.autograd.grad(u, theta)
+    return u.detach(), grad
+
+
+ORIGINAL_SGHMC_BUILD = sghmc.build
+
+
+def sghmc_untempered(grad_fn, eta, friction, temperature=1.0, *args, **kwargs):
+    """SGHMC's injected noise without the temperature."""
+    return ORIGINAL_SGHMC_BUILD(grad_fn, eta, friction, 1.0, *args, **kwargs)
+
+
+# Mutants of the samplers' coreset posterior: no bench check sees them (the bench runs at T = 1), so each is held
+# against the suite's test of the tempered posterior; caught = that test fails with the mutant in place.
+TEMPERED = "tests/samplers/test_tempered_posterior.py"
+TEST_MUTANTS = [
+    (
+        "HMC potential without the temperature",
+        f"{TEMPERED}::test_hmc_samples_the_tempered_coreset_posterior",
+        mock.patch.object(CoresetPosterior, "potential_and_grad", potential_untempered),
+    ),
+    (
+        "SGHMC noise without the temperature",
+        f"{TEMPERED}::test_sghmc_samples_the_tempered_coreset_posterior",
+        mock.patch.object(sghmc, "build", sghmc_untempered),
+    ),
+]
+
+
+def test_mutant_rows(only: str) -> list[dict]:
+    rows = []
+    for name, node, patch in TEST_MUTANTS:
+        if only not in name:
+            continue
+        t0 = time.perf_counter()
+        with patch:
+            code = pytest.main([str(ROOT / node), "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-x"])
+        caught = code == pytest.ExitCode.TESTS_FAILED
+        rows.append({"mutant": name, "test": node, "exit_code": int(code), "caught": caught,
+                     "seconds": time.perf_counter() - t0})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     only = sys.argv[1] if len(sys.argv) > 1 else ""  # run only the mutants whose name contains this text
     torch.set_num_threads(1)
     ExpertPool._original_sample_segment = ExpertPool.sample_segment
+    test_rows = test_mutant_rows(only)
     rows = []
     for name, label, weight, patch in MUTANTS:
         if only not in name:
@@ -228,13 +280,18 @@ def main() -> None:
         for r in rows
     ]
     caught = sum(r["caught"] for r in rows)
+    lines += ["", "| sampler mutant | test it must fail | caught |", "|---|---|---|"]
+    lines += [f"| {r['mutant']} | `{r['test']}` | {'yes' if r['caught'] else 'NO'} |" for r in test_rows]
+    test_caught = sum(r["caught"] for r in test_rows)
     write_results(
         "fidelity_mutants" + ("_partial" if only else ""),
-        {"machine": machine(), "rows": rows},
-        "\n".join(lines) + f"\n\n{caught} of {len(rows)} mutants caught (share below the test's threshold).\n",
+        {"machine": machine(), "rows": rows, "test_rows": test_rows},
+        "\n".join(lines)
+        + f"\n\n{caught} of {len(rows)} objective mutants caught (share below the test's threshold); "
+        f"{test_caught} of {len(test_rows)} sampler mutants caught (their test fails).\n",
         RESULTS,
     )
-    sys.exit(0 if caught == len(rows) else 1)
+    sys.exit(0 if caught + test_caught == len(rows) + len(test_rows) else 1)
 
 
 if __name__ == "__main__":
