@@ -234,8 +234,15 @@ def test_mutant_rows(only: str) -> list[dict]:
         with patch:
             code = pytest.main([str(ROOT / node), "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-x"])
         caught = code == pytest.ExitCode.TESTS_FAILED
-        rows.append({"mutant": name, "test": node, "exit_code": int(code), "caught": caught,
-                     "seconds": time.perf_counter() - t0})
+        rows.append(
+            {
+                "mutant": name,
+                "test": node,
+                "exit_code": int(code),
+                "caught": caught,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -286,8 +293,7 @@ def main() -> None:
     write_results(
         "fidelity_mutants" + ("_partial" if only else ""),
         {"machine": machine(), "rows": rows, "test_rows": test_rows},
-        "\n".join(lines)
-        + f"\n\n{caught} of {len(rows)} objective mutants caught (share below the test's threshold); "
+        "\n".join(lines) + f"\n\n{caught} of {len(rows)} objective mutants caught (share below the test's threshold); "
         f"{test_caught} of {len(test_rows)} sampler mutants caught (their test fails).\n",
         RESULTS,
     )

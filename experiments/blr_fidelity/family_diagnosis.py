@@ -110,7 +110,9 @@ def main() -> None:
         )
         rows.append({"variant": label, **r, "seconds": time.perf_counter() - t0})
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
-        write_results(name, {"machine": machine(), "args": vars(args), "rows": rows}, table(rows, member, args), RESULTS)
+        write_results(
+            name, {"machine": machine(), "args": vars(args), "rows": rows}, table(rows, member, args), RESULTS
+        )
 
 
 def table(rows: list[dict], member, args) -> str:

@@ -59,8 +59,14 @@ def run_one(job: tuple[str, int, str, str, int]) -> dict:
         experts=EXPERTS,
         reference=exact_samples(problem),
     )
-    return {"member": member_name, "seed": seed, "weight": weight, "case": label, **r,
-            "seconds": time.perf_counter() - t0}
+    return {
+        "member": member_name,
+        "seed": seed,
+        "weight": weight,
+        "case": label,
+        **r,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def key(r: dict) -> tuple:
@@ -95,7 +101,9 @@ def main() -> None:
         for r in pool.imap_unordered(run_one, jobs):
             rows.append(r)
             print({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}, flush=True)
-            write_results(args.name, {"machine": machine(), "args": vars(args), "rows": rows}, tables(rows, args), RESULTS)
+            write_results(
+                args.name, {"machine": machine(), "args": vars(args), "rows": rows}, tables(rows, args), RESULTS
+            )
 
 
 def tables(rows: list[dict], args) -> str:

@@ -19,6 +19,9 @@ per block of 5 steps are the official values (applied by the config unless set e
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -40,6 +43,12 @@ from .metrics import agreement_metrics, classification_metrics, regression_metri
 # summary metrics per likelihood task (models/likelihood.py)
 DIAGNOSTICS = ("rhat_median", "rhat_max", "ess_median", "ess_min")  # diagnostics.py, per repeat
 METRICS = {"classification": ("accuracy", "nll", "ece", "brier"), "regression": ("rmse", "nll", "coverage_95")}
+
+
+# Scoring runs compiled (--evaluate.compile) from this many batch forwards on: on the 2-core CPU compilation took
+# 2-3 s per cell and saved about 0.025 s of each 256-image forward of the quick ConvNet (2.83 -> 1.81 s per 40
+# batches, benchmarks/results/scoring.md), so it pays from about 100 forwards; a quick-preset evaluation makes 1,600.
+COMPILE_MIN_FORWARDS = 128
 
 
 @dataclass
@@ -83,11 +92,11 @@ class EvalConfig:
     repeats: int = field(default=10, metadata={"help": "independent repeats (seeds) for mean +/- std"})
     test_batch: int = field(default=256, metadata={"help": "test images per forward pass"})
     compile: bool = field(
-        default=False,
+        default=True,
         metadata={
-            "help": "score the test sets with torch.compile (1.7-2x on "
-            "CPU after ~10 s of compilation per evaluated cell; needs a C++ "
-            "compiler)",
+            "help": "score the test sets with torch.compile where it pays: at least "
+            f"{COMPILE_MIN_FORWARDS} forward passes of a network, and a C++ compiler on CPUs (1.6-2.7x measured; "
+            "falls back to eager scoring with one line if compilation fails); false: always eager",
             "identity": "never",
         },
     )
@@ -206,17 +215,54 @@ def predictive_probs(
     return predictive_average(model, theta[None], x, batch, prepare)
 
 
+def compile_pays(compile: bool, model: FlatModel, samples: int, images: int, batch: int, device: torch.device) -> bool:
+    """Whether scoring ``samples`` parameter vectors on ``images`` inputs should run compiled: asked for, a
+    network (not the linear model), at least COMPILE_MIN_FORWARDS batch forwards (compilation costs 2-10 s, which a
+    short evaluation would not earn back), and on CPUs a C++ compiler for inductor's kernels."""
+    if not compile or not any(isinstance(m, torch.nn.Conv2d) for m in model.module.modules()):
+        return False
+    if samples * -(-images // max(batch, 1)) < COMPILE_MIN_FORWARDS:
+        return False
+    return device.type != "cpu" or cpp_compiler() is not None
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler inductor would use on CPUs ($CXX, else c++ / g++ / clang++ on the PATH), or None."""
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+_COMPILE_FAILED: list[str] = []  # the first compilation failure of this process: later cells score eagerly
+
+
 def _scorer(model: FlatModel, batch: int, compile: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """(theta, x) -> logits; compiled, a short last batch is padded to ``batch`` rows (one compiled shape)."""
-    if not compile:
+    """(theta, x) -> logits; compiled, a short last batch is padded to ``batch`` rows (one compiled shape), and a
+    failed compilation falls back to the eager network with one line on stderr."""
+    if not compile or _COMPILE_FAILED:
         return model
     forward = model.compiled()
 
+    def compiled(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if _COMPILE_FAILED:
+            return model(theta, x)
+        try:
+            return forward(theta, x)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager network gives the same logits
+            _COMPILE_FAILED.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            print(
+                f"bpc: torch.compile failed ({_COMPILE_FAILED[0][:200]}); scoring without it "
+                "(--evaluate.compile false skips the attempt)",
+                file=sys.stderr,
+            )
+            return model(theta, x)
+
     def padded(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if len(x) == batch:
-            return forward(theta, x)
+            return compiled(theta, x)
         fill = x[-1:].expand(batch - len(x), *x.shape[1:])
-        return forward(
+        return compiled(
             theta,
             torch.cat([x, fill]).contiguous(memory_format=torch.channels_last)
             if x.dim() == 4
@@ -396,7 +442,9 @@ def posterior_predictive(
     sampling = time.perf_counter() - start
     thetas = torch.stack(kept)
     score = predictive_samples if model.likelihood.task == "regression" else predictive_average
-    probs = {name: score(model, thetas, x, config.test_batch, prepare, config.compile) for name, x in test_sets.items()}
+    images = sum(len(x) for x in test_sets.values())
+    compile = compile_pays(config.compile, model, len(thetas), images, config.test_batch, thetas.device)
+    probs = {name: score(model, thetas, x, config.test_batch, prepare, compile) for name, x in test_sets.items()}
     out = {
         "acceptance_rate": acceptance_rate(chains),
         "samples": len(kept),

@@ -10,7 +10,14 @@ import torch
 
 from .. import parallel
 from ..errors import UserError
-from ..evaluation.protocols import METRICS, check_result, predictive_average, predictive_metrics, predictive_samples
+from ..evaluation.protocols import (
+    METRICS,
+    check_result,
+    compile_pays,
+    predictive_average,
+    predictive_metrics,
+    predictive_samples,
+)
 from ..experts import ExpertPool
 from ..io import atomic_write_json, load_tensors, save_tensors
 from ..reference import CSGHMCState, sample_csghmc, sample_hmc
@@ -147,10 +154,10 @@ def reference_predictive(ws: Workspace, directory: Path, name: str, x: torch.Ten
         return load_tensors(path, ws.device)["probs"]
     thetas = load_tensors(Path(directory) / "samples.safetensors", ws.device)["samples"]
     model = ws.model()
-    if model.likelihood.task == "regression":
-        probs = predictive_samples(model, thetas, x.to(ws.device), ws.config.evaluate.test_batch, ws.prepare)
-    else:
-        probs = predictive_average(model, thetas, x.to(ws.device), ws.config.evaluate.test_batch, ws.prepare)
+    batch = ws.config.evaluate.test_batch
+    compile = compile_pays(ws.config.evaluate.compile, model, len(thetas), len(x), batch, ws.device)
+    score = predictive_samples if model.likelihood.task == "regression" else predictive_average
+    probs = score(model, thetas, x.to(ws.device), batch, ws.prepare, compile)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_tensors(path, {"probs": probs})
     return probs
