@@ -67,6 +67,18 @@ def variants() -> list[tuple[str, str, dict, bool]]:
         ("fkl_mcmc, 32 chains", "fkl_mcmc", {"chains": 32}, False),
         ("fkl_mcmc, 100 pi_x samples", "fkl_mcmc", {"x_samples": 100}, False),
         ("fkl_mcmc, CD-k", "fkl_mcmc, CD-k", {}, False),
+        (
+            "fkl_mcmc, 32 chains x 4 transitions, 100 pi_x samples",
+            "fkl_mcmc",
+            {"chains": 32, "chain_steps": 4, "x_samples": 100},
+            False,
+        ),
+        (
+            "fkl_mcmc, exact draws: 128 pi_u, 100 pi_x samples",
+            "fkl_mcmc",
+            {"chains": 32, "chain_steps": 4, "x_samples": 100},
+            True,
+        ),
         ("rkl chains", "rkl, samples chains", {}, False),
         ("rkl chains, exact pi_u draws", "rkl, samples chains", {}, True),
         ("rkl chains, all real points", "rkl, samples chains", {"real_batch": 5000}, False),

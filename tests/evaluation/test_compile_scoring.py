@@ -4,9 +4,8 @@ with one line on stderr."""
 
 import torch
 
-from pseudocoresets.evaluation import protocols
 from pseudocoresets.evaluation.protocols import COMPILE_MIN_FORWARDS, EvalConfig, compile_pays, predictive_average
-from pseudocoresets.models import FlatModel, ModelConfig, build_convnet, build_model
+from pseudocoresets.models import FlatModel, ModelConfig, build_convnet, build_model, compiling
 
 CPU = torch.device("cpu")
 
@@ -17,7 +16,7 @@ def _convnet() -> FlatModel:
 
 def test_compile_is_the_default_and_pays_only_for_long_scoring(monkeypatch):
     assert EvalConfig().compile is True
-    monkeypatch.setattr(protocols, "cpp_compiler", lambda: "c++")
+    monkeypatch.setattr(compiling, "cpp_compiler", lambda: "c++")
     net = _convnet()
     batches = COMPILE_MIN_FORWARDS // 4
     assert compile_pays(True, net, 4, batches * 256, 256, CPU)  # 4 samples x 32 batches
@@ -25,14 +24,14 @@ def test_compile_is_the_default_and_pays_only_for_long_scoring(monkeypatch):
     assert not compile_pays(False, net, 1000, 10_000, 256, CPU)  # switched off
     linear = build_model(ModelConfig(arch="linear", likelihood="gaussian"), (3,), 1)
     assert not compile_pays(True, linear, 1000, 10_000, 256, CPU)
-    monkeypatch.setattr(protocols, "cpp_compiler", lambda: None)
+    monkeypatch.setattr(compiling, "cpp_compiler", lambda: None)
     assert not compile_pays(True, net, 1000, 10_000, 256, CPU)  # no C++ compiler for inductor on a CPU
 
 
 def test_no_cpp_compiler_on_the_path_is_seen(monkeypatch, tmp_path):
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert protocols.cpp_compiler() is None
+    assert compiling.cpp_compiler() is None
 
 
 def test_a_failed_compilation_scores_eagerly_with_one_line(monkeypatch, capsys):
@@ -45,11 +44,11 @@ def test_a_failed_compilation_scores_eagerly_with_one_line(monkeypatch, capsys):
         raise RuntimeError("InductorError: no working C++ compiler\nmore detail")
 
     monkeypatch.setattr(net, "compiled", lambda: broken)
-    monkeypatch.setattr(protocols, "_COMPILE_FAILED", [])
+    monkeypatch.setattr(compiling, "_FAILED", [])
     fallback = predictive_average(net, thetas, x, 16, compile=True)
     assert torch.equal(fallback, eager)
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "torch.compile failed" in err[0] and "--evaluate.compile false" in err[0]
-    assert protocols._COMPILE_FAILED  # later cells of the process do not try again
+    assert len(err) == 1 and "torch.compile failed" in err[0] and "--model.compile false" in err[0]
+    assert compiling.failed()  # later cells of the process do not try again
     assert torch.equal(predictive_average(net, thetas, x, 16, compile=True), eager)
     assert capsys.readouterr().err == ""

@@ -19,9 +19,6 @@ per block of 5 steps are the official values (applied by the config unless set e
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -33,7 +30,7 @@ from ..corruptions import CORRUPTIONS
 
 from ..augment import DSA
 from ..errors import UserError
-from ..models import FlatModel
+from ..models import FlatModel, compiling
 from ..samplers import Chain, CoresetPosterior, PosteriorSpec, StepSizeAdapter, acceptance_rate, hmc, run_chain, sghmc
 from ..utils import generator, progress
 from .diagnostics import predictive_diagnostics
@@ -95,8 +92,8 @@ class EvalConfig:
         default=True,
         metadata={
             "help": "score the test sets with torch.compile where it pays: at least "
-            f"{COMPILE_MIN_FORWARDS} forward passes of a network, and a C++ compiler on CPUs (1.6-2.7x measured; "
-            "falls back to eager scoring with one line if compilation fails); false: always eager",
+            f"{COMPILE_MIN_FORWARDS} batch forwards of a ConvNet, and a C++ compiler on CPUs (1.6-2.7x measured; "
+            "falls back to eager scoring with one line if compilation fails); false: eager scoring",
             "identity": "never",
         },
     )
@@ -216,47 +213,28 @@ def predictive_probs(
 
 
 def compile_pays(compile: bool, model: FlatModel, samples: int, images: int, batch: int, device: torch.device) -> bool:
-    """Whether scoring ``samples`` parameter vectors on ``images`` inputs should run compiled: asked for, a
-    network (not the linear model), at least COMPILE_MIN_FORWARDS batch forwards (compilation costs 2-10 s, which a
-    short evaluation would not earn back), and on CPUs a C++ compiler for inductor's kernels."""
-    if not compile or not any(isinstance(m, torch.nn.Conv2d) for m in model.module.modules()):
+    """Whether scoring ``samples`` parameter vectors on ``images`` inputs should run compiled: asked for, at least
+    COMPILE_MIN_FORWARDS batch forwards (compilation costs 2-10 s, which a short evaluation would not earn back),
+    and a network and device that can compile (models/compiling.py)."""
+    if not compile or samples * -(-images // max(batch, 1)) < COMPILE_MIN_FORWARDS:
         return False
-    if samples * -(-images // max(batch, 1)) < COMPILE_MIN_FORWARDS:
-        return False
-    return device.type != "cpu" or cpp_compiler() is not None
-
-
-def cpp_compiler() -> str | None:
-    """The C++ compiler inductor would use on CPUs ($CXX, else c++ / g++ / clang++ on the PATH), or None."""
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if name and shutil.which(name):
-            return name
-    return None
-
-
-_COMPILE_FAILED: list[str] = []  # the first compilation failure of this process: later cells score eagerly
+    return compiling.can_compile(model.module, device)
 
 
 def _scorer(model: FlatModel, batch: int, compile: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """(theta, x) -> logits; compiled, a short last batch is padded to ``batch`` rows (one compiled shape), and a
     failed compilation falls back to the eager network with one line on stderr."""
-    if not compile or _COMPILE_FAILED:
+    if not compile or compiling.failed():
         return model
     forward = model.compiled()
 
     def compiled(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if _COMPILE_FAILED:
-            return model(theta, x)
-        try:
-            return forward(theta, x)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager network gives the same logits
-            _COMPILE_FAILED.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            print(
-                f"bpc: torch.compile failed ({_COMPILE_FAILED[0][:200]}); scoring without it "
-                "(--evaluate.compile false skips the attempt)",
-                file=sys.stderr,
-            )
-            return model(theta, x)
+        if not compiling.failed():
+            try:
+                return forward(theta, x)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager network gives the same logits
+                compiling.record_failure(exc)
+        return model._forward(theta, x)
 
     def padded(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if len(x) == batch:

@@ -1,5 +1,6 @@
 """Networks, likelihoods and their flat-parameter functional form."""
 
+from . import compiling
 from .build import ModelConfig, build_model
 from .convnet import ConvNet, build_convnet
 from .flat import FlatModel
@@ -18,5 +19,6 @@ __all__ = [
     "build_convnet",
     "build_likelihood",
     "build_model",
+    "compiling",
     "resolve_precision",
 ]

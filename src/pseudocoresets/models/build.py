@@ -37,6 +37,16 @@ class ModelConfig:
         },
     )
 
+    compile: bool = field(
+        default=True,
+        metadata={
+            "help": "run the network under torch.compile in stages that plan enough calls to earn the compilation "
+            "back (ConvNets; on CPUs a C++ compiler; falls back to eager with one line if compiling fails); "
+            "false: always eager",
+            "identity": "never",
+        },
+    )
+
     def validate(self) -> None:
         if self.arch not in ARCHS:
             raise UserError(f"unknown --model.arch {self.arch!r}; choose one of {', '.join(ARCHS)}")

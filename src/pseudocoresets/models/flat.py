@@ -6,13 +6,15 @@ Experts, students and samplers all hold parameters as a single 1-D tensor ``thet
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from . import compiling
 from .likelihood import Categorical
 from .precision import autocast_dtype
 
@@ -53,7 +55,28 @@ class FlatModel:
         view._compiled = None  # a compiled forward belongs to one precision
         return view
 
+    compile = False  # forward passes under torch.compile (a stage sets it, models/compiling.py); off: eager
+    _eager_depth = 0
+
+    @contextlib.contextmanager
+    def eager(self) -> Iterator[None]:
+        """Forward passes inside run eagerly: graphs that will be differentiated twice (MTT's unroll, DC's
+        gradient matching), which compiled autograd does not support."""
+        self._eager_depth += 1
+        try:
+            yield
+        finally:
+            self._eager_depth -= 1
+
     def __call__(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.compile and not self._eager_depth and not compiling.failed():
+            try:
+                return self.compiled()(theta, x)
+            except Exception as exc:  # noqa: BLE001 - a compiler failure: the eager network computes the same
+                compiling.record_failure(exc)
+        return self._forward(theta, x)
+
+    def _forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         dtype = autocast_dtype(self.precision)
         if dtype is None:
             return functional_call(self.module, self.unflatten(theta), (x,))
@@ -62,12 +85,12 @@ class FlatModel:
         return out.float()
 
     def compiled(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """``self(theta, x)`` under ``torch.compile`` (static shapes: callers keep one batch shape), compiled once
-        per FlatModel object (the pipeline builds one per evaluated cell) and reused for every theta. Test scoring
-        only (``--evaluate.compile``): 1.7-2.0x over the eager scoring path on this project's CPU
-        (benchmarks/results/scoring.md), after a compilation of about 10 s that needs a C++ compiler on CPUs."""
+        """The eager forward under ``torch.compile`` (static shapes: one graph per input shape and grad mode),
+        compiled once per FlatModel object and reused for every theta; used by ``__call__`` when ``compile`` is set
+        and by test scoring (``--evaluate.compile``)."""
         if getattr(self, "_compiled", None) is None:
-            self._compiled = torch.compile(lambda theta, x: self(theta, x), dynamic=False)
+            compiling.raise_recompile_limit()
+            self._compiled = torch.compile(self._forward, dynamic=False)
         return self._compiled
 
     def nll(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -76,7 +99,7 @@ class FlatModel:
 
     def batched(self, thetas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Logits for a stack of parameter vectors ``thetas`` [K, P] on one input batch: [K, B, classes]."""
-        return vmap(lambda t: self(t, x))(thetas)
+        return vmap(lambda t: self._forward(t, x))(thetas)
 
     def init(self, seed: int) -> torch.Tensor:
         """PyTorch's default initialisation of every layer, drawn reproducibly from ``seed``."""

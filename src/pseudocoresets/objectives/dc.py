@@ -17,6 +17,8 @@ pixel gradients are summed; the inner loop is repeated identically on every rank
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +98,10 @@ class GradientMatching(ObjectiveBase):
         self.theta = state["theta"].to(self.ctx.device) if "theta" in state else None
 
     def _grads(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, create_graph: bool) -> list[torch.Tensor]:
-        loss = self.ctx.model.nll(theta, x, y)
-        (grad,) = torch.autograd.grad(loss, theta, create_graph=create_graph)
+        model = self.ctx.model
+        with model.eager() if create_graph else contextlib.nullcontext():  # compiled graphs: one backward only
+            loss = model.nll(theta, x, y)
+            (grad,) = torch.autograd.grad(loss, theta, create_graph=create_graph)
         return [grad[sl].reshape(shape) for _, sl, shape in self.ctx.model.param_slices()]
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict[str, float]:

@@ -144,14 +144,15 @@ class Wasserstein(ObjectiveBase):
         def loss_fn(theta_end):
             return ((theta_end - target) ** 2).sum() / scale
 
-        if c.checkpoint_every > 0:
-            loss = matching_gradient_checkpointed(
-                step, loss_fn, theta0, images, self.eta, student.steps, c.checkpoint_every, g
-            )
-        else:
-            theta0 = theta0.requires_grad_(True)
-            loss = loss_fn(unroll(step, theta0, images, self.eta, student.steps, g))
-            loss.backward()
+        with ctx.model.eager():  # the unroll is differentiated twice, which compiled graphs do not support
+            if c.checkpoint_every > 0:
+                loss = matching_gradient_checkpointed(
+                    step, loss_fn, theta0, images, self.eta, student.steps, c.checkpoint_every, g
+                )
+            else:
+                theta0 = theta0.requires_grad_(True)
+                loss = loss_fn(unroll(step, theta0, images, self.eta, student.steps, g))
+                loss.backward()
         return {"matching_loss": float(loss.detach()), "student_lr": float(self.eta.detach()), **info}
 
     def after_update(self, images: torch.Tensor, labels: torch.Tensor) -> None:

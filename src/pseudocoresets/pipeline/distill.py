@@ -80,7 +80,7 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     posterior = ws.config.posterior.resolve(len(data.train_y), len(idx))
     reference = reference_samples(ws) if needs_reference(method, objective_cfg) else None
     context = DistillContext(
-        ws.model(),
+        ws.model(planned_calls=cfg.iterations * max(cfg.student_steps, 1)),
         experts,
         ws.train_x(),
         ws.targets(data.train_y),

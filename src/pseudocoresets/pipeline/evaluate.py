@@ -40,7 +40,7 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     test_sets = {"test": ws.data.test_x.to(ws.device)}
     test_sets.update(corrupted_sets(ws, ev))
     t0 = time.perf_counter()
-    model = ws.model()
+    model = ws.model(planned_calls=planned_calls(ev))
     reference = None
     if ev.agreement:
         reference_samples(ws)  # a clear error when it is missing
@@ -131,3 +131,12 @@ def corrupted_sets(ws: Workspace, ev) -> dict[str, torch.Tensor]:
         images = images[: ev.corruption_subset]
     sets = corrupted_test_sets(images, corruption_names(ev.corruptions), ev.severities, seed=ev.seed, cache_dir=cache)
     return {f"{name}/{sev}": torch.from_numpy(arr).to(ws.device) for (name, sev), arr in sets}
+
+
+def planned_calls(ev) -> int:
+    """Network gradient calls the evaluation plans (for the compile decision, models/compiling.py)."""
+    if ev.protocol == "hmc":
+        return ev.repeats * ev.chains * ev.iterations * (ev.leapfrog_steps + 1)
+    if ev.protocol == "asghmc":
+        return ev.repeats * ev.chains * ev.iterations
+    return ev.repeats * ev.vbpc_steps

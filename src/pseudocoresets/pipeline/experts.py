@@ -26,7 +26,8 @@ def run_experts(ws: Workspace) -> Path:
     art = ws.experts_dir()
     if art.is_complete():
         return art.path
-    model = ws.model()  # loads the data first: a missing dataset leaves no directory behind
+    batches = -(-len(ws.data.train_y) // cfg.batch_size)  # loads the data first: a missing dataset leaves no directory
+    model = ws.model(planned_calls=cfg.num_experts * cfg.epochs * batches)
     claim(art)
     x, y = ws.train_x(), ws.targets(ws.data.train_y)
     timings = {}

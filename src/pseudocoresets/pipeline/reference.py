@@ -58,7 +58,11 @@ def run_reference(ws: Workspace) -> Path:
 
 
 def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
-    model = ws.model()
+    if cfg.sampler == "csghmc":
+        calls = cfg.chains * cfg.cycles * cfg.steps_per_cycle(len(ws.data.train_y))
+    else:
+        calls = cfg.chains * cfg.iterations * (cfg.leapfrog_steps + 1)
+    model = ws.model(planned_calls=calls)
     x, y = ws.train_x(), ws.targets(ws.data.train_y)
     if cfg.sampler == "csghmc":
         cfg.check_schedule(len(y))

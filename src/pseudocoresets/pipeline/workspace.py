@@ -34,6 +34,7 @@ from ..data import FeatureScaler, ImageData, Preprocessor, TabularData, fit_prep
 from ..errors import UserError
 from ..experts import expert_file
 from ..models import FlatModel, build_likelihood, build_model, resolve_precision
+from ..models.compiling import should_compile
 from ..objectives import objective_module
 from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path, reference_path
 from .interop import source_digest
@@ -97,12 +98,15 @@ class Workspace:
             self._train_x = self.prepare(self.data.train_x)
         return self._train_x
 
-    def model(self) -> FlatModel:
+    def model(self, planned_calls: int = 0) -> FlatModel:
+        """The network; compiled (``--model.compile``, models/compiling.py) when the stage plans at least
+        COMPILE_MIN_CALLS forward(+backward) calls of it."""
         d = self.data
         outputs = build_likelihood(self.config.model.likelihood).num_outputs(d.num_classes)
         input_shape = tuple(self.prepare(d.train_x[:1]).shape[1:])  # after preprocessing (e.g. an intercept column)
-        model = build_model(self.config.model, input_shape, outputs).to(self.device)
-        return model.with_precision(self.precision)
+        model = build_model(self.config.model, input_shape, outputs).to(self.device).with_precision(self.precision)
+        model.compile = should_compile(self.config.model.compile, model.module, self.device, planned_calls)
+        return model
 
     @property
     def precision(self) -> str:
