@@ -43,9 +43,10 @@ METRICS = {"classification": ("accuracy", "nll", "ece", "brier"), "regression": 
 
 
 # Scoring runs compiled (--evaluate.compile) from this many batch forwards on: on the 2-core CPU compilation took
-# 2-3 s per cell and saved about 0.025 s of each 256-image forward of the quick ConvNet (2.83 -> 1.81 s per 40
-# batches, benchmarks/results/scoring.md), so it pays from about 100 forwards; a quick-preset evaluation makes 1,600.
-COMPILE_MIN_FORWARDS = 128
+# 2-4 s per cell and saved about 0.025 s of each 256-image forward of the quick ConvNet (2.83 -> 1.81 s per 40
+# batches, benchmarks/results/scoring.md), so it pays from about 100-150 forwards. A quick-preset repeat scores 8
+# samples x 40 batches = 320 (compiled); the demo preset's 6 x 40 = 240 stay eager.
+COMPILE_MIN_FORWARDS = 256
 
 
 @dataclass
