@@ -6,6 +6,8 @@ Reads only the artifacts (``evals/*/results.json``); the pipeline calls :func:`w
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 from .. import integrity
@@ -115,7 +117,8 @@ def posterior_label(posterior: dict | None) -> str:
 
 
 def format_metric(value: dict | None) -> str:
-    if value is None:
+    """mean ± std; "—" where there is none (a sampler without a Metropolis test has no acceptance rate)."""
+    if value is None or not math.isfinite(value["mean"]):
         return "—"
     return f"{value['mean']:.4f}" if value["std"] is None else f"{value['mean']:.4f} ± {value['std']:.4f}"
 
