@@ -87,9 +87,12 @@ def path_rows(model_name: str, precision: str, repeats: int, rate: float, device
 
     spec = MODELS[model_name]
     g = torch.Generator().manual_seed(0)
-    eager = FlatModel(build_convnet(ModelConfig(width=spec["width"]), spec["channels"], spec["size"], 10))
-    eager = eager.to(device).with_precision(precision)
-    compiled = eager.with_precision(precision)  # a view of the same network with its own compiled forward
+
+    def network() -> FlatModel:
+        net = FlatModel(build_convnet(ModelConfig(width=spec["width"]), spec["channels"], spec["size"], 10))
+        return net.to(device).with_precision(precision)
+
+    eager, compiled = network(), network()  # the same initial parameters (init(0)), one of them compiled
     compiled.compile = True
     flop_counts = count_flops(model_name, precision)
     theta = eager.init(0).to(device)

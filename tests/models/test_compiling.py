@@ -38,9 +38,10 @@ def test_compile_decision(monkeypatch):
 
 
 @pytest.mark.parametrize("precision, tol", [("fp32", 1e-5), ("bf16", 2e-2)])
-def test_compiled_training_paths_match_the_eager_network(precision, tol):
+def test_compiled_training_paths_match_the_eager_network(precision, tol, monkeypatch):
     if compiling.cpp_compiler() is None:
         pytest.skip("torch.compile on CPU needs a C++ compiler")
+    monkeypatch.setattr(compiling, "_FAILED", [])
     torch.manual_seed(0)
     model = _convnet(precision)
     theta, x, y = model.init(0), torch.randn(6, 3, 8, 8), torch.arange(6) % 4
@@ -55,6 +56,7 @@ def test_compiled_training_paths_match_the_eager_network(precision, tol):
         assert torch.allclose(c, e, rtol=tol, atol=tol * e.abs().max())
     with torch.no_grad():  # scoring's grad mode (in-place ReLU)
         assert torch.allclose(model(theta, x), eager_logits(model, theta, x), rtol=tol, atol=tol)
+    assert not compiling.failed()  # compiled for real, not the eager fallback
 
 
 def eager_logits(model, theta, x):
@@ -119,3 +121,41 @@ def test_a_failed_compilation_goes_on_eagerly_with_one_line(monkeypatch, capsys)
     assert "--model.compile false" in err[0]
     _loss_and_grads(model, theta, x, y)  # no second attempt, no second line
     assert capsys.readouterr().err == ""
+
+
+def test_one_view_per_precision_and_views_are_not_stuck_in_eager():
+    model = _convnet()
+    assert model.with_precision("fp32") is model
+    view = model.with_precision("bf16")
+    assert view is model.with_precision("bf16") and view.with_precision("fp32") is model
+    other = _convnet()
+    with other.eager():
+        inside = other.with_precision("bf16")
+    assert inside._eager_depth == 0 and other._eager_depth == 0
+
+
+def test_eager_scoring_when_asked_even_on_a_compiled_model(monkeypatch):
+    from pseudocoresets.evaluation.protocols import predictive_average
+
+    model = _convnet()
+    model.compile = True
+    used = []
+    monkeypatch.setattr(model, "compiled", lambda: used.append(1))
+    thetas = torch.stack([model.init(0), model.init(1)])
+    predictive_average(model, thetas, torch.randn(5, 3, 8, 8), 4, compile=False)
+    assert not used
+
+
+def test_dc_matches_its_coreset_gradient_eagerly(monkeypatch):
+    """DC differentiates the coreset's network gradient again: only the real data's gradients may be compiled."""
+    torch.manual_seed(0)
+    model = _convnet()
+    model.compile = True
+    used = []
+    monkeypatch.setattr(model, "compiled", lambda: lambda t, x: used.append(len(x)) or model._forward(t, x))
+    ctx = DistillContext(model, None, torch.randn(40, 3, 8, 8), torch.arange(40) % 4, 4, None, CPU)
+    dc = objective_module("dc")
+    objective = dc.build(dc.Config(outer_loop=1, inner_loop=0, real_batch=5), ctx)
+    images = torch.randn(8, 3, 8, 8).requires_grad_(True)
+    objective.step(images, torch.arange(8) % 4, torch.Generator().manual_seed(2))
+    assert images.grad is not None and used == [5, 5, 5, 5]  # one compiled real batch per class, no coreset batch

@@ -226,7 +226,7 @@ def _scorer(model: FlatModel, batch: int, compile: bool) -> Callable[[torch.Tens
     """(theta, x) -> logits; compiled, a short last batch is padded to ``batch`` rows (one compiled shape), and a
     failed compilation falls back to the eager network with one line on stderr."""
     if not compile or compiling.failed():
-        return model
+        return model._forward  # eager: what --evaluate.compile false or a short scoring asks for
     forward = model.compiled()
 
     def compiled(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -405,8 +405,8 @@ def posterior_predictive(
     if diagnostic is not None and model.likelihood.task == "classification":
         diag_x, diag_y = _prepared(diagnostic[0], prepare), diagnostic[1].long().reshape(-1, 1)
 
-        def observe(theta: torch.Tensor) -> torch.Tensor:
-            return torch.log_softmax(model(theta, diag_x), dim=1).gather(1, diag_y).squeeze(1)
+        def observe(theta: torch.Tensor) -> torch.Tensor:  # eager: one small batch, not worth a compiled graph
+            return torch.log_softmax(model._forward(theta, diag_x), dim=1).gather(1, diag_y).squeeze(1)
 
     start = time.perf_counter()
     for _ in progress(range(config.chains), config.chains, f"{config.protocol} chains", quiet):

@@ -63,9 +63,20 @@ def record_failure(exc: BaseException) -> None:
     )
 
 
-def raise_recompile_limit(limit: int = 64) -> None:
-    """Every FlatModel compiles its own forward, and torch's default of 8 compiled variants per function would
-    leave a process with many models (a whole table's cells) eager after the eighth."""
-    config = torch._dynamo.config
-    if getattr(config, "recompile_limit", limit) < limit:
-        config.recompile_limit = limit
+def configure(limit: int = 64) -> None:
+    """torch.compile settings for the library's use:
+
+    - every FlatModel compiles its own forward, and torch's default of 8 compiled variants per function would leave
+      a process with many models (a whole table's cells) eager after the eighth: raised to ``limit``;
+    - the backward graph is compiled with the forward, not lazily at the first backward, so that a compiler
+      failure surfaces inside the forward call, where FlatModel falls back to the eager network."""
+    import torch._dynamo.config
+    import torch._functorch.config
+
+    dynamo = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):  # the name since torch 2.6, and before
+        if hasattr(dynamo, name) and getattr(dynamo, name) < limit:
+            setattr(dynamo, name, limit)
+    functorch = torch._functorch.config
+    if hasattr(functorch, "force_non_lazy_backward_lowering"):
+        functorch.force_non_lazy_backward_lowering = True

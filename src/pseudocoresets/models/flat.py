@@ -49,11 +49,20 @@ class FlatModel:
         return torch.cat([params[n].reshape(-1) for n in self.names])
 
     def with_precision(self, precision: str) -> "FlatModel":
-        """The same network (shared module and parameters layout) computing in ``precision``."""
-        view = copy.copy(self)
-        view.precision = precision
-        view._compiled = None  # a compiled forward belongs to one precision
-        return view
+        """The same network (shared module and parameters layout) computing in ``precision``: this model itself
+        for its own precision, else one view per precision, made once and kept (objectives ask for an fp32 view at
+        every step; a new object each time would mean a new compiled forward each time)."""
+        if precision == self.precision:
+            return self
+        views = self.__dict__.setdefault("_views", {})
+        views.setdefault(self.precision, self)
+        if precision not in views:
+            view = copy.copy(self)  # shares ``_views`` with this model
+            view.precision = precision
+            view._compiled = None  # a compiled forward belongs to one precision
+            view._eager_depth = 0
+            views[precision] = view
+        return views[precision]
 
     compile = False  # forward passes under torch.compile (a stage sets it, models/compiling.py); off: eager
     _eager_depth = 0
@@ -61,7 +70,7 @@ class FlatModel:
     @contextlib.contextmanager
     def eager(self) -> Iterator[None]:
         """Forward passes inside run eagerly: graphs that will be differentiated twice (MTT's unroll, DC's
-        gradient matching), which compiled autograd does not support."""
+        gradient matching), which torch.compile's AOTAutograd does not support."""
         self._eager_depth += 1
         try:
             yield
@@ -89,7 +98,7 @@ class FlatModel:
         compiled once per FlatModel object and reused for every theta; used by ``__call__`` when ``compile`` is set
         and by test scoring (``--evaluate.compile``)."""
         if getattr(self, "_compiled", None) is None:
-            compiling.raise_recompile_limit()
+            compiling.configure()
             self._compiled = torch.compile(self._forward, dynamic=False)
         return self._compiled
 
