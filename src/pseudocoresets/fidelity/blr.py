@@ -394,6 +394,33 @@ def family_cases() -> list[tuple[str, str, DistillConfig, Any]]:
     ]
 
 
+# (family member, case label, coreset weight, the least share of the exact reduction in CHECK_STEPS steps, seed 0):
+# the suite's checks beyond the bench's own problem. Measured at 300 steps (w = 1, seed 0; results/
+# fidelity_family_300.md of experiments/blr_fidelity): fkl_mcmc 0.776, rkl with chains 0.983 on the medium problem;
+# the paper's fKL reaches 0.185 and its rKL 0.329 there.
+FAMILY_CHECKS = [
+    ("medium", "fkl_mcmc", "1", 0.7),
+    ("medium", "rkl, samples chains", "1", 0.9),
+]
+
+
+def run_family_check(member_name: str, label: str, weight: str, steps: int = CHECK_STEPS, seed: int = 0) -> dict:
+    """The family bench's result of one case on one member (experiments/blr_fidelity/fidelity_family.py)."""
+    member = {m.name: m for m in FAMILY}[member_name]
+    ((method, distill_cfg, objective_cfg),) = [(m, d, o) for lab, m, d, o in family_cases() if lab == label]
+    problem = family_problem(member, seed, weight)
+    return reduction_share(
+        problem,
+        method,
+        distill_cfg,
+        objective_cfg,
+        steps=steps,
+        seed=seed,
+        experts=EXPERTS,
+        reference=exact_samples(problem),
+    )
+
+
 def problem_for(weight: str) -> BLRProblem:
     problem = BLRProblem.synthetic()
     if weight == "N/M":
