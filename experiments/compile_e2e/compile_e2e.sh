@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Does compiling the network (--model.compile, on by default) shorten a real stage, compilation included?
 # Fashion-MNIST, quick preset (ConvNet width 32), ipc 10: BPC-fKL's distillation (150 iterations) and its HMC
-# evaluation (3 repeats), once with --model.compile false --evaluate.compile false and once with the defaults,
+# evaluation (3 repeats), once with --no-model.compile --no-evaluate.compile and once with the defaults,
 # each in its own run directory with the same experts (copied from SOURCE, default runs/vbpc-fmnist of
 # experiments/vbpc_images; trained there first when missing), one after the other on an otherwise idle machine.
 # Writes experiments/compile_e2e/results/compile_e2e.{md,json}: each stage's own time from its manifest, and
@@ -17,9 +17,9 @@ common=(--preset quick --methods fkl --ipcs 10 --protocols hmc --quiet)
 for mode in eager compiled; do
   out=runs/compile-e2e-$mode
   flags=()
-  [[ $mode == eager ]] && flags=(--model.compile false --evaluate.compile false)
+  [[ $mode == eager ]] && flags=(--no-model.compile --no-evaluate.compile)
   if [[ ! -e $out/experts/manifest.json ]]; then
-    if [[ -e $SOURCE/experts/manifest.json ]]; then mkdir -p "$out" && cp -a "$SOURCE/experts" "$out/";
+    if [[ -e $SOURCE/experts/manifest.json ]]; then mkdir -p "$out" && cp -a "$SOURCE/experts" "$SOURCE/.bpc.lock" "$out/";
     else $BPC experts "${common[@]}" --out "$out" > /dev/null; fi
   fi
   $BPC distill "${common[@]}" "${flags[@]}" --out "$out" > /dev/null

@@ -24,7 +24,7 @@ names=()
 for it in ${ITERATIONS:-40 160 640}; do
   out=runs/rhat-budget-$METHOD-it$it
   if [[ ! -e $out ]]; then
-    mkdir -p "$out.tmp" && cp -a "$SOURCE"/{experts,reference,coresets} "$out.tmp/" && mv "$out.tmp" "$out"
+    mkdir -p "$out.tmp" && cp -a "$SOURCE"/{experts,reference,coresets,.bpc.lock} "$out.tmp/" && mv "$out.tmp" "$out"
   fi
   $BPC evaluate --preset quick --data.name cifar10 --data.root "$CIFAR" --methods "$METHOD" --ipcs 10 \
     --protocols hmc --evaluate.agreement --evaluate.iterations "$it" --evaluate.burn_in $((it / 2)) \

@@ -48,7 +48,7 @@ def test_a_failed_compilation_scores_eagerly_with_one_line(monkeypatch, capsys):
     fallback = predictive_average(net, thetas, x, 16, compile=True)
     assert torch.equal(fallback, eager)
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "torch.compile failed" in err[0] and "--model.compile false" in err[0]
+    assert len(err) == 1 and "torch.compile failed" in err[0] and "--no-model.compile" in err[0]
     assert compiling.failed()  # later cells of the process do not try again
     assert torch.equal(predictive_average(net, thetas, x, 16, compile=True), eager)
     assert capsys.readouterr().err == ""

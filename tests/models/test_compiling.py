@@ -29,7 +29,7 @@ def test_compile_decision(monkeypatch):
     n = compiling.COMPILE_MIN_CALLS
     assert compiling.should_compile(True, net, CPU, n)
     assert not compiling.should_compile(True, net, CPU, n - 1)  # a short stage stays eager
-    assert not compiling.should_compile(False, net, CPU, 10 * n)  # --model.compile false
+    assert not compiling.should_compile(False, net, CPU, 10 * n)  # --no-model.compile
     linear = build_model(ModelConfig(arch="linear", likelihood="gaussian"), (3,), 1).module
     assert not compiling.should_compile(True, linear, CPU, 10 * n)
     monkeypatch.setattr(compiling, "cpp_compiler", lambda: None)
@@ -118,7 +118,7 @@ def test_a_failed_compilation_goes_on_eagerly_with_one_line(monkeypatch, capsys)
         assert torch.equal(a, b)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "torch.compile failed (RuntimeError: InductorError" in err[0]
-    assert "--model.compile false" in err[0]
+    assert "--no-model.compile" in err[0]
     _loss_and_grads(model, theta, x, y)  # no second attempt, no second line
     assert capsys.readouterr().err == ""
 

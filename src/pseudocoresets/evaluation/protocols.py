@@ -226,7 +226,7 @@ def _scorer(model: FlatModel, batch: int, compile: bool) -> Callable[[torch.Tens
     """(theta, x) -> logits; compiled, a short last batch is padded to ``batch`` rows (one compiled shape), and a
     failed compilation falls back to the eager network with one line on stderr."""
     if not compile or compiling.failed():
-        return model._forward  # eager: what --evaluate.compile false or a short scoring asks for
+        return model._forward  # eager: what --no-evaluate.compile or a short scoring asks for
     forward = model.compiled()
 
     def compiled(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -57,8 +57,8 @@ def record_failure(exc: BaseException) -> None:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     _FAILED.append(f"{type(exc).__name__}: {first}"[:200])
     print(
-        f"bpc: torch.compile failed ({_FAILED[0]}); going on without it (--model.compile false and "
-        "--evaluate.compile false skip the attempt)",
+        f"bpc: torch.compile failed ({_FAILED[0]}); going on without it (--no-model.compile and "
+        "--no-evaluate.compile skip the attempt)",
         file=sys.stderr,
     )
 
