@@ -25,7 +25,7 @@ for mode in eager compiled; do
   $BPC distill "${common[@]}" "${flags[@]}" --out "$out" > /dev/null
   $BPC evaluate "${common[@]}" "${flags[@]}" --out "$out" > /dev/null
 done
-python3 - "$RESULTS" <<'PY'
+"${PYTHON:-.venv/bin/python}" - "$RESULTS" <<'PY'
 import json, subprocess, sys
 from pathlib import Path
 from safetensors.torch import load_file
