@@ -131,3 +131,34 @@ def test_an_npz_that_would_inflate_to_gigabytes_is_refused_unread(tmp_path):
     assert path.stat().st_size < 2**23
     with pytest.raises(UserError, match="would inflate to 1.5 GiB"):
         load_distilled(path)
+
+
+def test_hmc_samples_with_learnt_targets_when_asked(finished_run, tiny_data, tmp_path):
+    """--evaluate.learnt_targets: HMC on a coreset with learnt targets samples their Gaussian likelihood, in an
+    evaluation of its own; a coreset without targets is refused in one line, before anything is written."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    src = tmp_path / "run"
+    shutil.copytree(finished_run[0], src)
+    file = src / "coresets/fkl-ipc2/coreset.safetensors"
+    tensors = load_file(str(file))
+    with safe_open(str(file), framework="pt") as f:
+        meta = f.metadata()
+    save_file(
+        {**tensors, "targets": 0.1 * torch.randn(len(tensors["labels"]), 10)},  # near the tiny run's logits
+        str(file),
+        {**meta, "target_noise": "1.0"},
+    )
+    reseal(file.parent)
+    args = ("evaluate", "--out", str(src), "--data.root", str(tiny_data), *TINY, "--evaluate.learnt_targets")
+    bpc(*args, "--methods", "fkl")
+    results = json.loads((src / "evals/fkl-ipc2-hmc-eval-targets/results.json").read_text())
+    assert np.isfinite(results["summary"]["nll"]["mean"])
+    assert (src / "evals/fkl-ipc2-hmc/results.json").exists()  # the labels' evaluation stays as it was
+    before = sorted(p.name for p in (src / "evals").iterdir())
+    proc = bpc(*args, "--methods", "random", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no learnt targets" in proc.stderr
+    assert sorted(p.name for p in (src / "evals").iterdir()) == before

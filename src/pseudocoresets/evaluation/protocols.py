@@ -142,6 +142,15 @@ class EvalConfig:
             "identity": "unless-set",
         },
     )
+    learnt_targets: bool = field(
+        default=False,
+        metadata={
+            "help": "hmc / asghmc: sample the coreset posterior with the coreset's learnt real targets (VBPC's) "
+            "under their Gaussian likelihood (noise: vbpc_noise, else the one they were learnt with), not its "
+            "class labels",
+            "identity": "unless-set",
+        },
+    )
     seed: int = field(default=0, metadata={"help": "base seed; repeat r uses seed + r"})
 
     def validate(self) -> None:
@@ -380,6 +389,15 @@ def _vbpc(model, coreset_x, coreset_y, targets, test_sets, config, seed, prepare
 PREDICTORS: dict[str, Callable[..., tuple[dict[str, torch.Tensor], dict]]] = {"vbpc": _vbpc}
 
 
+def sampled_targets(config: EvalConfig, targets: torch.Tensor | None, target_noise: float | None) -> dict:
+    """The targets and noise the sampled coreset posterior uses: none unless ``--evaluate.learnt_targets``."""
+    if not config.learnt_targets:
+        return {}
+    if targets is None:
+        raise UserError("--evaluate.learnt_targets: this coreset has no learnt targets (only vbpc learns them)")
+    return {"targets": targets, "target_noise": config.vbpc_noise or target_noise or 0.1}
+
+
 def posterior_predictive(
     model: FlatModel,
     coreset_x: torch.Tensor,
@@ -391,15 +409,20 @@ def posterior_predictive(
     prepare: Prepare | None = None,
     recorded: PosteriorSpec = PosteriorSpec(),
     diagnostic: tuple[torch.Tensor, torch.Tensor] | None = None,
+    targets: torch.Tensor | None = None,
+    target_noise: float = 1.0,
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Run ``config.chains`` chains of the protocol's sampler on the coreset posterior (``recorded``, the one the
     coreset was learnt for, with ``config``'s non-zero options replacing it), keep their samples ([K, P], small
     next to the test sets), then average the predictive of every kept sample on every test set (regression:
     keep every sample's predictive mean, [K, N]). ``diagnostic``: test inputs (stored form) and labels whose log
     predictive probabilities under every post-burn-in state give split R-hat and ESS (diagnostics.py;
-    classification)."""
+    classification). ``targets``: learnt real targets whose Gaussian likelihood (std ``target_noise``) replaces
+    the labels' in the coreset posterior (``--evaluate.learnt_targets``)."""
     g = generator(seed, coreset_x.device)
-    posterior = CoresetPosterior.from_spec(model, coreset_x, coreset_y, config.posterior(recorded))
+    posterior = CoresetPosterior.from_spec(
+        model, coreset_x, coreset_y, config.posterior(recorded), targets=targets, target_noise=target_noise
+    )
     chains: list[Chain] = []
     observe = None
     if diagnostic is not None and model.likelihood.task == "classification":
@@ -512,6 +535,7 @@ def evaluate_coreset(
                 prepare=prepare,
                 recorded=recorded,
                 diagnostic=diagnostic,
+                **sampled_targets(config, targets, target_noise),
             )
         sets = {}
         for name in test_sets:

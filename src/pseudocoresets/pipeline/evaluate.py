@@ -33,8 +33,13 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     if not core.is_complete():
         raise UserError(f"no complete coreset in {core.path}; run 'bpc distill' for {method} at ipc {ipc} first")
     _ = ws.data
-    claim(art)
     coreset = load_coreset(core.path, ws.device)
+    if ev.learnt_targets and coreset.targets is None:
+        raise UserError(
+            f"--evaluate.learnt_targets: the {method} coreset has no learnt targets (only vbpc learns them); "
+            "evaluate it without the option"
+        )
+    claim(art)
     x, y, recorded = coreset.images, coreset.labels, coreset.posterior
     ws.check_coreset(core.path / "coreset.safetensors", x, y)
     test_sets = {"test": ws.data.test_x.to(ws.device)}

@@ -238,6 +238,8 @@ class Workspace:
             for key, short in own.items()
             if f"evaluate.{key}" in self.config.explicit and getattr(ev, key)
         ]
+        if getattr(ev, "learnt_targets", False):
+            parts.append("targets")
         return self.config.posterior.tag() + ("-eval-" + "-".join(parts) if parts else "")
 
 

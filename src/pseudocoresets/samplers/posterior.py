@@ -7,7 +7,10 @@ the paper's evaluation; w = N/M puts the coreset on the full data's scale, as Ma
 pseudocoresets), and T < 1 sharpens the whole posterior (a cold posterior: the prior is tempered too, as in
 the official A-SGHMC). Learnt per-point weights (Manousakas et al.; ``--fkl_mcmc.learn_weights``) are
 multipliers v_m of w: point m counts w v_m times, U(theta) = w sum_m v_m (-log p(y_m | u_m, theta)) + ...; the
-coreset artifact records them with w, T and sigma. The likelihood is the model's (:mod:`pseudocoresets.models.likelihood`).
+coreset artifact records them with w, T and sigma. The likelihood is the model's (:mod:`pseudocoresets.models.likelihood`),
+or, for a coreset with learnt real targets t_m (VBPC's; ``targets``), the Gaussian likelihood it was learnt with,
+-log p(t_m | u_m, theta) = |t_m - f(u_m; theta)|^2 / (2 s^2) + const with the targets' noise s: the whole network's
+version of VBPC's last-layer model, so that HMC and A-SGHMC sample the posterior the coreset stands for.
 :class:`PosteriorConfig` is the user's choice (``--posterior.weight 1|n/m|<number>``); the pipeline resolves
 it to a :class:`PosteriorSpec` per coreset, records it in the coreset artifact, and the evaluation of that
 coreset uses it unless told otherwise. HMC needs the tempered potential
@@ -107,6 +110,8 @@ class CoresetPosterior:
     temperature: float = 1.0
     weight: float = 1.0
     point_weights: torch.Tensor | None = None  # [M] multipliers v_m of w (None: all 1)
+    targets: torch.Tensor | None = None  # [M, K] learnt real targets: Gaussian likelihood of noise target_noise
+    target_noise: float = 1.0
 
     @classmethod
     def from_spec(
@@ -116,18 +121,35 @@ class CoresetPosterior:
         y: torch.Tensor,
         spec: PosteriorSpec,
         point_weights: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        target_noise: float = 1.0,
     ) -> "CoresetPosterior":
-        """The posterior of ``spec``; ``point_weights`` (e.g. being learnt) replaces the spec's recorded ones."""
+        """The posterior of ``spec``; ``point_weights`` (e.g. being learnt) replaces the spec's recorded ones;
+        ``targets`` [M, outputs]: learnt real targets with the Gaussian likelihood of std ``target_noise``."""
         v = point_weights if point_weights is not None else spec.multipliers(x)
         if v is not None and v.shape != (len(x),):
             raise UserError(f"{v.numel()} point weights for a coreset of {len(x)} points; re-run 'bpc distill'")
-        return cls(model, x, y, spec.prior_std, spec.temperature, spec.weight, v)
+        if targets is not None and (targets.dim() != 2 or len(targets) != len(x)):
+            raise UserError(f"targets of shape {tuple(targets.shape)} for a coreset of {len(x)} points")
+        if not target_noise > 0:
+            raise UserError(f"the targets' noise must be > 0 (got {target_noise})")
+        return cls(model, x, y, spec.prior_std, spec.temperature, spec.weight, v, targets, float(target_noise))
+
+    def point_nll(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p per coreset point (up to constants): the model's likelihood of y, or the targets' Gaussian."""
+        if self.targets is None:
+            return self.model.nll(theta, x, self.y, reduction="none")
+        residual = self.model(theta, x) - self.targets
+        return 0.5 * (residual * residual).sum(dim=1) / self.target_noise**2
 
     def energy(self, theta: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """U(theta): w times the (v-weighted) summed negative log-likelihood of the coreset (or of ``x``, e.g. an
         augmented copy) plus the negative log prior (up to constants)."""
         x = self.x if x is None else x
-        if self.point_weights is None:
+        if self.targets is not None:
+            per_point = self.point_nll(theta, x)
+            nll_sum = per_point.sum() if self.point_weights is None else (self.point_weights * per_point).sum()
+        elif self.point_weights is None:
             nll_sum = self.model.nll(theta, x, self.y, reduction="sum")
         else:
             nll_sum = (self.point_weights * self.model.nll(theta, x, self.y, reduction="none")).sum()
