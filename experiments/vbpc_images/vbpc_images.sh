@@ -13,6 +13,8 @@
 # the distillation options too, so give METHODS=vbpc with it.
 #   bash experiments/vbpc_images/vbpc_images.sh [fmnist|cifar|all]
 #   METHODS=vbpc ITERATIONS=500 bash experiments/vbpc_images/vbpc_images.sh cifar
+# EXTRA="--option value ..." adds options to every bpc command, e.g. HMC on VBPC's learnt targets:
+#   METHODS=vbpc PROTOCOLS=hmc EXTRA=--evaluate.learnt_targets RESULTS_TAG=-targets bash experiments/vbpc_images/vbpc_images.sh all
 # RESULTS_TAG=-x names the results vbpc_NAME-x.* (the run directory stays the same, so its finished cells are reused):
 #   PROTOCOLS=asghmc RESULTS_TAG=-asghmc bash experiments/vbpc_images/vbpc_images.sh all
 # (A-SGHMC keeps 4 x 100 samples per repeat; scoring them on the 10,000 test images takes about 6.5 minutes of its
@@ -23,7 +25,7 @@ BPC=${BPC:-.venv/bin/bpc}
 CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
 what=${1:-all}
 common=(--preset quick --methods "${METHODS:-random,vbpc}" --ipcs 10 --protocols "${PROTOCOLS:-vbpc,hmc}"
-        --evaluate.agreement --quiet ${ITERATIONS:+--distill.iterations $ITERATIONS})
+        --evaluate.agreement --quiet ${ITERATIONS:+--distill.iterations $ITERATIONS} ${EXTRA:-})
 RESULTS=experiments/vbpc_images/results
 mkdir -p $RESULTS
 run() {  # name, extra args...
@@ -36,8 +38,8 @@ run() {  # name, extra args...
     echo "# VBPC on $name (quick preset, ipc 10)"
     echo
     echo "Machine: $(lscpu | grep 'Model name' | sed 's/ *Model name: *//'), $(nproc) cores; flags: $(grep -o -w 'avx512f\|avx2\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-    echo "Command: ${METHODS:+METHODS=$METHODS }${PROTOCOLS:+PROTOCOLS=$PROTOCOLS }${ITERATIONS:+ITERATIONS=$ITERATIONS }${RESULTS_TAG:+RESULTS_TAG=$RESULTS_TAG }bash experiments/vbpc_images/vbpc_images.sh $what (wall time of this invocation: $((SECONDS - start)) s; finished stages in runs/vbpc-$name are reused; each stage's own time:)"
-    for d in experts reference coresets/vbpc-ipc10 coresets/random-ipc10 evals/vbpc-ipc10-vbpc evals/vbpc-ipc10-hmc evals/random-ipc10-vbpc evals/random-ipc10-hmc evals/vbpc-ipc10-asghmc evals/random-ipc10-asghmc; do
+    echo "Command: ${METHODS:+METHODS=$METHODS }${PROTOCOLS:+PROTOCOLS=$PROTOCOLS }${ITERATIONS:+ITERATIONS=$ITERATIONS }${EXTRA:+EXTRA=\"$EXTRA\" }${RESULTS_TAG:+RESULTS_TAG=$RESULTS_TAG }bash experiments/vbpc_images/vbpc_images.sh $what (wall time of this invocation: $((SECONDS - start)) s; finished stages in runs/vbpc-$name are reused; each stage's own time:)"
+    for d in experts reference coresets/vbpc-ipc10 coresets/random-ipc10 evals/vbpc-ipc10-vbpc evals/vbpc-ipc10-hmc evals/random-ipc10-vbpc evals/random-ipc10-hmc evals/vbpc-ipc10-asghmc evals/random-ipc10-asghmc evals/vbpc-ipc10-hmc-eval-targets; do
       [[ -e runs/vbpc-$name/$d/manifest.json ]] || continue
       echo "- $d: $(python3 -c "import json;print(round(sum(json.load(open('runs/vbpc-$name/$d/manifest.json'))['timings_seconds'].values())))") s"
     done
