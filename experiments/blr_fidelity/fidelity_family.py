@@ -30,14 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # c
 RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
 
-from pseudocoresets.fidelity.blr import (  # noqa: E402
-    EXPERTS,
-    FAMILY,
-    exact_samples,
-    family_cases,
-    family_problem,
-    reduction_share,
-)
+from pseudocoresets.fidelity.blr import FAMILY, family_cases, run_family_check  # noqa: E402
 
 WEIGHTS = ("1", "N/M")
 
@@ -45,20 +38,8 @@ WEIGHTS = ("1", "N/M")
 def run_one(job: tuple[str, int, str, str, int]) -> dict:
     member_name, seed, weight, label, steps = job
     torch.set_num_threads(1)
-    member = {m.name: m for m in FAMILY}[member_name]
-    ((method, distill_cfg, objective_cfg),) = [(m, d, o) for lab, m, d, o in family_cases() if lab == label]
-    problem = family_problem(member, seed, weight)
     t0 = time.perf_counter()
-    r = reduction_share(
-        problem,
-        method,
-        distill_cfg,
-        objective_cfg,
-        steps=steps,
-        seed=seed,
-        experts=EXPERTS,
-        reference=exact_samples(problem),
-    )
+    r = run_family_check(member_name, label, weight, steps=steps, seed=seed)
     return {
         "member": member_name,
         "seed": seed,

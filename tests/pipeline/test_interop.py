@@ -66,22 +66,12 @@ def test_unsafe_or_mismatched_imports_are_refused_with_one_line(tiny_data, tmp_p
 
 def test_learnt_targets_are_loaded_exported_and_imported(finished_run, tiny_data, tmp_path):
     """A coreset with learnt real targets (VBPC's) carries them through load_coreset and bpc export."""
-    import shutil
 
-    from safetensors import safe_open
     from safetensors.torch import save_file
 
     from pseudocoresets import load_coreset
 
-    src = tmp_path / "run"
-    shutil.copytree(finished_run[0], src)
-    file = src / "coresets/fkl-ipc2/coreset.safetensors"
-    tensors = load_file(str(file))
-    with safe_open(str(file), framework="pt") as f:
-        meta = f.metadata()
-    targets = torch.randn(len(tensors["labels"]), 10)
-    save_file({**tensors, "targets": targets}, str(file), metadata={**meta, "target_noise": "0.1"})
-    reseal(file.parent)
+    src, file, tensors, meta, targets = _run_with_targets(finished_run, tmp_path, scale=1.0, noise="0.1")
     core = load_coreset(file.parent)
     assert torch.equal(core.targets, targets) and core.target_noise == 0.1
     bpc("export", "--out", str(src), "--coreset", "fkl-ipc2", "--to", str(tmp_path / "x"))
@@ -136,6 +126,22 @@ def test_an_npz_that_would_inflate_to_gigabytes_is_refused_unread(tmp_path):
 def test_hmc_samples_with_learnt_targets_when_asked(finished_run, tiny_data, tmp_path):
     """--evaluate.learnt_targets: HMC on a coreset with learnt targets samples their Gaussian likelihood, in an
     evaluation of its own; a coreset without targets is refused in one line, before anything is written."""
+
+    src = _run_with_targets(finished_run, tmp_path, scale=0.1, noise="1.0")[0]  # near the tiny run's logits
+    args = ("evaluate", "--out", str(src), "--data.root", str(tiny_data), *TINY, "--evaluate.learnt_targets")
+    bpc(*args, "--methods", "fkl")
+    results = json.loads((src / "evals/fkl-ipc2-hmc-eval-targets/results.json").read_text())
+    assert np.isfinite(results["summary"]["nll"]["mean"])
+    assert (src / "evals/fkl-ipc2-hmc/results.json").exists()  # the labels' evaluation stays as it was
+    before = sorted(p.name for p in (src / "evals").iterdir())
+    proc = bpc(*args, "--methods", "random", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no learnt targets" in proc.stderr
+    assert sorted(p.name for p in (src / "evals").iterdir()) == before
+
+
+def _run_with_targets(finished_run, tmp_path, scale: float, noise: str):
+    """A copy of the finished run whose fkl coreset carries learnt targets (scale x N(0, 1), 10 per point) and their
+    noise: (run, coreset file, its original tensors and metadata, the targets)."""
     import shutil
 
     from safetensors import safe_open
@@ -147,18 +153,7 @@ def test_hmc_samples_with_learnt_targets_when_asked(finished_run, tiny_data, tmp
     tensors = load_file(str(file))
     with safe_open(str(file), framework="pt") as f:
         meta = f.metadata()
-    save_file(
-        {**tensors, "targets": 0.1 * torch.randn(len(tensors["labels"]), 10)},  # near the tiny run's logits
-        str(file),
-        {**meta, "target_noise": "1.0"},
-    )
+    targets = scale * torch.randn(len(tensors["labels"]), 10)
+    save_file({**tensors, "targets": targets}, str(file), metadata={**meta, "target_noise": noise})
     reseal(file.parent)
-    args = ("evaluate", "--out", str(src), "--data.root", str(tiny_data), *TINY, "--evaluate.learnt_targets")
-    bpc(*args, "--methods", "fkl")
-    results = json.loads((src / "evals/fkl-ipc2-hmc-eval-targets/results.json").read_text())
-    assert np.isfinite(results["summary"]["nll"]["mean"])
-    assert (src / "evals/fkl-ipc2-hmc/results.json").exists()  # the labels' evaluation stays as it was
-    before = sorted(p.name for p in (src / "evals").iterdir())
-    proc = bpc(*args, "--methods", "random", check=False)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no learnt targets" in proc.stderr
-    assert sorted(p.name for p in (src / "evals").iterdir()) == before
+    return src, file, tensors, meta, targets
