@@ -564,6 +564,8 @@ def evaluate_coreset(
         "repeats": runs,
         "posterior": config.posterior(recorded).record(),
     }
+    if config.learnt_targets and config.protocol in PROTOCOLS:
+        result["posterior"]["likelihood"] = "learnt targets"  # the coreset's targets, not its labels
     corrupted = [k for k in test_sets if k != "test"]
     if corrupted:
         result["sets"] = {k: summarise(per_set[k]) for k in corrupted}

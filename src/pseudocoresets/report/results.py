@@ -106,13 +106,16 @@ def _check_summary(results, path: Path, command: str) -> None:
 def posterior_label(posterior: dict | None) -> str:
     """'' for the paper's unweighted coreset posterior (w = 1, no per-point weights), else what differs: the
     weight sampled and whether the coreset's learnt per-point weights were used, e.g. ' (w=600)',
-    ' (learnt point weights)', ' (w=600, learnt point weights)'."""
+    ' (learnt point weights)', ' (w=600, learnt point weights)', and ' (learnt targets)' when the sampled
+    likelihood was the coreset's learnt targets."""
     posterior = posterior or {}
     parts = []
     if posterior.get("weight", 1) != 1:
         parts.append(f"w={posterior['weight']:g}")
     if posterior.get("point_weights"):
         parts.append("learnt point weights")
+    if posterior.get("likelihood") == "learnt targets":
+        parts.append("learnt targets")
     return f" ({', '.join(parts)})" if parts else ""
 
 
