@@ -1,8 +1,9 @@
 """Mutation check of the posterior-fidelity tests: deliberately broken objectives must fail their checks.
 
 Each mutant patches one piece of an objective (a deleted term, a flipped sign, a mean/sum or weight mix-up),
-runs the same bench check as tests/fidelity/test_fidelity_blr.py (``fidelity.blr.run_check``, 300 steps) and records the
-share of the exact reduction it reaches against the threshold of ``fidelity.blr.CHECKS``. Every mutant must
+runs the same bench check as tests/fidelity/test_fidelity_blr.py (``fidelity.blr.run_check``, 300 steps; the family's
+checks of tests/fidelity/test_fidelity_family.py for the family mutants) and records the share of the exact
+reduction it reaches against the threshold of ``fidelity.blr.CHECKS`` (``FAMILY_CHECKS``). Every mutant must
 come out below its threshold ("caught"); a mutant that raises (its patch no longer fits the code's signatures)
 is reported as not caught, so the script fails until the mutant is mended.
 
@@ -28,11 +29,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
 
 from pseudocoresets.experts import ExpertPool  # noqa: E402
-from pseudocoresets.fidelity.blr import CHECKS, run_check  # noqa: E402
+from pseudocoresets.fidelity.blr import CHECKS, FAMILY_CHECKS, run_check, run_family_check  # noqa: E402
 from pseudocoresets.objectives import chains, fkl, fkl_mcmc, rkl, wasserstein  # noqa: E402
 from pseudocoresets.samplers import CoresetPosterior, sghmc  # noqa: E402
 
 THRESHOLD = {(label, weight): least for label, weight, least in CHECKS}
+FAMILY_THRESHOLD = {(label, weight): (member, least) for member, label, weight, least in FAMILY_CHECKS}
 original_rkl = rkl.rkl_surrogate
 original_contrastive = fkl_mcmc.contrastive_backward
 original_fkl = fkl.fkl_surrogate
@@ -247,23 +249,49 @@ def test_mutant_rows(only: str) -> list[dict]:
     return rows
 
 
+# the same mutants held against the suite's checks on the family's medium problem (tests/fidelity/test_fidelity_family.py)
+FAMILY_MUTANTS = [
+    (
+        "fkl_mcmc: sign flipped (medium family problem)",
+        "fkl_mcmc",
+        "1",
+        mock.patch.object(fkl_mcmc, "contrastive_backward", contrastive_flipped),
+    ),
+    (
+        "rkl chains: sign flipped (medium family problem)",
+        "rkl, samples chains",
+        "1",
+        mock.patch.object(rkl, "rkl_surrogate", rkl_flipped),
+    ),
+]
+
+
+def check(label: str, weight: str, family: bool) -> tuple[float, float]:
+    """(share, threshold) of the bench's check, or of the family's (``family``)."""
+    if not family:
+        return run_check(label, weight)["share"], THRESHOLD[(label, weight)]
+    member, least = FAMILY_THRESHOLD[(label, weight)]
+    return run_family_check(member, label, weight)["share"], least
+
+
 def main() -> None:
     only = sys.argv[1] if len(sys.argv) > 1 else ""  # run only the mutants whose name contains this text
     torch.set_num_threads(1)
     ExpertPool._original_sample_segment = ExpertPool.sample_segment
     test_rows = test_mutant_rows(only)
     rows = []
-    for name, label, weight, patch in MUTANTS:
+    runs = [(*m, False) for m in MUTANTS] + [(*m, True) for m in FAMILY_MUTANTS]
+    for name, label, weight, patch, family in runs:
         if only not in name:
             continue
+        least = FAMILY_THRESHOLD[(label, weight)][1] if family else THRESHOLD[(label, weight)]
         t0 = time.perf_counter()
         with patch:
             try:
-                share = run_check(label, weight)["share"]
+                share = check(label, weight, family)[0]
             except Exception as exc:  # noqa: BLE001 - a crash is not evidence: the mutant no longer fits the code
                 share = float("nan")
                 name += f" (raised {type(exc).__name__}: {exc}; fix the mutant)"
-        least = THRESHOLD[(label, weight)]
         caught = share < least  # NaN (the mutant raised) counts as not caught
         rows.append(
             {
