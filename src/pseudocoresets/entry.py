@@ -14,16 +14,27 @@ import sys
 from .errors import INTERRUPTED
 
 
-def _terminate(signum, frame) -> None:
+_SIGNALLED: list[int] = []  # the signals received, so that an import broken by one still ends in one line
+
+
+def _interrupt(signum, frame) -> None:
+    _SIGNALLED.append(signum)
     raise KeyboardInterrupt
 
 
 def main() -> int:
     try:
-        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         from .cli import main as cli_main
 
         return cli_main()
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
+    except Exception:
+        # an interrupt inside a library's import (torch's) can surface as another error from the half-imported module
+        if _SIGNALLED:
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
+        raise
