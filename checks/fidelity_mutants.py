@@ -31,7 +31,7 @@ from common import machine, write_results  # noqa: E402
 from pseudocoresets.experts import ExpertPool  # noqa: E402
 from pseudocoresets.fidelity.blr import CHECKS, FAMILY_CHECKS, run_check, run_family_check  # noqa: E402
 from pseudocoresets.objectives import chains, fkl, fkl_mcmc, rkl, wasserstein  # noqa: E402
-from pseudocoresets.samplers import CoresetPosterior, sghmc  # noqa: E402
+from pseudocoresets.samplers import CoresetPosterior, MassAdapter, metric, sghmc  # noqa: E402
 
 THRESHOLD = {(label, weight): least for label, weight, least in CHECKS}
 FAMILY_THRESHOLD = {(label, weight): (member, least) for member, label, weight, least in FAMILY_CHECKS}
@@ -210,9 +210,29 @@ def sghmc_untempered(grad_fn, eta, friction, temperature=1.0, *args, **kwargs):
     return ORIGINAL_SGHMC_BUILD(grad_fn, eta, friction, 1.0, *args, **kwargs)
 
 
+def kinetic_without_metric(self, p):
+    """K(p) = p^T p / 2 whatever the mass matrix."""
+    return 0.5 * (p * p).sum()
+
+
+def momentum_without_metric(self, like, g):
+    """p ~ N(0, I) whatever the mass matrix."""
+    return torch.randn(like.shape, generator=g, device=like.device, dtype=like.dtype)
+
+
+def window_without_metric(self, iteration, position):
+    """The burn-in window records positions but never hands the kernel its metric."""
+    ORIGINAL_OBSERVE(self, iteration, position)
+    return None
+
+
+ORIGINAL_OBSERVE = MassAdapter.observe
+
+
 # Mutants of the samplers' coreset posterior: no bench check sees them (the bench runs at T = 1), so each is held
 # against the suite's test of the tempered posterior; caught = that test fails with the mutant in place.
 TEMPERED = "tests/samplers/test_tempered_posterior.py"
+METRIC = "tests/samplers/test_metric.py"
 TEST_MUTANTS = [
     (
         "HMC potential without the temperature",
@@ -223,6 +243,21 @@ TEST_MUTANTS = [
         "SGHMC noise without the temperature",
         f"{TEMPERED}::test_sghmc_samples_the_tempered_coreset_posterior",
         mock.patch.object(sghmc, "build", sghmc_untempered),
+    ),
+    (
+        "HMC kinetic energy without the mass matrix",
+        f"{METRIC}::test_hmc_with_a_metric_samples_the_target",
+        mock.patch.object(metric.Metric, "kinetic_energy", kinetic_without_metric),
+    ),
+    (
+        "HMC momentum without the mass matrix",
+        f"{METRIC}::test_hmc_with_a_metric_samples_the_target",
+        mock.patch.object(metric.Metric, "sample_momentum", momentum_without_metric),
+    ),
+    (
+        "burn-in window's mass matrix never used",
+        f"{METRIC}::test_burn_in_window_finds_a_diagonal_metric_that_mixes_a_badly_scaled_target",
+        mock.patch.object(MassAdapter, "observe", window_without_metric),
     ),
 ]
 

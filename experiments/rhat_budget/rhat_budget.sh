@@ -7,8 +7,11 @@
 # probabilities (evaluation/diagnostics.py) are read from each evaluation, with its sampling and scoring time.
 # Each budget runs in its own copy of the source run (experts, reference and coresets; no evaluations), so the
 # source run is left as it is. Re-running resumes: finished budgets are reused.
-# Writes experiments/rhat_budget/results/rhat_budget.{md,json}.
+# MASS=diagonal: HMC with a diagonal mass matrix that each chain estimates from its own burn-in
+# (--evaluate.mass diagonal), in runs named ...-diagonal.
+# Writes experiments/rhat_budget/results/rhat_budget.{md,json} (MASS=diagonal: rhat_budget_diagonal.{md,json}).
 #   bash experiments/rhat_budget/rhat_budget.sh
+#   MASS=diagonal ITERATIONS="160 640" bash experiments/rhat_budget/rhat_budget.sh
 #   SOURCE=runs/cifar10c-asghmc ITERATIONS="40 160" METHOD=wasserstein bash experiments/rhat_budget/rhat_budget.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,32 +19,34 @@ BPC=${BPC:-.venv/bin/bpc}
 CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
 SOURCE=${SOURCE:-runs/cifar10c-asghmc}
 METHOD=${METHOD:-fkl}
+MASS=${MASS:-identity}
+SUFFIX=$([[ $MASS == identity ]] && echo "" || echo "-$MASS")
 RESULTS=experiments/rhat_budget/results
 mkdir -p "$RESULTS"
 [[ -e $SOURCE/coresets/$METHOD-ipc10/manifest.json ]] || {
   echo "rhat_budget: $SOURCE has no finished $METHOD-ipc10 coreset; run experiments/cifar10c_asghmc first" >&2; exit 2; }
 names=()
 for it in ${ITERATIONS:-40 160 640 2560}; do
-  out=runs/rhat-budget-$METHOD-it$it
+  out=runs/rhat-budget-$METHOD-it$it$SUFFIX
   if [[ ! -e $out ]]; then
     mkdir -p "$out.tmp" && cp -a "$SOURCE"/{experts,reference,coresets,.bpc.lock} "$out.tmp/" && mv "$out.tmp" "$out"
   fi
   $BPC evaluate --preset quick --data.name cifar10 --data.root "$CIFAR" --methods "$METHOD" --ipcs 10 \
     --protocols hmc --evaluate.agreement --evaluate.iterations "$it" --evaluate.burn_in $((it / 2)) \
     --evaluate.thin $((it / 64 > 10 ? it / 64 : 10)) --evaluate.repeats 1 --evaluate.coreset_weight 500 --quiet \
-    --out "$out" > /dev/null
+    $([[ $MASS == identity ]] || echo "--evaluate.mass $MASS") --out "$out" > /dev/null
   names+=("$out")
 done
-python3 - "$RESULTS" "$METHOD" "${names[@]}" <<'PY'
-import json, platform, subprocess, sys
+python3 - "$RESULTS" "$METHOD" "$SUFFIX" "${names[@]}" <<'PY'
+import json, platform, re, subprocess, sys
 from pathlib import Path
-results, method, runs = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+results, method, suffix, runs = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 rows = []
 for run in runs:
     (ev,) = Path(run, "evals").glob(f"{method}-ipc10-hmc*")
     r = json.loads((ev / "results.json").read_text())
     rep = r["repeats"][0]
-    it = int(run.rsplit("-it", 1)[1])
+    it = int(re.search(r"-it(\d+)", run).group(1))
     rows.append({"iterations": it, "burn_in": it // 2, "thin": max(10, it // 64), "samples": rep["samples"],
                  "acceptance": rep["acceptance_rate"],
                  **{k: rep[k] for k in ("rhat_median", "rhat_max", "ess_median", "ess_min", "accuracy", "nll", "ece",
@@ -50,9 +55,10 @@ cpu = subprocess.run("lscpu | grep 'Model name' | sed 's/ *Model name: *//'", sh
                      text=True).stdout.strip()
 flags = sorted(set(open("/proc/cpuinfo").read().split()) & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
 machine = f"{cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; flags: {' '.join(flags)}"
-(results / "rhat_budget.json").write_text(json.dumps({"machine": machine, "method": method, "rows": rows}, indent=1))
-lines = [f"# HMC budget against convergence: {method} ipc 10, CIFAR-10 JPEG, quick preset, w = 500", "",
-         f"Machine: {machine}. Command: bash experiments/rhat_budget/rhat_budget.sh", "",
+(results / f"rhat_budget{suffix.replace('-', '_')}.json").write_text(json.dumps({"machine": machine, "method": method, "rows": rows}, indent=1))
+mass = suffix.lstrip("-") or "identity"
+lines = [f"# HMC budget against convergence: {method} ipc 10, CIFAR-10 JPEG, quick preset, w = 500, {mass} mass matrix", "",
+         f"Machine: {machine}. Command: {'MASS=' + mass + ' ' if suffix else ''}bash experiments/rhat_budget/rhat_budget.sh", "",
          "| iterations per chain (burn-in, thinning) | kept samples | acceptance | R-hat median / max | ESS median / min | "
          "accuracy | NLL | ECE | agreement | sampling s | scoring s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
 for r in rows:
@@ -61,6 +67,6 @@ for r in rows:
                  f"{r['ece']:.4f} | {r['agreement']:.4f} | {r['sampling_seconds']:.0f} | {r['prediction_seconds']:.0f} |")
 lines += ["", "4 chains, one repeat; R-hat and ESS of the log predictive probabilities of 100 fixed test points over the "
           "post-burn-in iterations of the 4 chains (split R-hat; 1.1 is the looser usual threshold)."]
-(results / "rhat_budget.md").write_text("\n".join(lines) + "\n")
+(results / f"rhat_budget{suffix.replace('-', '_')}.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

@@ -31,7 +31,17 @@ from ..corruptions import CORRUPTIONS
 from ..augment import DSA
 from ..errors import UserError
 from ..models import FlatModel, compiling
-from ..samplers import Chain, CoresetPosterior, PosteriorSpec, StepSizeAdapter, acceptance_rate, hmc, run_chain, sghmc
+from ..samplers import (
+    Chain,
+    CoresetPosterior,
+    MassAdapter,
+    PosteriorSpec,
+    StepSizeAdapter,
+    acceptance_rate,
+    hmc,
+    run_chain,
+    sghmc,
+)
 from ..utils import generator, progress
 from .diagnostics import predictive_diagnostics
 from .last_layer import last_layer_predictive
@@ -68,6 +78,14 @@ class EvalConfig:
     step_size: float = field(default=0.01, metadata={"help": "leapfrog step size (initial value if adapted)"})
     adapt_step_size: bool = field(default=True, metadata={"help": "adapt the step size during burn-in"})
     target_accept: float = field(default=0.75, metadata={"help": "target acceptance probability of the adaptation"})
+    mass: str = field(
+        default="identity",
+        metadata={
+            "help": "hmc: mass matrix: identity, or diagonal (each chain estimates it from its own burn-in in "
+            "windows of doubling length, as Stan does)",
+            "identity": "unless-set",
+        },
+    )
     prior_std: float = field(
         default=0.0,
         metadata={"help": "sigma of the Gaussian prior (0 = the coreset's posterior, --posterior.prior_std)"},
@@ -156,6 +174,8 @@ class EvalConfig:
     def validate(self) -> None:
         if self.protocol not in (*PROTOCOLS, *PREDICTORS):
             raise UserError(f"unknown protocol {self.protocol!r}; choose one of {', '.join((*PROTOCOLS, *PREDICTORS))}")
+        if self.mass not in ("identity", "diagonal"):
+            raise UserError(f"--evaluate.mass must be identity or diagonal (got {self.mass!r})")
         if self.vbpc_steps < 0 or not self.vbpc_lr > 0 or self.vbpc_noise < 0:
             raise UserError("--evaluate.vbpc_steps and vbpc_noise must be >= 0 and vbpc_lr > 0")
         if self.chains < 1 or self.repeats < 1 or self.thin < 1 or self.leapfrog_steps < 1:
@@ -435,8 +455,9 @@ def posterior_predictive(
     for _ in progress(range(config.chains), config.chains, f"{config.protocol} chains", quiet):
         kernel, adapter, phase = PROTOCOLS[config.protocol](posterior, config)
         init = config.init_std * torch.randn(model.num_params, generator=g, device=coreset_x.device)
+        mass = MassAdapter(config.burn_in) if config.mass == "diagonal" and config.protocol == "hmc" else None
         chains.append(
-            run_chain(kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter, observe)
+            run_chain(kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter, observe, mass)
         )
     kept = [theta for chain in chains for theta in chain.samples]
     if not kept:
@@ -451,6 +472,7 @@ def posterior_predictive(
         "acceptance_rate": acceptance_rate(chains),
         "samples": len(kept),
         "final_step_size_mean": sum(c.step_size for c in chains) / len(chains),
+        "mass_matrix": chains[0].metric,
         "sampling_seconds": sampling,
         "prediction_seconds": time.perf_counter() - start - sampling,
     }

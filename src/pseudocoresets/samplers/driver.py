@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import UserError
-from .adaptation import StepSizeAdapter
+from .adaptation import MassAdapter, StepSizeAdapter
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Chain:
     accept_probs: list[float] = field(default_factory=list)  # after burn-in; empty without a Metropolis test
     step_size: float = 0.0
     observations: list[torch.Tensor] = field(default_factory=list)  # observe(state) after burn-in, every iteration
+    metric: str = "identity"  # the mass matrix the kept samples were drawn with
 
 
 def acceptance_rate(chains: list[Chain]) -> float:
@@ -50,10 +51,12 @@ def run_chain(
     phase: int = 0,
     adapter: StepSizeAdapter | None = None,
     observe: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    mass_adapter: MassAdapter | None = None,
 ) -> Chain:
     """Run ``iterations`` kernel steps from ``position`` and keep the thinned post-burn-in states; ``observe``
     (e.g. predictions on fixed test points, for convergence diagnostics) is applied to the position of every
-    post-burn-in iteration, thinned or not."""
+    post-burn-in iteration, thinned or not. ``mass_adapter`` (kernels with a ``metric`` field, HMC) sets a
+    diagonal mass matrix from a window of the burn-in."""
     if not 0 <= phase < thin:
         raise ValueError(f"thinning phase {phase} must lie in 0..{thin - 1}")
     chain = Chain()
@@ -65,6 +68,12 @@ def run_chain(
         if it < burn_in:
             if adapter is not None and info.accept_prob is not None:
                 adapter.update(info.accept_prob)
+            metric = None if mass_adapter is None else mass_adapter.observe(it, state.position)
+            if metric is not None:
+                kernel = dataclasses.replace(kernel, metric=metric)
+                chain.metric = metric.kind
+                if adapter is not None:
+                    adapter.restart()
             continue
         if info.accept_prob is not None:
             chain.accept_probs.append(info.accept_prob)

@@ -1,6 +1,7 @@
 """Hamiltonian Monte Carlo with a Metropolis-Hastings correction.
 
-Target pi(q) ∝ exp(-U(q)); momentum p ~ N(0, I) (unit mass, matching the kinetic energy p^T p / 2).
+Target pi(q) ∝ exp(-U(q)); momentum p ~ N(0, M), kinetic energy p^T M^{-1} p / 2 (unit mass M = I unless a
+``metric`` is given, samplers/metric.py: a diagonal or dense mass matrix, e.g. estimated during burn-in).
 A proposal (q', p') from the leapfrog integrator is accepted with probability
 min(1, exp(-(H(q', p') - H(q, p)))), H = U + K. (The official evaluation code of the paper had the sign of
 the kinetic-energy difference wrong and drew p with std 0.1 while assuming unit mass; both are fixed here.)
@@ -19,6 +20,7 @@ from typing import Callable
 import torch
 
 from .integrators import PotentialAndGrad, leapfrog
+from .metric import IDENTITY, Metric
 
 
 @dataclass
@@ -35,8 +37,8 @@ class HMCInfo:
     delta_h: float
 
 
-def kinetic_energy(p: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (p * p).sum()
+def kinetic_energy(p: torch.Tensor, metric: Metric = IDENTITY) -> torch.Tensor:
+    return metric.kinetic_energy(p)
 
 
 def energy_change(u0: torch.Tensor, k0: torch.Tensor, u1: torch.Tensor, k1: torch.Tensor) -> torch.Tensor:
@@ -62,6 +64,7 @@ class HMCKernel:
     num_leapfrog: int
     step_size: float
     potential: Callable[[torch.Tensor], torch.Tensor] | None = None
+    metric: Metric = IDENTITY
 
     def init(self, position: torch.Tensor) -> HMCState:
         potential, grad = self.potential_and_grad(position)
@@ -70,13 +73,14 @@ class HMCKernel:
         return HMCState(position, potential, grad)
 
     def step(self, state: HMCState, g: torch.Generator) -> tuple[HMCState, HMCInfo]:
-        p0 = torch.randn(state.position.shape, generator=g, device=state.position.device, dtype=state.position.dtype)
+        metric = self.metric.to(state.position.dtype)
+        p0 = metric.sample_momentum(state.position, g)
         q1, p1, u1, grad1 = leapfrog(
-            state.position, p0, state.grad, self.step_size, self.num_leapfrog, self.potential_and_grad
+            state.position, p0, state.grad, self.step_size, self.num_leapfrog, self.potential_and_grad, metric
         )
         if self.potential is not None:
             u1 = self.potential(q1)
-        delta_h = energy_change(state.potential, kinetic_energy(p0), u1, kinetic_energy(p1))
+        delta_h = energy_change(state.potential, kinetic_energy(p0, metric), u1, kinetic_energy(p1, metric))
         accepted, prob = metropolis_accept(delta_h, g)
         new = HMCState(q1, u1, grad1) if accepted else state
         return new, HMCInfo(accepted, prob, float(delta_h))
@@ -87,6 +91,7 @@ def build(
     num_leapfrog: int,
     step_size: float,
     potential: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    metric: Metric = IDENTITY,
 ) -> HMCKernel:
     """HMC on pi(q) ∝ exp(-U(q)).
 
@@ -96,5 +101,7 @@ def build(
         step_size: leapfrog step size (the chain driver's adaptation replaces it during burn-in).
         potential: q -> U(q) for the Metropolis test when the integrator's U is not exact (bf16); None: use
             the U of ``potential_and_grad``.
+        metric: the mass matrix (samplers/metric.py); the identity by default. The chain driver may replace it
+            after a burn-in window (``run_chain``'s ``mass_adapter``).
     """
-    return HMCKernel(potential_and_grad, num_leapfrog, step_size, potential)
+    return HMCKernel(potential_and_grad, num_leapfrog, step_size, potential, metric)
