@@ -41,10 +41,10 @@ from pseudocoresets.fidelity.blr import (  # noqa: E402
     exact_samples,
     family_cases,
     family_problem,
+    problem_context,
     reduction_share,
 )
 from pseudocoresets.objectives.chains import PersistentChains  # noqa: E402
-from pseudocoresets.objectives.interface import DistillContext  # noqa: E402
 from pseudocoresets.samplers import metric  # noqa: E402
 from pseudocoresets.utils import generator  # noqa: E402
 
@@ -111,6 +111,7 @@ def variants() -> list[tuple[str, str, dict, bool]]:
             {"chain_mass": "dense", "chain_steps": 10},
             False,
         ),
+        ("fkl_mcmc, CD-k, 10 transitions", "fkl_mcmc, CD-k", {"chain_steps": 10}, False),
         (
             "fkl_mcmc, dense mass, CD-k, 10 transitions",
             "fkl_mcmc, CD-k",
@@ -130,18 +131,7 @@ def suffix(args) -> str:
 
 def mixing(problem: BLRProblem, reference: torch.Tensor, member, args) -> None:
     """How the chains move on the starting coreset's pi_u with each mass matrix (no descent)."""
-    pool = cached_experts(problem, EXPERTS)
-    context = DistillContext(
-        problem.model(),
-        pool,
-        problem.x,
-        problem.y,
-        1,
-        None,
-        torch.device("cpu"),
-        posterior=problem.posterior,
-        reference=reference,
-    )
+    context = problem_context(problem, cached_experts(problem, EXPERTS), reference)
     mean, cov = problem.coreset_posterior(problem.u0)
     eigenvalues, basis = torch.linalg.eigh(cov)
     rows = []

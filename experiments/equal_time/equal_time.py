@@ -9,9 +9,9 @@ run does; evaluation compiles as usual. Every method starts from the same expert
 with the same full-data reference posterior (copied from SOURCE's run: one reference per dataset).
 
 Each coreset is evaluated with HMC (the quick preset's 4 chains x 40 iterations, 3 evaluation seeds, full test
-split) on the coreset posterior the paper evaluates (w = 1) and at the full data's scale (w = N/M), and VBPC's also
-with its own protocol (its network trained on the coreset, closed-form last layer): accuracy, NLL, ECE and
-agreement with the reference posterior's predictive.
+split) on the coreset posterior the paper evaluates (w = 1) and at the full data's scale (w = N/M), and VBPC's (and
+Random's, its baseline) also with VBPC's own protocol (a network trained on the coreset, closed-form last layer):
+accuracy, NLL, ECE and agreement with the reference posterior's predictive.
 
     python experiments/equal_time/equal_time.py fmnist      # source run: runs/vbpc-fmnist (experiments/vbpc_images)
     python experiments/equal_time/equal_time.py cifar       # source run: runs/cifar10c-asghmc (its experts, reference)
@@ -123,7 +123,7 @@ def main() -> None:
             quiet=True,
         )
         evaluations.append((nm, "hmc"))
-        if method == "vbpc":
+        if method in ("random", "vbpc"):  # VBPC's own protocol, and Random under it as its baseline
             evaluations.append((ws, "vbpc"))
         for w, protocol in evaluations:
             run_evaluate(w, method, 10, protocol)

@@ -81,3 +81,26 @@ def test_an_evaluation_reports_its_diagnostics(one_thread):
     )
     assert "rhat_max" not in off["summary"]
     assert off["summary"]["accuracy"] == result["summary"]["accuracy"]  # observing changes no sample
+
+
+def test_an_evaluation_with_a_diagonal_mass_matrix_records_it(one_thread):
+    """``--evaluate.mass diagonal``: every chain's kept samples come from the metric of its burn-in windows, the
+    evaluation says so, mixes as well, and an unknown mass matrix is refused."""
+    from pseudocoresets.errors import UserError
+    from pseudocoresets.evaluation.protocols import EvalConfig, evaluate_coreset
+    from pseudocoresets.models import ModelConfig, build_model
+
+    gen = torch.Generator().manual_seed(1)
+    model = build_model(ModelConfig(arch="linear"), (5,), 3)
+    x, y = torch.randn(12, 5, generator=gen), torch.arange(12) % 3
+    test_x, test_y = torch.randn(40, 5, generator=gen), torch.arange(40) % 3
+    config = EvalConfig(chains=3, iterations=80, burn_in=40, thin=10, repeats=1, step_size=0.1, mass="diagonal")
+    config.validate()
+    run = evaluate_coreset(model, x, y, {"test": test_x}, test_y, config, quiet=True)["repeats"][0]
+    assert run["mass_matrix"] == "diagonal" and run["rhat_max"] < 1.3 and run["acceptance_rate"] > 0.5
+    plain = EvalConfig(**{**config.__dict__, "mass": "identity"})
+    assert evaluate_coreset(model, x, y, {"test": test_x}, test_y, plain, quiet=True)["repeats"][0]["mass_matrix"] == (
+        "identity"
+    )
+    with pytest.raises(UserError, match="mass"):
+        EvalConfig(mass="dense").validate()

@@ -148,6 +148,23 @@ def descend_exact(problem: BLRProblem, kind: str, steps: int, lr: float) -> torc
     return _adam(problem.u0, grad, steps, lr)
 
 
+def problem_context(
+    problem: BLRProblem, pool: ExpertPool | None, reference: torch.Tensor | None = None
+) -> DistillContext:
+    """The distillation context of an objective on this problem (CPU, its coreset posterior's spec)."""
+    return DistillContext(
+        problem.model(),
+        pool,
+        problem.x,
+        problem.y,
+        1,
+        None,
+        torch.device("cpu"),
+        posterior=problem.posterior,
+        reference=reference,
+    )
+
+
 def descend_objective(
     problem: BLRProblem,
     method: str,
@@ -164,17 +181,7 @@ def descend_objective(
     ``reference``: full-data posterior samples for objectives that read them (fkl_mcmc's x_source reference);
     ``patch(objective)`` is called once before the descent (diagnostics swap a part, e.g. chains for exact draws)."""
     distill_config.method = method
-    context = DistillContext(
-        problem.model(),
-        pool,
-        problem.x,
-        problem.y,
-        1,
-        None,
-        torch.device("cpu"),
-        posterior=problem.posterior,
-        reference=reference,
-    )
+    context = problem_context(problem, pool, reference)
     objective = prepare_objective(distill_config, objective_config, context)
     if patch is not None:
         patch(objective)
