@@ -149,7 +149,7 @@ def descend_exact(problem: BLRProblem, kind: str, steps: int, lr: float) -> torc
 
 
 def problem_context(
-    problem: BLRProblem, pool: ExpertPool | None, reference: torch.Tensor | None = None
+    problem: BLRProblem, pool: ExpertPool | None, reference: torch.Tensor | None = None, coreset_size: int = 1
 ) -> DistillContext:
     """The distillation context of an objective on this problem (CPU, its coreset posterior's spec)."""
     return DistillContext(
@@ -157,7 +157,7 @@ def problem_context(
         pool,
         problem.x,
         problem.y,
-        1,
+        coreset_size,
         None,
         torch.device("cpu"),
         posterior=problem.posterior,
@@ -456,17 +456,7 @@ def weights_context(problem: BLRProblem, directory: Path, samples: int = 4000, s
         torch.manual_seed(seed)
         reference = torch.distributions.MultivariateNormal(mx, cx).sample((samples,))
     pool = train_experts(problem, directory, count=4, epochs=20, lr=0.05, batch=32)
-    return DistillContext(
-        problem.model(),
-        pool,
-        problem.x,
-        problem.y,
-        0,
-        None,
-        torch.device("cpu"),
-        posterior=problem.posterior,
-        reference=reference,
-    )
+    return problem_context(problem, pool, reference, coreset_size=0)
 
 
 def weights_configs(learn: bool, lr_weights: float = 0.1, iterations: int = 0) -> tuple[DistillConfig, Any]:
