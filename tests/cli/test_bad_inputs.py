@@ -196,6 +196,11 @@ CASES = {
     "rkl real batch zero": opts("--methods", "rkl", "--rkl.real_batch", "0"),
     "rkl unknown samples": opts("--methods", "rkl", "--rkl.samples", "exact"),
     "fkl_mcmc chain_start unknown": opts("--methods", "fkl_mcmc", "--fkl_mcmc.chain_start", "random"),
+    "fkl_mcmc chain_mass unknown": opts("--methods", "fkl_mcmc", "--fkl_mcmc.chain_mass", "full"),
+    "dense chain mass on a network": opts(
+        "--methods", "fkl_mcmc", "--fkl_mcmc.chain_mass", "dense", "--model.width", "64"
+    ),
+    "evaluate mass unknown": opts("--evaluate.mass", "dense"),
     "chain_thin past chain_steps": opts(
         "--methods", "fkl_mcmc", "--fkl_mcmc.chain_thin", "5", "--fkl_mcmc.chain_steps", "2"
     ),

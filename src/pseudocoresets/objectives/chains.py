@@ -94,6 +94,13 @@ class PersistentChains:
         self.accept_probs: list[float] = []
         self.mass = mass
         self.metric: metric.Metric | None = None  # estimated at the first call (the context's samples are fixed)
+        if mass != "identity" and context.reference is None and context.experts is None:
+            raise UserError("chain_mass needs full-data posterior samples: the reference's or the experts'")
+        if mass == "dense" and context.model.num_params > metric.DENSE_MAX_DIM:
+            raise UserError(
+                f"chain_mass dense over {context.model.num_params} parameters is too large "
+                f"(at most {metric.DENSE_MAX_DIM}); use chain_mass diagonal"
+            )
 
     @classmethod
     def from_options(cls, context: DistillContext, o: ChainOptions) -> "PersistentChains":
@@ -130,8 +137,6 @@ class PersistentChains:
                 samples = self.ctx.reference
                 if samples is None:
                     pool = self.ctx.experts
-                    if pool is None:
-                        raise UserError("chain_mass needs full-data posterior samples: the reference's or experts")
                     later = range(pool.num_snapshots // 2, pool.num_snapshots)
                     samples = torch.stack([pool.snapshot(e, r) for e in range(len(pool.paths)) for r in later])
                 self.metric = metric.estimate(samples, self.mass)
