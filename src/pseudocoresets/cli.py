@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
             "on a 10,000-image subset with smaller budgets: `make demo`), "
             "medium (CIFAR-10, ConvNet width 48, 4 experts x 5 epochs, 250 iterations, HMC 5 chains: "
             "Random, rKL, W and fKL in <= 2 h on 2 CPU cores), "
-            "paper (CIFAR-10, the paper's settings, meant for a GPU), none (dataclass defaults)",
+            "paper (CIFAR-10, the paper's settings, meant for a GPU), blr (Bayesian linear regression on synthetic "
+            "data: every posterior exact), none (dataclass defaults)",
         )
         p.add_argument("--config", help="YAML/JSON file of sections (e.g. 'distill: {ipc: 20}') applied on the preset")
         p.add_argument("--out", help="run directory holding every stage's artifacts (default: runs/<preset>)")

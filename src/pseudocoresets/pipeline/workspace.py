@@ -15,7 +15,7 @@ every stage shares it. It also decides where each artifact lives and which confi
   measures agreement.
 
 A section enters an identity through :func:`identity_dict`: every field, except fields marked
-``identity: "never"`` (how fast, not what is computed: threads, batch sizes of pure inference) and fields marked
+``identity: "never"`` (how fast, not what is computed: compilation, the diagnostics' point count) and fields marked
 ``identity: "unless-set"`` while at their default (options whose default keeps earlier behaviour, so run
 directories made before the option stay valid). The model's precision enters only when it resolves to something
 other than fp32. Two configurations with equal identities share artifacts; :class:`.artifacts.ArtifactDir`
