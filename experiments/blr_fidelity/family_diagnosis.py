@@ -118,6 +118,30 @@ def variants() -> list[tuple[str, str, dict, bool]]:
             {"chain_mass": "dense", "chain_steps": 10},
             False,
         ),
+        (
+            "fkl_mcmc, dense mass, 128 chains x 1 transition, 100 pi_x samples",
+            "fkl_mcmc",
+            {"chain_mass": "dense", "chains": 128, "chain_steps": 1, "x_samples": 100},
+            False,
+        ),
+        (
+            "fkl_mcmc, dense mass, 128 chains x 1 transition of 10 leapfrog steps, 100 pi_x samples",
+            "fkl_mcmc",
+            {"chain_mass": "dense", "chains": 128, "chain_steps": 1, "chain_leapfrog": 10, "x_samples": 100},
+            False,
+        ),
+        (
+            "fkl_mcmc, dense mass, CD-k from 128 pi_x samples, 4 transitions, the last kept",
+            "fkl_mcmc, CD-k",
+            {"chain_mass": "dense", "x_samples": 128, "chain_steps": 4, "chain_thin": 4},
+            False,
+        ),
+        (
+            "fkl_mcmc, dense mass, CD-k from 128 pi_x samples, 10 transitions, the last kept",
+            "fkl_mcmc, CD-k",
+            {"chain_mass": "dense", "x_samples": 128, "chain_steps": 10, "chain_thin": 10},
+            False,
+        ),
     ]
 
 
@@ -126,7 +150,7 @@ def picks(pattern: str, label: str) -> bool:
 
 
 def suffix(args) -> str:
-    return "" if args.weight == "1" else "_wNM"
+    return ("" if args.weight == "1" else "_wNM") + (f"_{args.tag}" if args.tag else "")
 
 
 def mixing(problem: BLRProblem, reference: torch.Tensor, member, args) -> None:
@@ -179,6 +203,7 @@ def main() -> None:
     )
     p.add_argument("--weight", default="1", choices=["1", "N/M"], help="coreset weight w")
     p.add_argument("--mixing", action="store_true", help="measure the chains' mixing per mass matrix instead")
+    p.add_argument("--tag", default="", help="suffix of the results files (two processes at once write apart)")
     args = p.parse_args()
     torch.set_num_threads(1)
     name = f"family_diagnosis_{args.member}_s{args.seed}{suffix(args)}"
