@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from common import machine  # noqa: E402
+from common import machine, write_results  # noqa: E402
 
-HERE = Path(__file__).parent
+RESULTS = Path(__file__).parent / "results"
 METHODS = ("random", "rkl", "wasserstein", "fkl", "vbpc")
 PROTOCOLS = ("hmc", "asghmc", "vbpc")
 PLANNED = {(ipc, m, p) for ipc in (1, 10) for m in METHODS for p in ("hmc", "asghmc")} | {
@@ -41,7 +41,10 @@ def stage_seconds(out: Path) -> dict[str, dict]:
     for manifest in sorted(out.glob("**/manifest.json")):
         name = str(manifest.parent.relative_to(out))
         timings = json.loads(manifest.read_text()).get("timings_seconds", {})
-        entry = {"seconds": round(sum(timings.values()), 1)}
+        # a stage that records its "total" also lists parts of it (the reference: sampling within total)
+        entry: dict = {"seconds": round(timings.get("total", sum(timings.values())), 1)}
+        if len(timings) > 1:  # e.g. one time per expert
+            entry["parts"] = {k: round(v, 1) for k, v in timings.items()}
         results = manifest.parent / "results.json"
         if results.exists():
             repeats = json.loads(results.read_text()).get("repeats", [])
@@ -82,10 +85,7 @@ def main() -> None:
         steps[name] = steps.get(name, 0) + int(seconds)
     m = machine()
     lines = [
-        "# The paper's evaluation at the medium scale: CIFAR-10 JPEG copy, ipc 1 and 10, HMC and A-SGHMC",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, GPU: {m['gpu']}; CPU flags: {m['cpu_flags']};"
-        f" torch {m['torch']}; {m['date']}.",
+        "The paper's evaluation at the medium scale: CIFAR-10 JPEG copy, ipc 1 and 10, HMC and A-SGHMC.",
         f"Command: `{settings} bash experiments/medium_evaluation/medium_evaluation.sh`.",
         "",
     ]
@@ -93,7 +93,7 @@ def main() -> None:
     if missing:
         lines += [
             "Not yet run (the script resumes where it stopped): "
-            + ", ".join(f"{m} ipc {i} {p}" for i, m, p in missing)
+            + ", ".join(f"{method} ipc {i} {p}" for i, method, p in missing)
             + ".",
             "",
         ]
@@ -170,12 +170,11 @@ def main() -> None:
         detail = (
             " (per repeat, sampling / scoring: " + ", ".join(f"{a} / {b} s" for a, b in extra) + ")" if extra else ""
         )
+        if "parts" in entry:
+            detail += " (" + ", ".join(f"{k} {v} s" for k, v in entry["parts"].items()) + ")"
         lines.append(f"- {name}: {entry['seconds']} s{detail}")
     lines += ["", "## Every row of the run (`bpc report`)", ""]
     lines += (out / "report.md").read_text().splitlines()[4:]
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / "medium_evaluation.md").write_text("\n".join(lines) + "\n")
     payload = {
         "machine": m,
         "settings": settings,
@@ -186,9 +185,9 @@ def main() -> None:
         "missing": [list(x) for x in missing],
         "report": rows,
     }
-    (results / "medium_evaluation.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_results("medium_evaluation", payload, "\n".join(lines) + "\n", RESULTS)
     for svg in (out / "figures").glob("fig4_radar_*.svg"):
-        shutil.copy(svg, results / svg.name)
+        shutil.copy(svg, RESULTS / svg.name)
     print("\n".join(lines[:40]))
 
 
