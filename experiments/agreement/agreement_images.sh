@@ -29,7 +29,7 @@ run() {  # name, N/M, extra args...
     echo
     echo "Machine: $(lscpu | grep 'Model name' | sed 's/ *Model name: *//'), $(nproc) cores; flags: $(grep -o -w 'avx512f\|avx2\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
     echo "Command: bash experiments/agreement/agreement_images.sh $name (wall time of this invocation: $((SECONDS - start)) s; threads ${THREADS:-torch default})"
-    echo "Reference wall time (s): $(python3 -c "import json;print(round(json.load(open('runs/agreement-$name/reference/manifest.json'))['timings_seconds']['total']))")"
+    echo "Reference wall time (s): $(python3 -c "import json;t=json.load(open('runs/agreement-$name/reference/manifest.json'))['timings_seconds'];print(round(t.get('total', sum(t.values()))))")"
     echo
     tail -n +5 "runs/agreement-$name/report.md"
     echo

@@ -41,7 +41,7 @@ $BPC report --out "$OUT" > /dev/null
   echo "Command: ${SEED_RUN:+SEED_RUN=$SEED_RUN }${METHODS:+METHODS=$METHODS }${ASGHMC_REPEATS:+ASGHMC_REPEATS=$ASGHMC_REPEATS }bash experiments/cifar10c_asghmc/cifar10c_asghmc.sh (wall time of this invocation: $((SECONDS - start)) s; each stage's own time:)"
   for d in "$OUT"/experts "$OUT"/reference "$OUT"/coresets/* "$OUT"/evals/*; do
     [[ -e $d/manifest.json ]] || continue
-    echo "- ${d#"$OUT"/}: $(python3 -c "import json,sys;print(round(sum(json.load(open(sys.argv[1]))['timings_seconds'].values())))" "$d/manifest.json") s$([[ -e $d/results.json ]] && python3 -c "
+    echo "- ${d#"$OUT"/}: $(python3 -c "import json,sys;t=json.load(open(sys.argv[1]))['timings_seconds'];print(round(t.get('total', sum(t.values()))))" "$d/manifest.json") s$([[ -e $d/results.json ]] && python3 -c "
 import json,sys
 r=json.load(open(sys.argv[1])).get('repeats',[])
 t=[(x.get('sampling_seconds'),x.get('prediction_seconds')) for x in r if x.get('sampling_seconds') is not None]

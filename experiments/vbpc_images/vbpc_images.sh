@@ -41,7 +41,7 @@ run() {  # name, extra args...
     echo "Command: ${METHODS:+METHODS=$METHODS }${PROTOCOLS:+PROTOCOLS=$PROTOCOLS }${ITERATIONS:+ITERATIONS=$ITERATIONS }${EXTRA:+EXTRA=\"$EXTRA\" }${RESULTS_TAG:+RESULTS_TAG=$RESULTS_TAG }bash experiments/vbpc_images/vbpc_images.sh $what (wall time of this invocation: $((SECONDS - start)) s; finished stages in runs/vbpc-$name are reused; each stage's own time:)"
     for d in experts reference coresets/vbpc-ipc10 coresets/random-ipc10 evals/vbpc-ipc10-vbpc evals/vbpc-ipc10-hmc evals/random-ipc10-vbpc evals/random-ipc10-hmc evals/vbpc-ipc10-asghmc evals/random-ipc10-asghmc evals/vbpc-ipc10-hmc-eval-targets; do
       [[ -e runs/vbpc-$name/$d/manifest.json ]] || continue
-      echo "- $d: $(python3 -c "import json;print(round(sum(json.load(open('runs/vbpc-$name/$d/manifest.json'))['timings_seconds'].values())))") s"
+      echo "- $d: $(python3 -c "import json;t=json.load(open('runs/vbpc-$name/$d/manifest.json'))['timings_seconds'];print(round(t.get('total', sum(t.values()))))") s"
     done
     echo
     tail -n +5 "runs/vbpc-$name/report.md"
