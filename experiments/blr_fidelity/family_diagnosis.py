@@ -130,18 +130,6 @@ def variants() -> list[tuple[str, str, dict, bool]]:
             {"chain_mass": "dense", "chains": 128, "chain_steps": 1, "chain_leapfrog": 10, "x_samples": 100},
             False,
         ),
-        (
-            "fkl_mcmc, dense mass, CD-k from 128 pi_x samples, 4 transitions, the last kept",
-            "fkl_mcmc, CD-k",
-            {"chain_mass": "dense", "x_samples": 128, "chain_steps": 4, "chain_thin": 4},
-            False,
-        ),
-        (
-            "fkl_mcmc, dense mass, CD-k from 128 pi_x samples, 10 transitions, the last kept",
-            "fkl_mcmc, CD-k",
-            {"chain_mass": "dense", "x_samples": 128, "chain_steps": 10, "chain_thin": 10},
-            False,
-        ),
     ]
 
 
