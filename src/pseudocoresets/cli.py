@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="starting configuration: quick (Fashion-MNIST, small ConvNet, CPU minutes), demo (quick "
             "on a 10,000-image subset with smaller budgets: `make demo`), "
             "medium (CIFAR-10, ConvNet width 48, 4 experts x 5 epochs, 250 iterations, HMC 5 chains: "
-            "Random, rKL, W and fKL in <= 2 h on 2 CPU cores), "
+            "Random, rKL, W and fKL in about 40 minutes on 2 CPU cores), "
             "paper (CIFAR-10, the paper's settings, meant for a GPU), blr (Bayesian linear regression on synthetic "
             "data: every posterior exact), none (dataclass defaults)",
         )

@@ -155,7 +155,7 @@ def preset(name: str) -> RunConfig:
         return config
     if (
         name == "medium"
-    ):  # CIFAR-10 on 2 CPU cores in <= 2 h (experiments/table1/table1_medium.sh): wider than quick, more
+    ):  # CIFAR-10 on 2 CPU cores in about 40 min (experiments/table1/table1_medium.sh): wider than quick, more
         # experts, epochs, iterations and chains; L_u = 10 student steps (quick: 20) pays for them
         return RunConfig(
             data=DataConfig(name="cifar10"),
