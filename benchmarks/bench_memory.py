@@ -61,7 +61,7 @@ def main() -> None:
     a = p.parse_args()
     experts = Path(a.experts_from)
     if not (experts / "manifest.json").is_file() or not (experts.parent / ".bpc.lock").is_file():
-        raise SystemExit(f"bench_memory: {experts} is not the experts folder of a finished bpc run")
+        p.error(f"{experts} is not the experts folder of a finished bpc run; give RUN/experts of a medium run")
     common = ["--preset", "medium", "--data.name", "cifar10", "--data.root", a.data]
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -155,8 +155,8 @@ def check_page(site: Path, rel: str, dom: str, expected: list[str]) -> list[str]
         problems.append(f"headings missing: {missing} (found: {parsed.headings[:12]})")
     text = "".join(parsed.text)
     problems += [f"unexpanded build syntax {s!r}" for s in UNEXPANDED if s in dom or s in text]
-    if INCLUDE.search(text):
-        problems.append(f"unexpanded include {INCLUDE.search(text).group()!r}")
+    if include := INCLUDE.search(text):
+        problems.append(f"unexpanded include {include.group()!r}")
     if rel == "api/index.html":
         import pseudocoresets
 

@@ -12,6 +12,10 @@ PY=${PY:-.venv/bin/python}
 CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
 OUT=${OUT:-runs/medium-cifar10jpeg}
 RESULT=${RESULT:-table1_medium_cifar10jpeg}
+if [[ ! $RESULT =~ ^[A-Za-z0-9_-]+$ ]]; then
+  echo "table1_medium.sh: RESULT='$RESULT' must be a file name of letters, digits, '_' and '-' (no path)" >&2
+  exit 2
+fi
 resumed=no; [[ -d $OUT ]] && resumed=yes
 start=$SECONDS
 # the table's process, reaped with os.wait4 for its peak resident set size (MiB; its children's count if larger)
