@@ -2,22 +2,28 @@
 
 Every artifact is written to a temporary file in the same directory and moved into place with
 ``os.replace``, so an interrupted run never leaves a half-written file under the final name. The temporary
-file is created exclusively (``mkstemp``: ``O_EXCL``, never through a link) under a name only bpc makes,
+file is created exclusively (``O_EXCL | O_NOFOLLOW``, never through a link) under a name only bpc makes,
 ``.<name>.<8 random characters>.bpc.tmp`` (:data:`TEMP_NAME`), so the clean-up after a kill
 (:mod:`pseudocoresets.pipeline.lock`) can tell its own orphans from a user's files. Files get the mode the
-user's umask allows (``mkstemp`` alone would make them 0600). Tensors are stored as safetensors (no pickle),
+user's umask allows.
+
+No write goes through a link into a user's files: the rename replaces a link or a hard-linked file of the
+final name instead of writing into it, and under a directory bpc owns (:func:`write_root`: a run directory
+whose lock it holds, an export directory) every directory on the way is entered without following links. Tensors are stored as safetensors (no pickle),
 metadata as JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
+import secrets
 import stat
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -26,7 +32,7 @@ from safetensors.torch import load_file, save as st_save
 from .errors import UserError
 
 TEMP_SUFFIX = ".bpc.tmp"
-#: the names of atomic writes' temporary files: ``.<final name>.<mkstemp's 8 characters>.bpc.tmp``
+#: the names of atomic writes' temporary files: ``.<final name>.<8 random characters>.bpc.tmp``
 TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
 
 
@@ -45,36 +51,152 @@ def check_path_kind(path: str | Path, what: str) -> None:
         raise UserError(f"{what} {path} is a {kind}, not a regular file or directory; give a file or directory")
 
 
-def _file_mode() -> int:
-    """0o666 less the process's umask (read without changing it where /proc allows)."""
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+#: directories bpc owns while a command runs (a run directory whose lock it holds, an export directory): below
+#: them it writes only into real directories, never through a link (:func:`write_root`)
+_ROOTS: list[str] = []
+
+
+@contextlib.contextmanager
+def write_root(root: str | Path) -> Iterator[None]:
+    """While active, every write, append and removal under ``root`` walks from ``root`` down one directory at a
+    time without following links (``O_NOFOLLOW | O_DIRECTORY``): a symbolic link planted inside the run (say
+    ``OUT/figures`` pointing at a user's folder) is refused in one line instead of written through. ``root``
+    itself may be a link the user chose."""
+    _ROOTS.append(os.path.abspath(root))
     try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
+        yield
+    finally:
+        _ROOTS.pop()
+
+
+def _root_of(path: str) -> str | None:
+    """The innermost registered root that lexically holds ``path`` (absolute, links not resolved)."""
+    best = None
+    for root in _ROOTS:
+        if path.startswith(root.rstrip(os.sep) + os.sep) and (best is None or len(root) > len(best)):
+            best = root
+    return best
+
+
+def _parent_fd(path: Path, create: bool = True) -> tuple[int, str] | None:
+    """An open descriptor of ``path``'s directory and the file's name in it. Under a :func:`write_root` the
+    directories below the root are entered one by one without following links (created when missing and
+    ``create``); elsewhere the parent is made with ``mkdir -p`` and opened as the user named it. ``None`` when
+    ``create`` is false and a directory on the way is missing."""
+    full = os.path.abspath(path)
+    root = _root_of(full)
+    if root is None:
+        parent = os.path.dirname(full)
+        if create:
+            os.makedirs(parent, exist_ok=True)
+        try:
+            return os.open(parent, os.O_RDONLY | _DIRECTORY | _CLOEXEC), os.path.basename(full)
+        except FileNotFoundError:
+            if create:
+                raise
+            return None
+    parts = os.path.relpath(full, root).split(os.sep)
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        where = root
+        for part in parts[:-1]:
+            where = os.path.join(where, part)
+            if create:
+                try:
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            try:
+                child = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
+            except FileNotFoundError:
+                if create:
+                    raise
+                os.close(fd)
+                return None
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UserError(
+                        f"{where} is a symbolic link or not a directory inside {root}; bpc writes only into "
+                        "directories it made there: remove it and re-run"
+                    ) from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, parts[-1]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    """Write ``data`` to ``path`` atomically: a fresh temporary file (``O_EXCL | O_NOFOLLOW``, the umask's mode)
+    in the same directory, flushed to disk, then renamed over ``path``. The rename replaces the directory entry,
+    so a link or a hard-linked file of that name is replaced, never written through."""
+    dfd, name = _parent_fd(Path(path))
     try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for _ in range(100):
+            tmp = f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o666, dir_fd=dfd)
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - 100 collisions of 32 random bits
+            raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
+            raise
+    finally:
+        os.close(dfd)
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append ``text`` to a log bpc made (created when missing). Refuses a link, a special file or a file with
+    other hard links: appending to one would change a file that is not bpc's own."""
+    dfd, name = _parent_fd(Path(path))
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o666, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{path} is a symbolic link that bpc did not make; remove it and re-run") from None
         raise
+    finally:
+        os.close(dfd)
+    with os.fdopen(fd, "a") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise UserError(
+                f"{path} is not a file bpc made (a special file or one with {st.st_nlink} hard links); "
+                "remove it and re-run"
+            )
+        fh.write(text)
+
+
+def remove_file(path: Path) -> None:
+    """Delete the file ``path`` (if present) without following a link on the way: a link named ``path`` is
+    removed itself, and a directory inside a :func:`write_root` that is a link is refused."""
+    found = _parent_fd(Path(path), create=False)
+    if found is None:
+        return
+    dfd, name = found
+    try:
+        os.unlink(name, dir_fd=dfd)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(dfd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pseudocoresets.cli import main
-from pseudocoresets.io import TEMP_NAME, atomic_write_bytes
+from pseudocoresets.errors import UserError
+from pseudocoresets.io import TEMP_NAME, append_text, atomic_write_bytes, remove_file, write_root
 from pseudocoresets.pipeline.lock import orphan_temp_files
 from helpers import TINY
 
@@ -74,6 +75,93 @@ def test_planted_lock_link_is_not_followed(tmp_path, finished_run, tiny_data, ca
     os.mkfifo(out / ".bpc.lock")  # a FIFO would block an open() without O_NONBLOCK
     code, err = _bpc(capsys, "run", "--out", str(out), "--data.root", str(tiny_data), *TINY)
     _refused(code, err, ".bpc.lock")
+
+
+def test_hard_linked_lock_is_refused_and_its_file_untouched(tmp_path, finished_run, tiny_data, capsys, quiet):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run[0], out)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (out / ".bpc.lock").unlink()
+    os.link(victim, out / ".bpc.lock")
+    for command in ("run", "experts"):
+        code, err = _bpc(capsys, command, "--out", str(out), "--data.root", str(tiny_data), *TINY)
+        _refused(code, err, ".bpc.lock", "hard links")
+        assert victim.read_text() == "precious"
+
+
+def _report_names(tmp_path, finished_run) -> set[str]:
+    """The files 'bpc report' writes under figures/ of a copy of the finished run."""
+    probe = tmp_path / "probe"
+    shutil.copytree(finished_run[0], probe)
+    assert main(["report", "--out", str(probe)]) == 0
+    names = {p.name for p in (probe / "figures").iterdir()}
+    assert names, "the report wrote no figures"
+    return names
+
+
+def test_report_never_writes_through_a_linked_figures_directory(tmp_path, finished_run, capsys, quiet):
+    names = _report_names(tmp_path, finished_run)
+    out = tmp_path / "run"
+    shutil.copytree(finished_run[0], out)
+    mine = tmp_path / "my-figures"
+    mine.mkdir()
+    for name in names:
+        (mine / name).write_text("a user's figure")
+    before = _snapshot(mine)
+    shutil.rmtree(out / "figures", ignore_errors=True)
+    (out / "figures").symlink_to(mine, target_is_directory=True)
+    capsys.readouterr()
+    code, err = _bpc(capsys, "report", "--out", str(out))
+    _refused(code, err, "figures", "symbolic link")
+    assert _snapshot(mine) == before
+
+
+def test_write_root_refuses_every_way_through_a_link(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "real").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "f.json").write_text("a user's file")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "real" / "deeper").symlink_to(outside, target_is_directory=True)
+    with write_root(root):
+        for path in (root / "linked" / "f.json", root / "real" / "deeper" / "f.json", root / "linked" / "new" / "g"):
+            with pytest.raises(UserError, match="symbolic link"):
+                atomic_write_bytes(path, b"x")
+            with pytest.raises(UserError, match="symbolic link"):
+                append_text(path, "x")
+        with pytest.raises(UserError, match="symbolic link"):
+            remove_file(root / "linked" / "f.json")
+        atomic_write_bytes(root / "real" / "new" / "g.json", b"{}")  # missing directories are made
+        remove_file(root / "real" / "missing" / "h")  # nothing to remove: no error, nothing made
+    assert (outside / "f.json").read_text() == "a user's file" and sorted(os.listdir(outside)) == ["f.json"]
+    assert (root / "real" / "new" / "g.json").read_bytes() == b"{}" and not (root / "real" / "missing").exists()
+    # outside any write root the user's own path is taken as named (a link they chose is theirs)
+    atomic_write_bytes(root / "linked" / "other.json", b"{}")
+    assert (outside / "other.json").exists()
+
+
+def test_append_refuses_hard_links_and_links(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    os.link(victim, tmp_path / "progress.jsonl")
+    with pytest.raises(UserError, match="hard links"):
+        append_text(tmp_path / "progress.jsonl", "{}\n")
+    (tmp_path / "log.jsonl").symlink_to(victim)
+    with pytest.raises(UserError, match="symbolic link"):
+        append_text(tmp_path / "log.jsonl", "{}\n")
+    assert victim.read_text() == "precious"
+    append_text(tmp_path / "fresh.jsonl", "a\n")
+    append_text(tmp_path / "fresh.jsonl", "b\n")
+    assert (tmp_path / "fresh.jsonl").read_text() == "a\nb\n"
+
+
+def test_atomic_write_replaces_a_hard_link_instead_of_writing_into_it(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    os.link(victim, tmp_path / "results.json")
+    atomic_write_bytes(tmp_path / "results.json", b"{}")
+    assert victim.read_text() == "precious" and (tmp_path / "results.json").read_bytes() == b"{}"
 
 
 def test_resume_removes_only_its_own_orphans(tmp_path, finished_run, tiny_data, capsys, quiet):

@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import integrity
 from ..errors import UserError
-from ..io import atomic_write_json, read_json
+from ..io import atomic_write_json, read_json, remove_file
 from ..utils import flatten_dict
 
 
@@ -118,7 +118,7 @@ class ArtifactDir:
                 )
             for log in self.path.iterdir():  # the failed configuration's metrics
                 if is_log(log.name):
-                    log.unlink()
+                    remove_file(log)
         atomic_write_json(cfg_path, {"kind": self.kind, "config": self.config})
 
     def holds_work(self) -> bool:

@@ -17,7 +17,7 @@ from ..distill import distill, random_real_subset
 from ..distill.loop import checkpoint_iteration
 from ..errors import ResumeMismatch, UserError
 from ..experts import ExpertPool
-from ..io import atomic_write_json, save_tensors
+from ..io import atomic_write_json, remove_file, save_tensors
 from ..objectives import DistillContext
 from ..utils import generator
 from .experts import expert_paths
@@ -157,7 +157,7 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
             "communication_seconds": parallel.COMMUNICATION["seconds"] - communication,
         },
     )
-    checkpoint.unlink(missing_ok=True)
+    remove_file(checkpoint)
     parallel.barrier()
     return art.path
 

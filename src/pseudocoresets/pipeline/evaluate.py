@@ -14,7 +14,7 @@ from ..config import eval_for
 from ..errors import UserError
 from ..evaluation import evaluate_coreset
 from ..evaluation.gaussian import exact_comparison
-from ..io import atomic_write_json, read_json
+from ..io import atomic_write_json, read_json, remove_file
 from .coreset import load_coreset
 from .progress import claim
 from .reference import reference_predictive, reference_samples
@@ -102,7 +102,7 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
             {"evaluate": time.perf_counter() - t0},
             {"method": method, "ipc": ipc, "resumed_repeats": len(finished or []), "processes": parallel.world()},
         )
-        partial.unlink(missing_ok=True)
+        remove_file(partial)
     parallel.barrier()
     return art.path
 

@@ -9,7 +9,7 @@ from .. import parallel
 from ..augment import build_dsa
 from ..errors import ResumeMismatch, UserError
 from ..experts import expert_file, expert_files, save_trajectory, sgd_trajectory, trajectory_shape
-from ..io import save_tensors
+from ..io import remove_file, save_tensors
 from ..utils import progress_bar
 from .progress import ProgressLog, claim, load_checkpoint, rank_log_name
 from .workspace import Workspace
@@ -76,10 +76,10 @@ def run_experts(ws: Workspace) -> Path:
                 f"expert {e} from its first epoch"
             ) from None
         except UserError:  # diverged: its partial state is of no use to a corrected re-run
-            partial.unlink(missing_ok=True)
+            remove_file(partial)
             raise
         save_trajectory(path, traj, seed, log)
-        partial.unlink(missing_ok=True)
+        remove_file(partial)
         timings[f"expert_{e:03d}"] = time.perf_counter() - t0
         bar.set_postfix_str(f"expert {e + 1}: final train loss {log[-1]:.4f}")
     bar.close()

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..io import atomic_write_bytes, atomic_write_text, check_path_kind, load_tensors, read_json
+from ..io import atomic_write_bytes, atomic_write_text, check_path_kind, load_tensors, read_json, write_root
 
 
 def source_digest(path: Path) -> str:
@@ -189,49 +189,50 @@ def export_coreset(directory: Path, to: Path) -> list[Path]:
     from .coreset import load_coreset
 
     directory, to = Path(directory), Path(to)
-    load_coreset(directory)  # refuses a damaged coreset (mismatched labels, targets or weights) in one line
-    t = load_tensors(directory / "coreset.safetensors")
-    if t["images"].dim() != 4:
-        raise UserError(f"{directory} holds a tabular coreset; export is for image coresets")
-    _claim_export_directory(to)
-    written = []
+    with write_root(to):
+        load_coreset(directory)  # refuses a damaged coreset (mismatched labels, targets or weights) in one line
+        t = load_tensors(directory / "coreset.safetensors")
+        if t["images"].dim() != 4:
+            raise UserError(f"{directory} holds a tabular coreset; export is for image coresets")
+        _claim_export_directory(to)
+        written = []
 
-    def save_pt(name: str, tensor: torch.Tensor) -> None:
+        def save_pt(name: str, tensor: torch.Tensor) -> None:
+            import io
+
+            buf = io.BytesIO()
+            torch.save(tensor.detach().cpu().contiguous(), buf)
+            atomic_write_bytes(to / name, buf.getvalue())
+            written.append(to / name)
+
+        save_pt("images_best.pt", t["images"].float())
+        save_pt("labels_best.pt", t["labels"].long())
+        summary = read_json(directory / "summary.json")
+        lr = summary.get("learnt_student_lr") if isinstance(summary, dict) else None
+        if lr is not None:
+            save_pt("lr_best.pt", torch.tensor(float(lr)))
+        posterior = summary.get("posterior", {}) if isinstance(summary, dict) else {}
+        weights = posterior.get("point_weights") if isinstance(posterior, dict) else None
+        extra = {}
+        if weights is not None:
+            save_pt("weights_best.pt", torch.tensor(weights, dtype=torch.float32))
+            extra["point_weights"] = np.asarray(weights, dtype=np.float32)
+        if "targets" in t:
+            save_pt("targets_best.pt", t["targets"].float())
+            extra["targets"] = t["targets"].float().numpy()
+        pixels, labels = coreset_pixels(directory)
         import io
 
         buf = io.BytesIO()
-        torch.save(tensor.detach().cpu().contiguous(), buf)
-        atomic_write_bytes(to / name, buf.getvalue())
-        written.append(to / name)
-
-    save_pt("images_best.pt", t["images"].float())
-    save_pt("labels_best.pt", t["labels"].long())
-    summary = read_json(directory / "summary.json")
-    lr = summary.get("learnt_student_lr") if isinstance(summary, dict) else None
-    if lr is not None:
-        save_pt("lr_best.pt", torch.tensor(float(lr)))
-    posterior = summary.get("posterior", {}) if isinstance(summary, dict) else {}
-    weights = posterior.get("point_weights") if isinstance(posterior, dict) else None
-    extra = {}
-    if weights is not None:
-        save_pt("weights_best.pt", torch.tensor(weights, dtype=torch.float32))
-        extra["point_weights"] = np.asarray(weights, dtype=np.float32)
-    if "targets" in t:
-        save_pt("targets_best.pt", t["targets"].float())
-        extra["targets"] = t["targets"].float().numpy()
-    pixels, labels = coreset_pixels(directory)
-    import io
-
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        images=t["images"].float().numpy(),
-        labels=labels.long().numpy(),
-        pixels=(pixels.clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
-        **extra,
-    )
-    atomic_write_bytes(to / "coreset.npz", buf.getvalue())
-    written.append(to / "coreset.npz")
-    manifest = read_json(directory / "manifest.json")
-    written += coreset_grid(directory, to / "grid", directory.name, manifest.get("classes"), formats=("png",))
-    return written
+        np.savez(
+            buf,
+            images=t["images"].float().numpy(),
+            labels=labels.long().numpy(),
+            pixels=(pixels.clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
+            **extra,
+        )
+        atomic_write_bytes(to / "coreset.npz", buf.getvalue())
+        written.append(to / "coreset.npz")
+        manifest = read_json(directory / "manifest.json")
+        written += coreset_grid(directory, to / "grid", directory.name, manifest.get("classes"), formats=("png",))
+        return written

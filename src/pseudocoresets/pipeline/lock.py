@@ -6,8 +6,10 @@ blocks a re-run. A second process on the same ``--out`` gets one line naming the
 
 The lock file also marks a directory as a run directory: bpc writes only into a new directory, an empty one, or
 one that holds a ``.bpc.lock`` it made before; a directory holding anything else is refused, so a user's own
-folder is never written into. The lock file is created with ``O_EXCL`` and opened with ``O_NOFOLLOW``: a link
-or any other non-regular file planted under its name is refused, never followed.
+folder is never written into. The lock file is created with ``O_EXCL`` and opened with ``O_NOFOLLOW``: a link,
+a file with other hard links (which could be a user's file) or any other non-regular file planted under its name
+is refused, never written. While the lock is held the directory is a :func:`pseudocoresets.io.write_root`:
+nothing is written through a link planted inside it.
 
 Once the lock is held, no other process can be writing in the directory, so the temporary files of interrupted
 atomic writes are orphans and are removed: only regular files whose names match the pattern that
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from ..io import TEMP_NAME
+from ..io import TEMP_NAME, remove_file, write_root
 
 try:
     import fcntl
@@ -71,11 +73,20 @@ def check_run_directory(out: Path, option: str = "--out") -> None:
             f"{out / LOCK_NAME} is not a regular file (a link or a special file that bpc did not make); "
             "remove it or choose another " + option
         )
+    if lock_mode is not None and os.lstat(out / LOCK_NAME).st_nlink != 1:
+        raise UserError(_hard_linked(out / LOCK_NAME, option))
     if lock_mode is None and any(out.iterdir()):
         raise UserError(
             f"{option} {out} is a directory that bpc did not make (it holds files and no {LOCK_NAME}); "
             "choose a new or empty directory"
         )
+
+
+def _hard_linked(path: Path, option: str) -> str:
+    return (
+        f"{path} has other hard links (a file bpc did not make, or a link to one); remove it or choose another "
+        + option
+    )
 
 
 def _open_lock(path: Path) -> int:
@@ -95,9 +106,13 @@ def _open_lock(path: Path) -> int:
                         f"{path} is a symbolic link that bpc did not make; remove it or choose another --out"
                     ) from None
                 raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise UserError(f"{path} is not a regular file; remove it or choose another --out")
+        if st.st_nlink != 1:  # a hard link to a user's file: writing the holder into it would damage that file
+            os.close(fd)
+            raise UserError(_hard_linked(path, "--out"))
         return fd
     raise UserError(f"{path} keeps disappearing; is another program deleting it?")
 
@@ -112,6 +127,7 @@ class RunDirectoryLock:
         self.path = self.out / LOCK_NAME
         self.fd: int | None = None
         self.created = False
+        self._root = None
 
     def __enter__(self) -> "RunDirectoryLock":
         check_run_directory(self.out)
@@ -131,11 +147,16 @@ class RunDirectoryLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode(), 0)
         self.fd = fd
+        self._root = write_root(self.out)
+        self._root.__enter__()
         for tmp in orphan_temp_files(self.out):
-            tmp.unlink(missing_ok=True)
+            remove_file(tmp)
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._root is not None:
+            self._root.__exit__(None, None, None)
+            self._root = None
         if self.fd is not None:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)

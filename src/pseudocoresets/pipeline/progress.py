@@ -12,7 +12,7 @@ import torch
 
 from .. import parallel
 from ..errors import UserError
-from ..io import atomic_write_text, load_tensors
+from ..io import append_text, atomic_write_text, load_tensors
 from .artifacts import ArtifactDir
 
 
@@ -66,8 +66,7 @@ class ProgressLog:
             "seconds": round(time.perf_counter() - self.t0, 4),
             **{m: v for m, v in metrics.items() if isinstance(v, (int, float, str, bool))},
         }
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        append_text(self.path, json.dumps(row) + "\n")
 
 
 class StopOnSignal:

@@ -162,7 +162,6 @@ def reference_predictive(ws: Workspace, directory: Path, name: str, x: torch.Ten
     compile = compile_pays(ws.config.evaluate.compile, model, len(thetas), len(x), batch, ws.device)
     score = predictive_samples if model.likelihood.task == "regression" else predictive_average
     probs = score(model, thetas, x.to(ws.device), batch, ws.prepare, compile)
-    path.parent.mkdir(parents=True, exist_ok=True)
     save_tensors(path, {"probs": probs})
     return probs
 

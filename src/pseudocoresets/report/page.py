@@ -6,7 +6,7 @@ import html
 import json
 from pathlib import Path
 
-from ..io import atomic_write_text, read_json
+from ..io import atomic_write_text, read_json, write_root
 from .results import collect_results
 from . import figures
 from .table import table1_markdown, write_table
@@ -98,30 +98,31 @@ def _bold(text: str) -> str:
 
 def write_page(out: Path, bench_json: Path | None = None) -> Path:
     out = Path(out)
-    rows = collect_results(out)
-    write_table(out)
-    figs = [p for p in make_figures(out, bench_json) if p.suffix == ".svg"]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>pseudocoresets report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}figure{display:inline-block;margin:8px}"
-        "pre{background:#f6f6f6;padding:6px;font-size:11px;overflow:auto}</style></head><body>",
-        f"<h1>Report: {html.escape(str(out))}</h1>",
-        "<h2>Table 1</h2>",
-        _md_table_to_html(table1_markdown(rows)),
-        "<h2>Figures</h2>",
-    ]
-    for f in figs:
-        svg = f.read_text()
-        svg = svg[svg.find("<svg") :]
-        parts.append(f"<figure>{svg}<figcaption>{html.escape(f.stem)}</figcaption></figure>")
-    parts.append("<h2>Configurations</h2>")
-    for cfg in sorted((out / "evals").glob("*/config.json")):
-        parts.append(
-            f"<details><summary>{html.escape(cfg.parent.name)}</summary><pre>"
-            f"{html.escape(cfg.read_text())}</pre></details>"
-        )
-    parts.append("</body></html>")
-    target = out / "report.html"
-    atomic_write_text(target, "\n".join(parts))
-    return target
+    with write_root(out):
+        rows = collect_results(out)
+        write_table(out)
+        figs = [p for p in make_figures(out, bench_json) if p.suffix == ".svg"]
+        parts = [
+            "<!doctype html><html><head><meta charset='utf-8'><title>pseudocoresets report</title>",
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}figure{display:inline-block;margin:8px}"
+            "pre{background:#f6f6f6;padding:6px;font-size:11px;overflow:auto}</style></head><body>",
+            f"<h1>Report: {html.escape(str(out))}</h1>",
+            "<h2>Table 1</h2>",
+            _md_table_to_html(table1_markdown(rows)),
+            "<h2>Figures</h2>",
+        ]
+        for f in figs:
+            svg = f.read_text()
+            svg = svg[svg.find("<svg") :]
+            parts.append(f"<figure>{svg}<figcaption>{html.escape(f.stem)}</figcaption></figure>")
+        parts.append("<h2>Configurations</h2>")
+        for cfg in sorted((out / "evals").glob("*/config.json")):
+            parts.append(
+                f"<details><summary>{html.escape(cfg.parent.name)}</summary><pre>"
+                f"{html.escape(cfg.read_text())}</pre></details>"
+            )
+        parts.append("</body></html>")
+        target = out / "report.html"
+        atomic_write_text(target, "\n".join(parts))
+        return target

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import integrity
 from ..errors import UserError
-from ..io import atomic_write_json, atomic_write_text, read_json
+from ..io import atomic_write_json, atomic_write_text, read_json, write_root
 
 # every metric a results file may hold, in table order, with its column title; a table shows the columns that
 # at least one of its rows has (classification: accuracy, NLL, ECE, Brier; regression: RMSE, NLL, coverage;
@@ -147,27 +147,28 @@ def markdown_table(rows: list[dict]) -> str:
 def write_report(out: Path) -> dict:
     """``bpc report``: a markdown and a JSON table over every finished evaluation under ``out``."""
     out = Path(out)
-    rows = collect_results(out)
-    if not rows:
-        raise UserError(f"no finished evaluations under {out}/evals; run 'bpc evaluate' or 'bpc run' first")
-    table = markdown_table(rows)
-    corrupted = [r for r in rows if r.get("corrupted_mean")]
-    if corrupted:
-        columns = present_columns([r["corrupted_mean"] for r in corrupted])
-        table += (
-            "\nAverage over the corrupted test sets:\n\n| dataset | ipc | method | protocol | "
-            + " | ".join(COLUMNS[m] for m in columns)
-            + " |\n"
-            + "|---" * (len(columns) + 4)
-            + "|\n"
-        )
-        for r in sorted(corrupted, key=lambda r: (r["dataset"], r["ipc"], r["protocol"], r["method"])):
-            c = r["corrupted_mean"]
+    with write_root(out):
+        rows = collect_results(out)
+        if not rows:
+            raise UserError(f"no finished evaluations under {out}/evals; run 'bpc evaluate' or 'bpc run' first")
+        table = markdown_table(rows)
+        corrupted = [r for r in rows if r.get("corrupted_mean")]
+        if corrupted:
+            columns = present_columns([r["corrupted_mean"] for r in corrupted])
             table += (
-                f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | "
-                + " | ".join(format_metric(c.get(m)) for m in columns)
+                "\nAverage over the corrupted test sets:\n\n| dataset | ipc | method | protocol | "
+                + " | ".join(COLUMNS[m] for m in columns)
                 + " |\n"
+                + "|---" * (len(columns) + 4)
+                + "|\n"
             )
-    atomic_write_json(out / "report.json", {"rows": rows})
-    atomic_write_text(out / "report.md", "# Results\n\nmean ± std over repeats\n\n" + table)
-    return {"rows": rows, "markdown": table}
+            for r in sorted(corrupted, key=lambda r: (r["dataset"], r["ipc"], r["protocol"], r["method"])):
+                c = r["corrupted_mean"]
+                table += (
+                    f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | "
+                    + " | ".join(format_metric(c.get(m)) for m in columns)
+                    + " |\n"
+                )
+        atomic_write_json(out / "report.json", {"rows": rows})
+        atomic_write_text(out / "report.md", "# Results\n\nmean ± std over repeats\n\n" + table)
+        return {"rows": rows, "markdown": table}

@@ -8,7 +8,7 @@ import csv
 import io
 from pathlib import Path
 
-from ..io import atomic_write_text
+from ..io import atomic_write_text, write_root
 from ..objectives import OBJECTIVES
 from .results import collect_results, format_metric, present_columns
 
@@ -86,8 +86,11 @@ def table_csv(rows: list[dict]) -> str:
 
 def write_table(out: Path) -> str:
     """table.md and table.csv over every finished evaluation under ``out``; returns the markdown."""
-    rows = collect_results(Path(out))
-    md = "# Table 1\n\nmean ± std over evaluation seeds; best per ipc and protocol in bold\n\n" + table1_markdown(rows)
-    atomic_write_text(Path(out) / "table.md", md)
-    atomic_write_text(Path(out) / "table.csv", table_csv(rows))
-    return md
+    with write_root(out):
+        rows = collect_results(Path(out))
+        md = "# Table 1\n\nmean ± std over evaluation seeds; best per ipc and protocol in bold\n\n" + table1_markdown(
+            rows
+        )
+        atomic_write_text(Path(out) / "table.md", md)
+        atomic_write_text(Path(out) / "table.csv", table_csv(rows))
+        return md
