@@ -24,7 +24,7 @@ MODELS = {"quick": dict(channels=1, size=28, width=32), "paper": dict(channels=3
 def cell(model_name: str, threads: int, steps: int) -> dict:
     import torch
 
-    from pseudocoresets.evaluation.protocols import predictive_probs
+    from pseudocoresets.evaluation.scoring import predictive_probs
     from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
     from pseudocoresets.samplers import CoresetPosterior, hmc
 

@@ -114,7 +114,7 @@ def distill_cell(model_name: str, method: str, ipc: int, precision: str, iterati
 def hmc_cell(model_name: str, precision: str, leapfrog: int) -> dict:
     import torch
 
-    from pseudocoresets.evaluation.protocols import predictive_average
+    from pseudocoresets.evaluation.scoring import predictive_average
     from pseudocoresets.samplers import CoresetPosterior, hmc
 
     ctx, device, spec = setup(model_name, precision, augment=False)

@@ -25,8 +25,9 @@ def test_demo_is_the_quick_model_with_smaller_budgets():
     assert 0 < demo.data.train_subset < 60000 and quick.data.train_subset == 0
     assert demo.distill.iterations * demo.distill.student_steps < quick.distill.iterations * quick.distill.student_steps
     assert demo.cell("fkl", 10)[1].num_samples < quick.cell("fkl", 10)[1].num_samples
-    budget = lambda e: e.chains * e.iterations * e.repeats  # noqa: E731  (HMC iterations of one evaluation)
-    assert budget(demo.evaluate) < budget(quick.evaluate)
+    budget = lambda c: c.evaluation.own.chains * c.evaluation.own.iterations * c.evaluation.common.repeats  # noqa: E731
+    for protocol in ("hmc", "asghmc"):  # chain iterations of one evaluation
+        assert budget(demo.resolve("fkl", 10, protocol)) < budget(quick.resolve("fkl", 10, protocol))
 
 
 @pytest.mark.parametrize("codec", ["utf-16", "utf-32", "utf-8-sig"])

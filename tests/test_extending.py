@@ -1,6 +1,7 @@
-"""CONTRIBUTING.md's two recipes, done inside a test: a new divergence is one module registered in
-``objectives.OBJECTIVES``; a new sampler is one module plus one row of ``evaluation.protocols.PROTOCOLS``.
-Nothing else in the package changes: the config, the command line, the pipeline and the report pick them up.
+"""CONTRIBUTING.md's recipes, done inside a test: a new divergence is one module registered in
+``objectives.OBJECTIVES``; a new evaluation protocol is one module registered in
+``evaluation.protocols.PROTOCOLS`` (here a new sampler, through the shared chain driver). Nothing else in the
+package changes: the config, the command line, the pipeline, the resource check and the report pick them up.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import pytest
 import torch
 
 from pseudocoresets import cli, config
-from pseudocoresets.evaluation import EvalConfig, evaluate_coreset
-from pseudocoresets.evaluation import protocols
+from pseudocoresets.evaluation import PROTOCOLS, EvalSettings, evaluate_coreset
+from pseudocoresets.evaluation.protocols.sampled import kept_per_chain, sample_predictive, validate_chains
 from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
 from pseudocoresets.objectives import OBJECTIVES, ObjectiveBase
 from pseudocoresets.pipeline import Workspace, run_distill, run_evaluate
@@ -159,18 +160,64 @@ def test_the_toy_kernel_samples_a_known_gaussian_through_the_shared_driver():
     assert 0.2 < sum(chain.accept_probs) / len(chain.accept_probs) < 0.9
 
 
-def test_a_new_sampler_is_one_row_of_the_protocol_table(monkeypatch):
-    monkeypatch.setitem(
-        protocols.PROTOCOLS,
-        "rwm",
-        lambda posterior, cfg: (RandomWalkMetropolis(posterior.potential_and_grad, cfg.step_size), None, 0),
-    )
+@dataclass
+class RWMConfig:
+    """Random-walk Metropolis on the coreset posterior."""
+
+    chains: int = field(default=2, metadata={"help": "chains per repeat"})
+    iterations: int = field(default=6, metadata={"help": "iterations per chain"})
+    burn_in: int = field(default=2, metadata={"help": "iterations discarded"})
+    thin: int = field(default=2, metadata={"help": "keep every thin-th state"})
+    init_std: float = field(default=0.1, metadata={"help": "chains start at N(0, init_std^2 I)"})
+    step_size: float = field(default=0.01, metadata={"help": "the random walk's step"})
+
+    def validate(self) -> None:
+        validate_chains(self, "rwm")
+
+
+def rwm_module() -> types.ModuleType:
+    module = types.ModuleType("rwm")
+    module.NAME, module.SECTION, module.Config = "rwm", "rwm", RWMConfig
+    module.preset_values = lambda preset, ipc: {"rwm.step_size": 0.02} if preset == "quick" else {}
+    module.check_data = lambda config, is_image, is_regression: None
+    module.planned_calls = lambda config: config.chains * config.iterations
+    module.kept_states = lambda config: config.chains * kept_per_chain(config)
+
+    def kernel(posterior, config):
+        return RandomWalkMetropolis(posterior.potential_and_grad, config.step_size), None, 0, None
+
+    module.predict = lambda ctx, config, seed: sample_predictive(ctx, config, seed, "rwm", kernel)
+    return module
+
+
+def test_a_new_protocol_is_one_registered_module(monkeypatch, workspace):
+    monkeypatch.setitem(PROTOCOLS, "rwm", rwm_module())
+    assert "rwm" in config.sections()
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    assert "--rwm.step_size" in help_text and "the random walk's step" in help_text
     torch.manual_seed(0)
     model = FlatModel(build_convnet(ModelConfig(width=2, depth=1), 1, 8, 3))
     x, y = torch.randn(6, 1, 8, 8), torch.arange(6) % 3
-    cfg = EvalConfig(protocol="rwm", chains=2, iterations=6, burn_in=2, thin=2, repeats=1, step_size=0.01)
-    result = evaluate_coreset(model, x, y, {"test": x}, y, cfg, quiet=True)
+    settings = EvalSettings.build("rwm", repeats=1, step_size=0.01)
+    result = evaluate_coreset(model, x, y, {"test": x}, y, settings, quiet=True)
     assert result["protocol"] == "rwm" and result["repeats"][0]["samples"] == 4
     assert 0 < result["summary"]["acceptance_rate"]["mean"] <= 1
+    # through the pipeline: the preset's value of the module reaches the cell, and the report lists the protocol
+    config.apply_overrides(workspace.config, {"methods": ["random"], "ipcs": [1], "protocols": ["rwm"]})
+    cell = workspace.config.resolve("random", 1, "rwm")
+    assert cell.evaluation.own.step_size == 0.02 and cell.evaluation.planned_calls() == 12
+    workspace.check_cells()
+    run_distill(workspace, "random", 1)
+    path = run_evaluate(workspace, "random", 1, "rwm")
+    assert path.name == "random-ipc1-rwm"
+    rows = collect_results(workspace.out)
+    assert [r["protocol"] for r in rows] == ["rwm"] and math.isfinite(rows[0]["accuracy"]["mean"])
     with pytest.raises(Exception, match="unknown protocol"):
-        evaluate_coreset(model, x, y, {"test": x}, y, dataclasses.replace(cfg, protocol="nope"), quiet=True)
+        EvalSettings.build("nope")
+
+
+def test_the_toy_protocol_is_unknown_without_its_registry_entry(workspace):
+    from pseudocoresets.errors import UserError
+
+    with pytest.raises(UserError, match="unknown protocol 'rwm'"):
+        workspace.config.resolve("random", 1, "rwm")

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import PRESETS, sections
+from .config import PRESETS, renamed_options, sections
 from .errors import INTERRUPTED, UserError
 from .utils import keep_freed_memory
 
@@ -62,6 +62,16 @@ def _add_section(parser: argparse.ArgumentParser, section: str) -> None:
             group.add_argument(
                 flag, dest=f"{section}.{f.name}", default=argparse.SUPPRESS, metavar=tname.upper(), help=help_text
             )
+
+
+def _add_renamed(parser: argparse.ArgumentParser) -> None:
+    """Earlier option names (``--evaluate.chains``, now ``--hmc.chains`` and ``--asghmc.chains``), accepted for one
+    release and left out of the help."""
+    for old, new in renamed_options().items():
+        section, name = new[0].split(".", 1)
+        field = next(f for f in dataclasses.fields(sections()[section]) if f.name == name)
+        kwargs = {"action": argparse.BooleanOptionalAction} if _type_name(field.type) == "bool" else {}
+        parser.add_argument(f"--{old}", dest=old, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--from", dest="source", required=True, help="the distilled set to import")
         for section in sections():
             _add_section(p, section)
+        _add_renamed(p)
     p = sub.add_parser("export", help=DESCRIPTIONS["export"], description=DESCRIPTIONS["export"])
     p.add_argument("--out", default="runs/quick", help="run directory holding the coreset")
     p.add_argument("--coreset", required=True, help="coreset directory name under OUT/coresets, e.g. fkl-ipc10")

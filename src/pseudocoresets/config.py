@@ -1,9 +1,12 @@
 """Typed run configuration, presets, and (de)serialisation.
 
-A :class:`RunConfig` holds one dataclass per stage and one per registered objective (the objective's own
-``Config``). Presets give complete starting points (``quick`` for a laptop CPU, ``paper`` for the paper's
-CIFAR-10 settings on a GPU); each objective's per-ipc official values (its ``preset_values``) are applied
-to every (method, ipc) cell unless the user set that option explicitly. This module names no objective.
+A :class:`RunConfig` holds one dataclass per stage, one per registered objective (the objective's own
+``Config``) and one per evaluation protocol (the protocol's own ``Config``). Presets give complete starting points
+(``quick`` for a laptop CPU, ``paper`` for the paper's CIFAR-10 settings on a GPU). A cell of a run, (method, ipc)
+for a coreset and (method, ipc, protocol) for its evaluation, is resolved once by :meth:`RunConfig.resolve`: the
+objective's and the protocol's official values (their ``preset_values``) are applied unless the user set that
+option explicitly, and everything downstream reads the resolved :class:`Cell`. This module names no objective and
+no protocol.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from .data import DataConfig
 from .distill import DistillConfig
 from .errors import UserError
 from .io import check_path_kind
-from .evaluation import EvalConfig
+from .evaluation import EvalConfig, EvalSettings
+from .evaluation.protocols import aliases as protocol_aliases
+from .evaluation.protocols import protocol_module, protocol_sections
 from .experts import ExpertConfig
 from .models import ModelConfig
-from .objectives import OBJECTIVES, objective_module
+from .objectives import OBJECTIVES, has_objective, objective_module
 from .reference import ReferenceConfig
 from .samplers import PosteriorConfig
 from .utils import flatten_dict
@@ -45,8 +50,30 @@ PRESETS = ("quick", "demo", "medium", "paper", "blr", "none")
 
 
 def sections() -> dict[str, type]:
-    """Every config section: the stages', then one per registered objective (its module's ``Config``)."""
-    return {**STAGE_SECTIONS, **{name: module.Config for name, module in OBJECTIVES.items()}}
+    """Every config section: the stages', one per evaluation protocol (its module's ``Config``), then one per
+    registered objective (its module's ``Config``)."""
+    return {
+        **STAGE_SECTIONS,
+        **{name: module.Config for name, module in protocol_sections().items()},
+        **{name: module.Config for name, module in OBJECTIVES.items()},
+    }
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a run, resolved once (:meth:`RunConfig.resolve`): the coreset's (method, ipc) with its
+    distillation section and its objective's section (None for ``random`` and ``imported``), and, for an
+    evaluation, the protocol's resolved settings. Read-only: the stages take it as it is."""
+
+    method: str  # as named in --methods (e.g. fkl+aug)
+    ipc: int
+    distill: DistillConfig
+    objective: Any | None
+    evaluation: EvalSettings | None = None
+
+    @property
+    def protocol(self) -> str | None:
+        return self.evaluation.protocol if self.evaluation is not None else None
 
 
 @dataclass
@@ -59,6 +86,7 @@ class RunConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     objectives: dict[str, Any] = field(default_factory=dict)  # objective name -> its Config (filled on access)
+    protocol_options: dict[str, Any] = field(default_factory=dict)  # protocol section -> its Config (on access)
     methods: list[str] = field(default_factory=lambda: ["random", "fkl"])
     ipcs: list[int] = field(default_factory=lambda: [10])
     protocols: list[str] = field(default_factory=lambda: ["hmc"])
@@ -69,6 +97,10 @@ class RunConfig:
         """The dataclass of one section (``distill``, ``evaluate``, ``fkl``...)."""
         if name in STAGE_SECTIONS:
             return getattr(self, name)
+        if name in protocol_sections():
+            if name not in self.protocol_options:
+                self.protocol_options[name] = protocol_sections()[name].Config()
+            return self.protocol_options[name]
         if name not in self.objectives:
             self.objectives[name] = objective_module(name).Config()
         return self.objectives[name]
@@ -79,9 +111,21 @@ class RunConfig:
         out.update({k: getattr(self, k) for k in (*TOP_LEVEL, "preset", "explicit")})
         return out
 
+    def resolve(self, method: str, ipc: int, protocol: str | None = None) -> Cell:
+        """The cell (method, ipc) and, with ``protocol``, its evaluation, fully resolved: the objective's and the
+        protocol's ``preset_values`` for this preset and ipc, then the user's explicit options (module
+        docstring). The one place where a cell's settings are worked out."""
+        distill_cfg, own = self._distill_cell(method, ipc)
+        evaluation = self._evaluation_cell(ipc, protocol) if protocol is not None else None
+        return Cell(method, ipc, distill_cfg, own, evaluation)
+
     def cell(self, method: str, ipc: int) -> tuple[DistillConfig, Any]:
-        """(distill config, objective config or None for ``random``) of one (method, ipc) cell: the preset's
-        per-ipc values of the objective (its ``preset_values``), then the user's explicit options."""
+        """(distill config, objective config or None) of a (method, ipc) cell: :meth:`resolve` without a
+        protocol, as a pair."""
+        cell = self.resolve(method, ipc)
+        return cell.distill, cell.objective
+
+    def _distill_cell(self, method: str, ipc: int) -> tuple[DistillConfig, Any]:
         cfg = copy.deepcopy(self.distill)
         base, _, suffix = method.partition("+")
         if suffix not in ("", "aug"):
@@ -89,39 +133,39 @@ class RunConfig:
         cfg.method, cfg.ipc = base, ipc
         if suffix == "aug":
             cfg.augment = True
-        if base in ("random", "imported"):
+        if not has_objective(base):  # a coreset drawn (random) or brought in (imported)
             return cfg, None
         module = objective_module(base)
         own = copy.deepcopy(self.section(base))
-        for key, value in module.preset_values(self.preset, ipc).items():
-            section, name = key.split(".", 1)
-            target = {"distill": cfg, base: own}.get(section)
-            if target is None or not hasattr(target, name):
-                raise AssertionError(f"{base}.preset_values sets {key!r}, outside its own and the distill section")
-            if key not in self.explicit:
-                setattr(target, name, value)
+        self._apply_preset_values(module.preset_values(self.preset, ipc), {"distill": cfg, base: own}, base)
         return cfg, own
 
+    def _evaluation_cell(self, ipc: int, protocol: str) -> EvalSettings:
+        module = protocol_module(protocol)
+        common = copy.deepcopy(self.evaluate)
+        common.protocol = protocol
+        own = copy.deepcopy(self.section(module.SECTION))
+        self._apply_preset_values(
+            module.preset_values(self.preset, ipc), {"evaluate": common, module.SECTION: own}, protocol
+        )
+        return EvalSettings(protocol, common, own)
+
+    def _apply_preset_values(self, values: dict[str, Any], targets: dict[str, Any], owner: str) -> None:
+        for key, value in values.items():
+            section, name = key.split(".", 1)
+            target = targets.get(section)
+            if target is None or not hasattr(target, name):
+                raise AssertionError(f"{owner}.preset_values sets {key!r}, outside its own and the shared section")
+            if key not in self.explicit:
+                setattr(target, name, value)
+
     def distill_for(self, method: str, ipc: int) -> DistillConfig:
-        return self.cell(method, ipc)[0]
+        return self.resolve(method, ipc).distill
 
 
-def eval_for(config: "RunConfig", ipc: int, protocol: str) -> EvalConfig:
-    """Evaluation config of one cell: official A-SGHMC values for ``asghmc`` (friction 0.1, temperature 0.01,
-    one sample per 5 steps; the chain length, 1000 steps with 500 burn-in, is our choice: one SGHMC step
-    is one gradient, so the HMC iteration counts would not train the network), and the official ipc-1 HMC
-    schedule under the paper preset."""
-    cfg = copy.deepcopy(config.evaluate)
-    cfg.protocol = protocol
-    overrides: dict[str, Any] = {}
-    if protocol == "asghmc":
-        overrides.update(temperature=0.01, friction=0.1, thin=5, iterations=1000, burn_in=500)
-    if config.preset == "paper" and ipc == 1 and protocol == "hmc":
-        overrides.update(iterations=20, burn_in=10, leapfrog_steps=20, step_size=0.05)
-    for key, value in overrides.items():
-        if f"evaluate.{key}" not in config.explicit:
-            setattr(cfg, key, value)
-    return cfg
+def _protocol_sections(values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A preset's values of protocol sections (per-ipc official values stay in each protocol's ``preset_values``)."""
+    return {name: protocol_sections()[name].Config(**options) for name, options in values.items()}
 
 
 def _objective_sections(values: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -139,7 +183,10 @@ def preset(name: str) -> RunConfig:
             distill=DistillConfig(
                 iterations=150, lr_images=100.0, lr_student=0.01, student_steps=20, max_start_epoch=2, expert_epochs=1
             ),
-            evaluate=EvalConfig(chains=4, iterations=40, burn_in=20, thin=10, repeats=3),
+            evaluate=EvalConfig(repeats=3),
+            protocol_options=_protocol_sections(
+                {"hmc": {"chains": 4, "iterations": 40, "burn_in": 20, "thin": 10}, "asghmc": {"chains": 4}}
+            ),
             objectives=_objective_sections({"fkl": {"num_samples": 10}, "rkl": {"num_samples": 10}}),
             methods=["random", "fkl"],
             ipcs=[10],
@@ -149,7 +196,12 @@ def preset(name: str) -> RunConfig:
         config = preset("quick")
         config.data.train_subset = 10000
         config.distill.iterations, config.distill.student_steps = 100, 10
-        config.evaluate = EvalConfig(chains=3, iterations=30, burn_in=15, thin=8, repeats=2)
+        config.evaluate = EvalConfig(repeats=2)
+        config.protocol_options.update(
+            _protocol_sections(
+                {"hmc": {"chains": 3, "iterations": 30, "burn_in": 15, "thin": 8}, "asghmc": {"chains": 3}}
+            )
+        )
         config.section("fkl").num_samples = 5
         config.preset = "demo"
         return config
@@ -165,7 +217,10 @@ def preset(name: str) -> RunConfig:
             distill=DistillConfig(
                 iterations=250, lr_images=100.0, lr_student=0.01, student_steps=10, max_start_epoch=3, expert_epochs=1
             ),
-            evaluate=EvalConfig(chains=5, iterations=50, burn_in=20, thin=10, repeats=3),
+            evaluate=EvalConfig(repeats=3),
+            protocol_options=_protocol_sections(
+                {"hmc": {"chains": 5, "iterations": 50, "burn_in": 20, "thin": 10}, "asghmc": {"chains": 5}}
+            ),
             # a real batch of 500 for rKL: its S = 10 data-likelihood passes are most of an iteration
             objectives=_objective_sections({"fkl": {"num_samples": 10}, "rkl": {"num_samples": 10, "real_batch": 500}}),
             methods=["random", "rkl", "wasserstein", "fkl"],
@@ -199,7 +254,10 @@ def preset(name: str) -> RunConfig:
                 max_start_epoch=10,
                 expert_epochs=1,
             ),
-            evaluate=EvalConfig(chains=4, iterations=400, burn_in=200, thin=5, repeats=3),
+            evaluate=EvalConfig(repeats=3),
+            protocol_options=_protocol_sections(
+                {"hmc": {"chains": 4, "iterations": 400, "burn_in": 200, "thin": 5}, "asghmc": {"chains": 4}}
+            ),
             # fkl_mcmc: more chains, and pi_x from the reference posterior's samples (HMC), without noise
             objectives=_objective_sections({"fkl_mcmc": {"chains": 8, "x_source": "reference", "noise_x": 0.0}}),
             methods=["random", "fkl", "fkl_mcmc", "rkl", "wasserstein"],
@@ -209,6 +267,15 @@ def preset(name: str) -> RunConfig:
     if name == "none":
         return RunConfig()
     raise UserError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}")
+
+
+RENAMED = {"evaluate.vbpc_noise": ["evaluate.target_noise"]}
+"""Earlier names of shared options (besides the protocols' own ALIASES) -> the options they set now."""
+
+
+def renamed_options() -> dict[str, list[str]]:
+    """Every earlier option name -> the ``section.option`` keys it sets now."""
+    return {**protocol_aliases(), **RENAMED}
 
 
 CELL_OPTIONS = {"distill.method": "methods", "distill.ipc": "ipcs", "evaluate.protocol": "protocols"}
@@ -285,11 +352,12 @@ def validate_run(config: RunConfig) -> None:
             distill_cfg.validate(config.experts.epochs if uses_experts else None)
             if objective_cfg is not None:
                 objective_cfg.validate()
+    for name in protocol_sections():
+        config.section(name).validate()
     for ipc in config.ipcs:
         for protocol in config.protocols:
-            eval_for(config, ipc, protocol).validate()
-    if config.evaluate.agreement:
-        config.reference.validate()
+            config._evaluation_cell(ipc, protocol).validate()
+    config.reference.validate()  # also where no stage of the run samples it: a wrong option is never silent
     check_ranges(config)
 
 
@@ -325,8 +393,16 @@ def _coerce(value: Any, like: Any, key: str) -> Any:
 
 
 def apply_overrides(config: RunConfig, overrides: dict[str, Any], mark_explicit: bool = True) -> RunConfig:
-    """Set dotted keys (``distill.ipc``) or top-level keys (``methods``) on ``config``."""
+    """Set dotted keys (``distill.ipc``) or top-level keys (``methods``) on ``config``. An earlier name of a
+    protocol's option (``evaluate.chains``, before each protocol had its own section) sets the options it became
+    (``hmc.chains`` and ``asghmc.chains``); the current name, given too, wins."""
+    renamed = renamed_options()
     for key, value in overrides.items():
+        if key in renamed:
+            for new in renamed[key]:
+                if new not in overrides:
+                    apply_overrides(config, {new: value}, mark_explicit)
+            continue
         if "." in key:
             section, name = key.split(".", 1)
             known = sections()

@@ -4,7 +4,8 @@ with one line on stderr."""
 
 import torch
 
-from pseudocoresets.evaluation.protocols import COMPILE_MIN_FORWARDS, EvalConfig, compile_pays, predictive_average
+from pseudocoresets.evaluation import EvalConfig
+from pseudocoresets.evaluation.scoring import COMPILE_MIN_FORWARDS, compile_pays, predictive_average
 from pseudocoresets.models import FlatModel, ModelConfig, build_convnet, build_model, compiling
 
 CPU = torch.device("cpu")

@@ -62,7 +62,7 @@ def test_predictive_summary(g):
 def test_an_evaluation_reports_its_diagnostics(one_thread):
     """HMC on a small logistic-regression coreset posterior: every repeat carries split R-hat and ESS of the log
     predictive probabilities of fixed test points, and the summary averages them."""
-    from pseudocoresets.evaluation.protocols import EvalConfig, evaluate_coreset
+    from pseudocoresets.evaluation import EvalSettings, evaluate_coreset
     from pseudocoresets.models import ModelConfig, build_model
 
     gen = torch.Generator().manual_seed(1)
@@ -70,14 +70,15 @@ def test_an_evaluation_reports_its_diagnostics(one_thread):
     x = torch.randn(12, 5, generator=gen)
     y = torch.arange(12) % 3
     test_x, test_y = torch.randn(40, 5, generator=gen), torch.arange(40) % 3
-    config = EvalConfig(chains=3, iterations=60, burn_in=20, thin=10, repeats=2, step_size=0.1, diagnostic_points=25)
+    options = dict(chains=3, iterations=60, burn_in=20, thin=10, repeats=2, step_size=0.1)
+    config = EvalSettings.build("hmc", **options, diagnostic_points=25)
     result = evaluate_coreset(model, x, y, {"test": test_x}, test_y, config, quiet=True)
     for run in result["repeats"]:
         assert 0.9 <= run["rhat_median"] <= run["rhat_max"] and 0 < run["ess_min"] <= run["ess_median"]
         assert run["rhat_max"] < 1.3  # a 15-weight posterior mixes in 40 HMC iterations
     assert set(result["summary"]) >= {"rhat_median", "rhat_max", "ess_median", "ess_min", "acceptance_rate"}
     off = evaluate_coreset(
-        model, x, y, {"test": test_x}, test_y, EvalConfig(**{**config.__dict__, "diagnostic_points": 0}), quiet=True
+        model, x, y, {"test": test_x}, test_y, EvalSettings.build("hmc", **options, diagnostic_points=0), quiet=True
     )
     assert "rhat_max" not in off["summary"]
     assert off["summary"]["accuracy"] == result["summary"]["accuracy"]  # observing changes no sample
@@ -87,20 +88,21 @@ def test_an_evaluation_with_a_diagonal_mass_matrix_records_it(one_thread):
     """``--evaluate.mass diagonal``: every chain's kept samples come from the metric of its burn-in windows, the
     evaluation says so, mixes as well, and an unknown mass matrix is refused."""
     from pseudocoresets.errors import UserError
-    from pseudocoresets.evaluation.protocols import EvalConfig, evaluate_coreset
+    from pseudocoresets.evaluation import EvalSettings, evaluate_coreset
     from pseudocoresets.models import ModelConfig, build_model
 
     gen = torch.Generator().manual_seed(1)
     model = build_model(ModelConfig(arch="linear"), (5,), 3)
     x, y = torch.randn(12, 5, generator=gen), torch.arange(12) % 3
     test_x, test_y = torch.randn(40, 5, generator=gen), torch.arange(40) % 3
-    config = EvalConfig(chains=3, iterations=80, burn_in=40, thin=10, repeats=1, step_size=0.1, mass="diagonal")
+    options = dict(chains=3, iterations=80, burn_in=40, thin=10, repeats=1, step_size=0.1)
+    config = EvalSettings.build("hmc", **options, mass="diagonal")
     config.validate()
     run = evaluate_coreset(model, x, y, {"test": test_x}, test_y, config, quiet=True)["repeats"][0]
     assert run["mass_matrix"] == "diagonal" and run["rhat_max"] < 1.3 and run["acceptance_rate"] > 0.5
-    plain = EvalConfig(**{**config.__dict__, "mass": "identity"})
+    plain = EvalSettings.build("hmc", **options, mass="identity")
     assert evaluate_coreset(model, x, y, {"test": test_x}, test_y, plain, quiet=True)["repeats"][0]["mass_matrix"] == (
         "identity"
     )
     with pytest.raises(UserError, match="mass"):
-        EvalConfig(mass="dense").validate()
+        EvalSettings.build("hmc", mass="dense").validate()

@@ -135,7 +135,7 @@ def test_one_view_per_precision_and_views_are_not_stuck_in_eager():
 
 
 def test_eager_scoring_when_asked_even_on_a_compiled_model(monkeypatch):
-    from pseudocoresets.evaluation.protocols import predictive_average
+    from pseudocoresets.evaluation.scoring import predictive_average
 
     model = _convnet()
     model.compile = True

@@ -44,7 +44,7 @@ def test_bad_architecture_is_a_user_error(kw):
 def test_scoring_paths_agree_with_the_plain_forward():
     """Channels-last input, the in-place ReLU under no_grad and (``--evaluate.compile``) torch.compile with a padded
     last batch give the plain forward's predictive: same values, every test point once."""
-    from pseudocoresets.evaluation.protocols import predictive_average
+    from pseudocoresets.evaluation.scoring import predictive_average
 
     torch.manual_seed(0)
     model = FlatModel(build_convnet(ModelConfig(width=8, depth=2), 3, 8, 4))

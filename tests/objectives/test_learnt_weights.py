@@ -13,7 +13,7 @@ import torch
 
 from pseudocoresets.errors import UserError
 from pseudocoresets.evaluation.gaussian import linear_gaussian_posterior
-from pseudocoresets.evaluation.protocols import EvalConfig
+from pseudocoresets.evaluation import EvalConfig
 from pseudocoresets.fidelity.blr import UNEQUAL_LOG_WEIGHTS, BLRProblem, learnt_weights_run, weight_gradient_check
 from pseudocoresets.io import save_tensors
 from pseudocoresets.objectives import chains, fkl_mcmc

@@ -44,7 +44,7 @@ def test_non_results_are_refused(run_without_random_eval, tiny_data, options, ex
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), None])
 def test_non_finite_metrics_are_not_results(value):
     from pseudocoresets import UserError
-    from pseudocoresets.evaluation.protocols import check_result
+    from pseudocoresets.evaluation.checks import check_result
 
     check_result("hmc repeat 0", {"test": {"accuracy": 0.5, "nll": 1.2}}, acceptance=0.7)  # a result
     with pytest.raises(UserError, match="nll = .* on the fog/3 set: the posterior samples' predictions are not"):

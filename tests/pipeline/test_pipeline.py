@@ -341,19 +341,27 @@ def test_a_terminal_that_cannot_print_the_table_gets_escapes(finished_run):
     assert "\\xb1" in proc.stdout and "| fkl | hmc |" in proc.stdout
 
 
-def test_the_reference_identity_records_random_chain_starts(finished_run, tiny_data, tmp_path):
-    """Without complete experts the reference chains start at random: a different artifact from one whose chains
-    start at the experts' snapshots, so neither is reused for the other."""
+def test_the_reference_identity_follows_its_resolved_chain_starts(finished_run, tiny_data, tmp_path):
+    """Where the reference chains start follows from the configuration alone (--reference.start, and with auto
+    whether a method of the run learns from experts), never from whether experts happen to be on disk: an empty
+    run directory and a finished one give the same identity; random starts are another artifact."""
     import shutil
 
     import pseudocoresets
 
     from helpers import tiny_overrides
 
-    config = pseudocoresets.make_config("quick", overrides={**tiny_overrides(), "data.root": str(tiny_data)})
-    empty = pseudocoresets.Run(config, tmp_path / "a", device="cpu", quiet=True)
-    assert empty.workspace.reference_dir().config["chain_starts"] == "random"
+    def reference(out, **more):
+        overrides = {**tiny_overrides(), "data.root": str(tiny_data), **more}
+        run = pseudocoresets.Run(pseudocoresets.make_config("quick", overrides=overrides), out, device="cpu", quiet=True)
+        return run.workspace.reference_dir().config
+
     with_experts = tmp_path / "b"
     shutil.copytree(finished_run[0], with_experts)
-    run = pseudocoresets.Run(config, with_experts, device="cpu", quiet=True)
-    assert "chain_starts" not in run.workspace.reference_dir().config
+    assert reference(tmp_path / "a") == reference(with_experts)  # fkl learns from experts: their snapshots
+    assert "chain_starts" not in reference(tmp_path / "a")
+    assert reference(tmp_path / "a", methods="random")["chain_starts"] == "random"  # no method needs experts
+    assert reference(with_experts, **{"reference.start": "random"})["chain_starts"] == "random"
+    assert "chain_starts" not in reference(tmp_path / "a", methods="random", **{"reference.start": "experts"})
+    with pytest.raises(pseudocoresets.UserError, match="reference.start"):
+        reference(tmp_path / "a", **{"reference.start": "elsewhere"})

@@ -171,13 +171,13 @@ def test_unusable_out_is_one_line(tiny_data, tmp_path, kind):
 
 
 def test_evaluation_resumes_from_its_finished_repeats():
-    from pseudocoresets.evaluation.protocols import EvalConfig, evaluate_coreset
+    from pseudocoresets.evaluation import EvalSettings, evaluate_coreset
 
     torch.manual_seed(0)
     model = FlatModel(build_convnet(ModelConfig(width=4, depth=1), 1, 8, 3))
     x, y = torch.randn(9, 1, 8, 8), torch.arange(9) % 3
     test = {"test": torch.randn(30, 1, 8, 8)}
-    cfg = EvalConfig(chains=2, iterations=6, burn_in=2, thin=2, repeats=3)
+    cfg = EvalSettings.build("hmc", chains=2, iterations=6, burn_in=2, thin=2, repeats=3)
     saved = []
     full = evaluate_coreset(
         model,

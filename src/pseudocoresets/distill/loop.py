@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import ResumeMismatch, UserError
-from ..objectives import OBJECTIVES, DistillContext, Objective, StudentSettings, build_objective
+from ..objectives import DistillContext, Objective, StudentSettings, build_objective, has_objective, method_names
 from ..utils import generator, progress
 
 
@@ -75,7 +75,7 @@ class DistillConfig:
     )
 
     def validate(self, expert_epochs_available: int | None = None) -> None:
-        methods = ("random", "imported", *OBJECTIVES)
+        methods = method_names()
         if self.method not in methods:
             raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(methods)}")
         if self.ipc < 1:
@@ -256,7 +256,7 @@ def distill(
     g = generator(config.seed + 1, context.device)
     images = init_images.detach().clone().to(context.device).requires_grad_(True)
     labels = labels.to(context.device)
-    if config.method in ("random", "imported") or config.iterations == 0:
+    if not has_objective(config.method) or config.iterations == 0:
         return images.detach(), {"iterations": 0, "seconds_per_iteration": None}
     objective = prepare_objective(config, objective_config, context)
     if config.optimizer == "adam":

@@ -4,7 +4,7 @@ The equations (V1)-(V8) are derived in :mod:`pseudocoresets.objectives.vbpc`: th
 layer under a Gaussian likelihood on learnt targets (V1)-(V3), the moments of the outputs at new points (V4),
 VBPC's outer loss (V5) with its KL term (V6), the exact expected Gaussian log-likelihood (V7) and the
 one-pass approximation of the class predictive (V8). The objective learns coresets with them; the evaluation
-protocol ``vbpc`` (:mod:`pseudocoresets.evaluation.last_layer`) predicts with them.
+protocol ``vbpc`` (:mod:`pseudocoresets.evaluation.protocols.vbpc`) predicts with them.
 """
 
 from __future__ import annotations

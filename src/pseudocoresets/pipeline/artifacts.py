@@ -86,13 +86,44 @@ def _differing_keys(saved: Any, current: dict[str, Any]) -> list[str]:
 
 
 class ArtifactDir:
-    """One stage's output directory, bound to the config that defines it."""
+    """One stage's output directory, bound to the config that defines it. ``earlier``: identities the same
+    artifact had in earlier versions (a directory written with one of them is this artifact, reused as it is);
+    ``moved_from``: locations where earlier versions wrote it (an artifact found there with a matching identity,
+    and none here, is moved here with one line on stderr)."""
 
-    def __init__(self, path: Path, kind: str, config: dict[str, Any], promises: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        path: Path,
+        kind: str,
+        config: dict[str, Any],
+        promises: tuple[str, ...] = (),
+        earlier: tuple[dict[str, Any], ...] = (),
+        moved_from: tuple[Path, ...] = (),
+    ):
         self.path = Path(path)
         self.kind = kind
         self.config = config
         self.promises = tuple(promises)  # files a complete directory must hold
+        self.earlier = tuple(earlier)
+        self.moved_from = tuple(Path(p) for p in moved_from)
+
+    def _defines(self, saved: Any) -> bool:
+        """Whether a saved config.json (kind and config) defines this artifact, now or as an earlier version did."""
+        if not isinstance(saved, dict) or saved.get("kind", self.kind) != self.kind:
+            return False
+        return any(_canonical(saved.get("config")) == _canonical(c) for c in (self.config, *self.earlier))
+
+    def _move_earlier(self) -> None:
+        """Bring an artifact from a location of an earlier version here (module docstring of the class)."""
+        if self.path.exists():
+            return
+        for old in self.moved_from:
+            cfg = old / "config.json"
+            if old.is_dir() and not old.is_symlink() and cfg.is_file() and self._defines(read_json(cfg)):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                old.rename(self.path)
+                print(f"bpc: moved {old} to {self.path} (the same {self.kind}, at its location now)", file=sys.stderr)
+                return
 
     @property
     def manifest_path(self) -> Path:
@@ -100,12 +131,13 @@ class ArtifactDir:
 
     def claim(self) -> None:
         """Create the directory for this config, or check that an existing one was made with it."""
+        self._move_earlier()
         cfg_path = self.path / "config.json"
         if cfg_path.exists():
             saved = read_json(cfg_path)
             if not isinstance(saved, dict):
                 saved = {}
-            if _canonical(saved.get("config")) == _canonical(self.config) and saved.get("kind") == self.kind:
+            if self._defines(saved) and saved.get("kind") == self.kind:
                 return
             if self.holds_work():
                 differs = _differing_keys(saved.get("config"), self.config) if saved.get("kind") == self.kind else []
@@ -130,10 +162,11 @@ class ArtifactDir:
         )
 
     def is_complete(self) -> bool:
+        self._move_earlier()
         if not self.manifest_path.exists() or not (self.path / "config.json").exists():
             return False
         saved = read_json(self.path / "config.json")
-        if not isinstance(saved, dict) or _canonical(saved.get("config")) != _canonical(self.config):
+        if not self._defines(saved):
             return False
         if not all((self.path / name).is_file() for name in self.promises):
             return False

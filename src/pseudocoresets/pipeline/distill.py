@@ -47,13 +47,14 @@ def _resume_errors(checkpoint: Path):
 
 def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
     """Stage 2: learn (or, for ``random``, draw) the coreset of one (method, ipc) cell."""
-    cfg, objective_cfg = ws.config.cell(method, ipc)
+    cell = ws.config.resolve(method, ipc)
+    cfg, objective_cfg = cell.distill, cell.objective
     uses_experts = needs_experts(method)
     cfg.validate(ws.config.experts.epochs if uses_experts else None)
     if objective_cfg is not None:
         objective_cfg.validate()
-    ws.check_distill_cell(cfg, objective_cfg)
-    art = ws.coreset_dir(method, ipc)
+    ws.check_distill_cell(cell)
+    art = ws.coreset_dir(cell)
     if art.is_complete():
         return art.path
     data = ws.data

@@ -1,5 +1,5 @@
-"""Stage 3, ``bpc evaluate``: the Bayesian evaluation of one coreset with one protocol (HMC or A-SGHMC), on the
-test split and optionally its corrupted copies, resumable per repeat."""
+"""Stage 3, ``bpc evaluate``: the Bayesian evaluation of one coreset with one protocol, on the test split and
+optionally its corrupted copies, resumable per repeat."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from pathlib import Path
 import torch
 
 from .. import parallel
-from ..config import eval_for
 from ..errors import UserError
-from ..evaluation import evaluate_coreset
+from ..evaluation import EvalConfig, evaluate_coreset
 from ..evaluation.gaussian import exact_comparison
 from ..io import atomic_write_json, read_json, remove_file
 from .coreset import load_coreset
@@ -23,18 +22,19 @@ from .workspace import Workspace
 
 def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     """Stage 3: Bayesian evaluation of one coreset on the test split with one protocol."""
-    ev = eval_for(ws.config, ipc, protocol)
+    cell = ws.config.resolve(method, ipc, protocol)
+    ev = cell.evaluation
     ev.validate()
-    ws.check_eval_cell(ev)
-    art = ws.eval_dir(method, ipc, protocol)
+    ws.check_eval_cell(cell)
+    art = ws.eval_dir(cell)
     if art.is_complete():
         return art.path
-    core = ws.coreset_dir(method, ipc)
+    core = ws.coreset_dir(cell)
     if not core.is_complete():
         raise UserError(f"no complete coreset in {core.path}; run 'bpc distill' for {method} at ipc {ipc} first")
     _ = ws.data
     coreset = load_coreset(core.path, ws.device)
-    if ev.learnt_targets and coreset.targets is None:
+    if ev.common.learnt_targets and coreset.targets is None:
         raise UserError(
             f"--evaluate.learnt_targets: the {method} coreset has no learnt targets (only vbpc learns them); "
             "evaluate it without the option"
@@ -43,14 +43,16 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     x, y, recorded = coreset.images, coreset.labels, coreset.posterior
     ws.check_coreset(core.path / "coreset.safetensors", x, y)
     test_sets = {"test": ws.data.test_x.to(ws.device)}
-    test_sets.update(corrupted_sets(ws, ev))
+    test_sets.update(corrupted_sets(ws, ev.common))
     t0 = time.perf_counter()
-    model = ws.model(planned_calls=planned_calls(ev))
+    model = ws.model(planned_calls=ev.planned_calls())
     reference = None
-    if ev.agreement:
+    if ev.common.agreement:
         reference_samples(ws)  # a clear error when it is missing
         ref_dir = ws.reference_dir().path
-        reference = {name: reference_predictive(ws, ref_dir, name, xs, ev.seed) for name, xs in test_sets.items()}
+        reference = {
+            name: reference_predictive(ws, ref_dir, name, xs, ev.common.seed) for name, xs in test_sets.items()
+        }
     partial = art.path / "repeats.partial.json"  # the repeats finished so far (each has its own seed)
     finished = read_json(partial) if partial.exists() else None
     if finished is not None and not (
@@ -61,7 +63,7 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
             and set(rec["sets"]) == set(test_sets)
             and isinstance(rec["stats"], dict)
             and isinstance(rec["stats"].get("seed"), int)
-            and 0 <= rec["stats"]["seed"] - ev.seed < ev.repeats
+            and 0 <= rec["stats"]["seed"] - ev.common.seed < ev.common.repeats
             and all(_finite_metrics(row) for row in rec["sets"].values())
             for rec in finished
         )
@@ -98,7 +100,7 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     if parallel.is_main():
         atomic_write_json(art.path / "results.json", results)
         art.finish(
-            ev.seed,
+            ev.common.seed,
             {"evaluate": time.perf_counter() - t0},
             {"method": method, "ipc": ipc, "resumed_repeats": len(finished or []), "processes": parallel.world()},
         )
@@ -123,7 +125,7 @@ def corruption_names(requested: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def corrupted_sets(ws: Workspace, ev) -> dict[str, torch.Tensor]:
+def corrupted_sets(ws: Workspace, ev: EvalConfig) -> dict[str, torch.Tensor]:
     """uint8 corrupted copies of the test split, generated once and cached next to the decoded data."""
     if not ev.corruptions:
         return {}
@@ -136,12 +138,3 @@ def corrupted_sets(ws: Workspace, ev) -> dict[str, torch.Tensor]:
         images = images[: ev.corruption_subset]
     sets = corrupted_test_sets(images, corruption_names(ev.corruptions), ev.severities, seed=ev.seed, cache_dir=cache)
     return {f"{name}/{sev}": torch.from_numpy(arr).to(ws.device) for (name, sev), arr in sets}
-
-
-def planned_calls(ev) -> int:
-    """Network gradient calls the evaluation plans (for the compile decision, models/compiling.py)."""
-    if ev.protocol == "hmc":
-        return ev.repeats * ev.chains * ev.iterations * (ev.leapfrog_steps + 1)
-    if ev.protocol == "asghmc":
-        return ev.repeats * ev.chains * ev.iterations
-    return ev.repeats * ev.vbpc_steps

@@ -10,20 +10,14 @@ import torch
 
 from .. import parallel
 from ..errors import UserError
-from ..evaluation.protocols import (
-    METRICS,
-    check_result,
-    compile_pays,
-    predictive_average,
-    predictive_metrics,
-    predictive_samples,
-)
+from ..evaluation.checks import check_result
+from ..evaluation.scoring import METRICS, compile_pays, predictive_average, predictive_metrics, predictive_samples
 from ..experts import ExpertPool
 from ..io import atomic_write_json, load_tensors, save_tensors
 from ..reference import CSGHMCState, sample_csghmc, sample_hmc
 from ..utils import generator
 from .artifacts import ArtifactDir
-from .experts import expert_paths
+from .experts import expert_paths, run_experts
 from .progress import claim, load_checkpoint
 from .workspace import Workspace
 
@@ -32,8 +26,10 @@ CSGHMC_KEYS = {"position", "velocity", "cycle", "generator_state", "samples"}
 
 
 def _chain_starts(ws: Workspace, count: int, g: torch.Generator, init_std: float) -> list[torch.Tensor]:
-    """Final snapshots of the experts (one per chain, cycling) when the run has experts, else N(0, init_std^2 I)."""
-    if ws.experts_dir().is_complete():
+    """Final snapshots of the experts (one per chain, cycling; trained first when missing) or N(0, init_std^2 I),
+    as :meth:`Workspace.reference_starts` resolves ``--reference.start``."""
+    if ws.reference_starts() == "experts":
+        run_experts(ws)  # nothing to do when they are complete
         pool = ExpertPool(expert_paths(ws), ws.device)
         return [pool.snapshot(c % len(pool.paths), pool.num_snapshots - 1).float() for c in range(count)]
     n = ws.model().num_params
@@ -119,7 +115,7 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
     sampling = time.perf_counter() - t0
     save_tensors(art.path / "samples.safetensors", {"samples": thetas})
     predictive = reference_predictive(ws, art.path, "test", ws.data.test_x)
-    metrics = predictive_metrics(model, predictive, ws.targets(ws.data.test_y), ws.config.evaluate)
+    metrics = predictive_metrics(model, predictive, ws.targets(ws.data.test_y), ws.config.evaluate.ece_bins)
     keys = METRICS[model.likelihood.task]
     check_result(
         "the reference posterior",

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from ..config import eval_for
 from ..errors import UserError
 from ..models import build_likelihood, build_model
 from .workspace import Workspace, needs_experts, needs_reference
@@ -59,7 +58,7 @@ def memory_terms(ws: Workspace, p: int) -> list[tuple[int, str, str]]:
     pixels = math.prod(shape[1:]) if len(shape) == 3 else 1  # H x W of an image (1 for tabular rows)
     width = cfg.model.width if cfg.model.arch == "convnet" else 1
     terms = [(3 * p * FLOAT, "the network's parameters, gradients and momenta", "--model.width or --model.depth")]
-    cells = [cfg.cell(m, ipc) for m in cfg.methods for ipc in cfg.ipcs]
+    cells = [(c.distill, c.objective) for c in ws.cells()]
     if any(needs_experts(m) for m in cfg.methods):
         e = cfg.experts
         terms.append(((e.epochs + 1) * p * FLOAT, "an expert's trajectory", "--experts.epochs or --model.width"))
@@ -86,17 +85,18 @@ def memory_terms(ws: Workspace, p: int) -> list[tuple[int, str, str]]:
             )
     for ipc in cfg.ipcs:
         for protocol in cfg.protocols:
-            ev = eval_for(cfg, ipc, protocol)
-            if protocol in ("hmc", "asghmc"):
-                kept = ev.chains * max(0, -(-(ev.iterations - ev.burn_in) // ev.thin))
+            ev = cfg.resolve(cfg.methods[0], ipc, protocol).evaluation
+            kept = ev.kept_states()
+            if kept:
+                section = ev.module.SECTION
                 terms.append(
                     (
                         kept * p * FLOAT,
                         f"the {protocol} chains' kept states",
-                        "--evaluate.chains, iterations, thin or --model.width",
+                        f"--{section}.chains, iterations, thin or --model.width",
                     )
                 )
-            batch = min(ev.test_batch, len(ws.data.test_y))
+            batch = min(ev.common.test_batch, len(ws.data.test_y))
             terms.append((batch * width * pixels * FLOAT, "a test batch's activations", "--evaluate.test_batch"))
     if cfg.evaluate.agreement or any(needs_reference(c.method, o) for c, o in cells):
         r = cfg.reference

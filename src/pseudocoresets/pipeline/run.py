@@ -19,8 +19,7 @@ def run_all(ws: Workspace) -> dict:
     ws.check_cells()
     if any(needs_experts(m) for m in ws.config.methods):
         run_experts(ws)
-    cells = [ws.config.cell(m, ipc) for m in ws.config.methods for ipc in ws.config.ipcs]
-    if ws.config.evaluate.agreement or any(needs_reference(c.method, o) for c, o in cells):
+    if ws.config.evaluate.agreement or any(needs_reference(c.method, c.objective) for c in ws.cells()):
         run_reference(ws)
     for ipc in ws.config.ipcs:
         for method in ws.config.methods:

@@ -11,8 +11,13 @@ every stage shares it. It also decides where each artifact lives and which confi
   cell without the options that only say how often to save, the objective's section, the objective's
   ``VERSION`` when above 1, the reference's definition when the objective reads reference samples, and for an
   imported set the SHA-256 of what was imported;
-- **an evaluation** by its coreset's definition, its evaluation section, and the reference's definition when it
-  measures agreement.
+- **an evaluation** by its coreset's definition, the resolved shared evaluation section, the resolved section of
+  its protocol, and the reference's definition when it measures agreement. Evaluations written before each
+  protocol had its own section were defined by one flat evaluation section; they are still found and reused
+  (:meth:`Workspace.earlier_evaluation_identity`).
+
+Every identity and every location is a function of the resolved cell (:meth:`pseudocoresets.config.RunConfig.
+resolve`) alone: never of whether an option was typed, nor of what else is on disk at the time.
 
 A section enters an identity through :func:`identity_dict`: every field, except fields marked
 ``identity: "never"`` (how fast, not what is computed: compilation, the diagnostics' point count) and fields marked
@@ -29,13 +34,14 @@ from pathlib import Path
 
 import torch
 
-from ..config import RunConfig, eval_for
+from ..config import Cell, RunConfig, renamed_options
 from ..data import FeatureScaler, ImageData, Preprocessor, TabularData, fit_preprocessor, load_dataset
 from ..errors import UserError
 from ..experts import expert_file
 from ..models import FlatModel, build_likelihood, build_model, resolve_precision
 from ..models.compiling import should_compile
-from ..objectives import objective_module
+from ..evaluation import EvalConfig, PROTOCOLS
+from ..objectives import has_objective, objective_module
 from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path, reference_path
 from .interop import source_digest
 
@@ -140,30 +146,30 @@ class Workspace:
         if augment and not self.config.data.is_image:
             raise UserError("DSA augmentation (+aug, --experts.augment) works on images only; drop it for tabular data")
 
-    def check_distill_cell(self, cfg, objective_cfg=None) -> None:
-        """What the data rule out for one coreset (``cfg``: its DistillConfig; ``objective_cfg``: its objective's
-        section, checked by the objective module's ``check_data(config, is_regression)`` when it has one)."""
-        self.check_image_options(augment=cfg.augment)
-        check = getattr(objective_module(cfg.method), "check_data", None) if objective_cfg is not None else None
+    def check_distill_cell(self, cell: Cell) -> None:
+        """What the data rule out for one coreset: DSA on tabular data, and what its objective's ``check_data``
+        (config, is_regression) refuses."""
+        self.check_image_options(augment=cell.distill.augment)
+        check = getattr(objective_module(cell.distill.method), "check_data", None) if cell.objective else None
         if check is not None:
-            check(objective_cfg, self.is_regression)
+            check(cell.objective, self.is_regression)
 
-    def check_eval_cell(self, ev) -> None:
-        """What the data rule out for one evaluation (``ev``: its EvalConfig)."""
-        if not self.config.data.is_image:
-            if ev.corruptions:
-                raise UserError(
-                    "corrupted test sets exist for images only; drop --evaluate.corruptions for tabular data"
-                )
-            if ev.protocol == "asghmc":
-                raise UserError("asghmc augments images at every step; use --protocols hmc for tabular data")
-        if ev.protocol == "vbpc" and self.is_regression:
-            raise UserError("the vbpc protocol predicts classes; use --protocols hmc for regression")
-        if ev.agreement and self.is_regression:
+    def check_eval_cell(self, cell: Cell) -> None:
+        """What the data rule out for one evaluation: corrupted sets of tables, agreement for regression, and what
+        its protocol's ``check_data`` (config, is_image, is_regression) refuses."""
+        ev = cell.evaluation
+        if not self.config.data.is_image and ev.common.corruptions:
+            raise UserError("corrupted test sets exist for images only; drop --evaluate.corruptions for tabular data")
+        ev.module.check_data(ev.own, self.config.data.is_image, self.is_regression)
+        if ev.common.agreement and self.is_regression:
             raise UserError(
                 "--evaluate.agreement compares class predictives; for regression with --model.arch "
                 "linear the evaluation reports the exact divergences instead"
             )
+
+    def cells(self) -> list[Cell]:
+        """Every coreset cell (method, ipc) of the run, resolved, in run order."""
+        return [self.config.resolve(m, ipc) for ipc in self.config.ipcs for m in self.config.methods]
 
     def check_cells(self) -> None:
         """Every (method, ipc, protocol) cell of the run, then memory and disk (resources.py), before any work."""
@@ -171,10 +177,18 @@ class Workspace:
 
         for method in self.config.methods:
             for ipc in self.config.ipcs:
-                self.check_distill_cell(*self.config.cell(method, ipc))
+                self.check_distill_cell(self.config.resolve(method, ipc))
                 for protocol in self.config.protocols:
-                    self.check_eval_cell(eval_for(self.config, ipc, protocol))
+                    self.check_eval_cell(self.config.resolve(method, ipc, protocol))
         check_resources(self)
+
+    def reference_starts(self) -> str:
+        """Where the reference chains start, resolved: ``--reference.start``, or with ``auto`` the experts' final
+        snapshots when a method of the run learns from experts, else random weights."""
+        start = self.config.reference.start
+        if start == "auto":
+            return "experts" if any(needs_experts(m) for m in self.config.methods) else "random"
+        return start
 
     # artifact identities -------------------------------------------------------------------------
     def experts_dir(self) -> ArtifactDir:
@@ -193,12 +207,12 @@ class Workspace:
             "reference": identity_dict(self.config.reference),
         }
         cfg["prior_std"] = self.config.posterior.prior_std
-        if not self.experts_dir().is_complete():  # its chains then start at random, not at the experts (a weaker
+        if self.reference_starts() == "random":  # chains from random weights, not from the experts (a weaker
             cfg["chain_starts"] = "random"  # reference at the same budget): not the same artifact
         return ArtifactDir(reference_path(self.out), "reference", cfg, ("samples.safetensors", "results.json"))
 
-    def coreset_dir(self, method: str, ipc: int) -> ArtifactDir:
-        distill_cfg, objective_cfg = self.config.cell(method, ipc)
+    def coreset_dir(self, cell: Cell) -> ArtifactDir:
+        method, ipc, distill_cfg, objective_cfg = cell.method, cell.ipc, cell.distill, cell.objective
         run_control = {"checkpoint_every", "snapshot_every"}  # how often to save, not what is computed
         learning = {k: v for k, v in identity_dict(distill_cfg).items() if k not in run_control}
         if distill_cfg.method == "imported":  # what was imported, by content
@@ -218,39 +232,86 @@ class Workspace:
             ("coreset.safetensors", "summary.json"),
         )
 
-    def eval_dir(self, method: str, ipc: int, protocol: str) -> ArtifactDir:
-        ev = eval_for(self.config, ipc, protocol)
-        cfg = {**self.coreset_dir(method, ipc).config, "evaluate": identity_dict(ev)}
-        if ev.agreement:
-            cfg["reference"] = self.reference_dir().config
+    def eval_dir(self, cell: Cell) -> ArtifactDir:
+        ev = cell.evaluation
+        coreset = self.coreset_dir(cell).config
+        cfg = {**coreset, "evaluate": identity_dict(ev.common), ev.module.SECTION: identity_dict(ev.own)}
+        earlier = {**coreset, "evaluate": self.earlier_evaluation_identity(cell)}
+        if ev.common.agreement:
+            cfg["reference"] = earlier["reference"] = self.reference_dir().config
+        path = evaluation_path(self.out, cell.method, cell.ipc, ev.protocol, self.posterior_tag(cell))
+        before = evaluation_path(self.out, cell.method, cell.ipc, ev.protocol, self._earlier_posterior_tag(cell))
         return ArtifactDir(
-            evaluation_path(self.out, method, ipc, protocol, self.posterior_tag(ev)),
+            path,
             "evaluation",
             cfg,
             ("results.json",),
+            earlier=(earlier,),
+            moved_from=(before,) if before != path else (),
         )
 
-    def posterior_tag(self, ev) -> str:
-        """The coreset's posterior suffix plus ``-eval-...`` for posterior options the user set for evaluation."""
+    def earlier_evaluation_identity(self, cell: Cell) -> dict:
+        """The identity an evaluation had when every protocol's options were fields of one flat evaluation section
+        (``evaluate.chains``, ``evaluate.friction``, ``evaluate.vbpc_steps`` ...): the shared options under their
+        earlier names, then each earlier option from the cell's own protocol where it has it, else from the first
+        registered protocol that has it (as its section stands). Evaluations written then are found by it."""
+        ev = cell.evaluation
+        earlier_name = {new: old for old, news in renamed_options().items() for new in news}
+        flat = {}
+        for key, value in identity_dict(ev.common).items():
+            flat[earlier_name.get(f"evaluate.{key}", f"evaluate.{key}").split(".", 1)[1]] = value
+        modules = [ev.module, *(m for m in PROTOCOLS.values() if m is not ev.module)]
+        for module in modules:
+            section = identity_dict(ev.own if module is ev.module else self.config.section(module.SECTION))
+            for old, name in getattr(module, "ALIASES", {}).items():
+                old_name = old.split(".", 1)[1]
+                if old_name not in flat and name in section:
+                    flat[old_name] = section[name]
+        return flat
+
+    def posterior_tag(self, cell: Cell) -> str:
+        """The coreset's posterior suffix plus ``-eval-...`` for the evaluation-time posterior options (w, T,
+        sigma) whose resolved value differs from the protocol's own (0, the coreset's, unless its preset_values
+        say otherwise: A-SGHMC's T = 0.01), and ``targets`` for learnt targets."""
+        ev = cell.evaluation
+        baseline = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
+        for key, value in ev.module.preset_values(self.config.preset, cell.ipc).items():
+            section, name = key.split(".", 1)
+            if section == "evaluate":
+                baseline[name] = value
         own = {"coreset_weight": "w", "temperature": "T", "prior_std": "prior"}
         parts = [
-            f"{short}{getattr(ev, key):g}"
+            f"{short}{getattr(ev.common, key):g}"
             for key, short in own.items()
-            if f"evaluate.{key}" in self.config.explicit and getattr(ev, key)
+            if getattr(ev.common, key) and getattr(ev.common, key) != baseline[key]
         ]
-        if getattr(ev, "learnt_targets", False):
+        if ev.common.learnt_targets:
+            parts.append("targets")
+        return self.config.posterior.tag() + ("-eval-" + "-".join(parts) if parts else "")
+
+    def _earlier_posterior_tag(self, cell: Cell) -> str:
+        """Where an evaluation was written when the suffix followed whether an option was typed (``-eval-T0.01``
+        for A-SGHMC's own temperature given explicitly): read to move such an evaluation to its location now."""
+        ev = cell.evaluation
+        own = {"coreset_weight": "w", "temperature": "T", "prior_std": "prior"}
+        parts = [
+            f"{short}{getattr(ev.common, key):g}"
+            for key, short in own.items()
+            if f"evaluate.{key}" in self.config.explicit and getattr(ev.common, key)
+        ]
+        if ev.common.learnt_targets:
             parts.append("targets")
         return self.config.posterior.tag() + ("-eval-" + "-".join(parts) if parts else "")
 
 
 def needs_experts(method: str) -> bool:
     base = method.partition("+")[0]
-    return base not in ("random", "imported") and objective_module(base).NEEDS_EXPERTS
+    return has_objective(base) and objective_module(base).NEEDS_EXPERTS
 
 
 def needs_reference(method: str, objective_cfg) -> bool:
     """Whether the objective of ``method`` reads full-data reference samples (its module's ``needs_reference``)."""
     base = method.partition("+")[0]
-    if base in ("random", "imported") or objective_cfg is None:
+    if not has_objective(base) or objective_cfg is None:
         return False
     return bool(getattr(objective_module(base), "needs_reference", lambda cfg: False)(objective_cfg))

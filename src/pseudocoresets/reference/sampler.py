@@ -18,8 +18,8 @@ Two samplers (``--reference.sampler``):
   burn-in: exact up to Monte Carlo error, for models small enough to take full-data gradients (linear models,
   small tables).
 
-Chains start from the experts' final snapshots when the run has experts (one expert per chain, cycling), else
-from N(0, init_std^2 I). :func:`sample_csghmc` resumes from a :class:`CSGHMCState` after every cycle, so a killed
+Chains start from the experts' final snapshots (one expert per chain, cycling) or from N(0, init_std^2 I)
+(``--reference.start``; by default the experts' when a method of the run learns from experts). :func:`sample_csghmc` resumes from a :class:`CSGHMCState` after every cycle, so a killed
 reference run continues at the cycle where it stopped.
 """
 
@@ -36,6 +36,7 @@ from ..models import FlatModel
 from ..samplers import CoresetPosterior, PosteriorSpec, StepSizeAdapter, hmc, run_chain, sghmc
 
 SAMPLERS = ("csghmc", "hmc")
+STARTS = ("auto", "experts", "random")
 
 
 @dataclass
@@ -60,10 +61,20 @@ class ReferenceConfig:
     thin: int = field(default=5, metadata={"help": "hmc: keep every thin-th state after burn-in"})
     leapfrog_steps: int = field(default=10, metadata={"help": "hmc: leapfrog steps per proposal"})
     step_size: float = field(default=0.001, metadata={"help": "hmc: initial leapfrog step size (adapted)"})
-    init_std: float = field(default=0.1, metadata={"help": "chains without experts start at N(0, init_std^2 I)"})
+    start: str = field(
+        default="auto",
+        metadata={
+            "help": "where the chains start: experts (the experts' final snapshots, one per chain), random "
+            "(N(0, init_std^2 I)), or auto (experts when a method of the run learns from experts, else random)",
+            "identity": "never",  # its resolved value enters the reference's identity (chain_starts)
+        },
+    )
+    init_std: float = field(default=0.1, metadata={"help": "chains from random weights start at N(0, init_std^2 I)"})
     seed: int = field(default=0, metadata={"help": "seed of the chains and mini-batches"})
 
     def validate(self) -> None:
+        if self.start not in STARTS:
+            raise UserError(f"unknown --reference.start {self.start!r}; choose one of {', '.join(STARTS)}")
         if self.sampler not in SAMPLERS:
             raise UserError(f"unknown --reference.sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if self.chains < 1 or self.cycles < 1 or self.batch_size < 1 or self.samples_per_cycle < 1:

@@ -9,7 +9,8 @@ import io
 from pathlib import Path
 
 from ..io import atomic_write_text, write_root
-from ..objectives import OBJECTIVES
+from ..evaluation import PROTOCOLS
+from ..objectives import method_names
 from .results import collect_results, format_metric, present_columns
 
 HIGHER_IS_BETTER = {"accuracy", "agreement", "coverage_95"}
@@ -19,7 +20,10 @@ def table1_markdown(rows: list[dict]) -> str:
     """The coreset rows, and above them the full-data reference posterior (ipc 0) when the run has one."""
     references = [r for r in rows if r["ipc"] == 0]
     rows = [r for r in rows if r["ipc"] != 0]
-    protocols = sorted({r["protocol"] for r in rows}, key=lambda p: (p != "hmc", p))
+    registered = list(PROTOCOLS)  # the registry's order (hmc first), then any other protocol by name
+    protocols = sorted(
+        {r["protocol"] for r in rows}, key=lambda p: (registered.index(p) if p in registered else len(registered), p)
+    )
     datasets = sorted({r["dataset"] for r in rows})
     out = []
     for dataset in datasets:
@@ -58,7 +62,7 @@ def table1_markdown(rows: list[dict]) -> str:
 
 def _method_order(m: str) -> tuple:
     """The random baseline first, then the objectives in registry order (the paper's Table 1 order)."""
-    order = ["random", *OBJECTIVES]
+    order = list(method_names())
     base = m.split("+")[0]
     return (order.index(base) if base in order else len(order), m)
 

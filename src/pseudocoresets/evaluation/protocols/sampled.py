@@ -1,0 +1,98 @@
+"""What the sampled protocols (HMC, A-SGHMC) share: chains on the coreset posterior through the shared chain
+driver, the kept states scored on every test set, and convergence diagnostics on fixed test points.
+
+Posterior on the coreset (u, y_u), at temperature T (samplers/posterior.py):
+
+    pi_u(theta) ∝ exp( (1/T) [ sum_m log p(y_m | u_m, theta) + log N(theta; 0, sigma^2 I) ] ).
+
+Chains start at theta ~ N(0, init_std^2 I); after ``burn_in`` iterations every ``thin``-th state is kept. The
+predictive averages the softmax over all kept samples of all chains (regression: every state's predictive mean
+is kept). Split R-hat and ESS of the log predictive probabilities of the first ``diagnostic_points`` test points
+are reported (diagnostics.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+
+from ...errors import UserError
+from ...samplers import Chain, CoresetPosterior, MassAdapter, StepSizeAdapter, acceptance_rate, run_chain
+from ...utils import generator, progress
+from ..diagnostics import predictive_diagnostics
+from ..scoring import prepared, compile_pays, predictive_average, predictive_samples
+from .interface import Prediction, ProtocolContext
+
+# (posterior, config) -> (kernel, step-size adapter or None, thinning phase of the driver, mass adapter or None)
+KernelFactory = Callable[[CoresetPosterior, Any], tuple[Any, StepSizeAdapter | None, int, MassAdapter | None]]
+
+
+def kept_per_chain(config: Any) -> int:
+    return max(0, -(-(config.iterations - config.burn_in) // config.thin))
+
+
+def validate_chains(config: Any, section: str) -> None:
+    """The chain options every sampled protocol's Config has (chains, iterations, burn_in, thin, init_std)."""
+    if config.chains < 1 or config.thin < 1:
+        raise UserError(f"--{section}.chains and thin must be >= 1")
+    if not 0 <= config.burn_in < config.iterations:
+        raise UserError(
+            f"--{section}.burn_in ({config.burn_in}) must be >= 0 and below iterations ({config.iterations})"
+        )
+    if config.init_std < 0:
+        raise UserError(f"--{section}.init_std must be >= 0")
+
+
+def sample_predictive(ctx: ProtocolContext, config: Any, seed: int, name: str, build: KernelFactory) -> Prediction:
+    """Run ``config.chains`` chains of the kernel ``build`` makes on the coreset posterior, keep their samples
+    ([K, P], small next to the test sets), then score every kept sample on every test set. With
+    ``--evaluate.learnt_targets`` the posterior uses the coreset's learnt targets under their Gaussian likelihood
+    instead of its labels."""
+    model, common = ctx.model, ctx.common
+    g = generator(seed, ctx.coreset_x.device)
+    targets: dict = {}
+    if common.learnt_targets:
+        if ctx.targets is None:
+            raise UserError("--evaluate.learnt_targets: this coreset has no learnt targets (only vbpc learns them)")
+        targets = {"targets": ctx.targets, "target_noise": ctx.target_noise_or_default()}
+    posterior = CoresetPosterior.from_spec(model, ctx.coreset_x, ctx.coreset_y, ctx.posterior, **targets)
+    observe = None
+    if common.diagnostic_points and "test" in ctx.test_sets and model.likelihood.task == "classification":
+        j = min(common.diagnostic_points, len(ctx.test_y))
+        diag_x, diag_y = prepared(ctx.test_sets["test"][:j], ctx.prepare), ctx.test_y[:j].long().reshape(-1, 1)
+
+        def observe(theta: torch.Tensor) -> torch.Tensor:  # eager: one small batch, not worth a compiled graph
+            return torch.log_softmax(model._forward(theta, diag_x), dim=1).gather(1, diag_y).squeeze(1)
+
+    chains: list[Chain] = []
+    start = time.perf_counter()
+    for _ in progress(range(config.chains), config.chains, f"{name} chains", ctx.quiet):
+        kernel, adapter, phase, mass = build(posterior, config)
+        init = config.init_std * torch.randn(model.num_params, generator=g, device=ctx.coreset_x.device)
+        chains.append(
+            run_chain(kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter, observe, mass)
+        )
+    kept = [theta for chain in chains for theta in chain.samples]
+    if not kept:
+        raise UserError(f"no posterior samples kept; raise --{name}.iterations above burn_in")
+    sampling = time.perf_counter() - start
+    thetas = torch.stack(kept)
+    score = predictive_samples if model.likelihood.task == "regression" else predictive_average
+    images = sum(len(x) for x in ctx.test_sets.values())
+    compile = compile_pays(common.compile, model, len(thetas), images, common.test_batch, thetas.device)
+    probs = {
+        name: score(model, thetas, x, common.test_batch, ctx.prepare, compile) for name, x in ctx.test_sets.items()
+    }
+    out = {
+        "acceptance_rate": acceptance_rate(chains),
+        "samples": len(kept),
+        "final_step_size_mean": sum(c.step_size for c in chains) / len(chains),
+        "mass_matrix": chains[0].metric,
+        "sampling_seconds": sampling,
+        "prediction_seconds": time.perf_counter() - start - sampling,
+    }
+    if observe is not None:
+        out.update(predictive_diagnostics(torch.stack([torch.stack(c.observations) for c in chains]).cpu()))
+    return probs, out
