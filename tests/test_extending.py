@@ -6,7 +6,6 @@ package changes: the config, the command line, the pipeline, the resource check 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import types
 from dataclasses import dataclass, field

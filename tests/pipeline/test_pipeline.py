@@ -353,7 +353,9 @@ def test_the_reference_identity_follows_its_resolved_chain_starts(finished_run, 
 
     def reference(out, **more):
         overrides = {**tiny_overrides(), "data.root": str(tiny_data), **more}
-        run = pseudocoresets.Run(pseudocoresets.make_config("quick", overrides=overrides), out, device="cpu", quiet=True)
+        run = pseudocoresets.Run(
+            pseudocoresets.make_config("quick", overrides=overrides), out, device="cpu", quiet=True
+        )
         return run.workspace.reference_dir().config
 
     with_experts = tmp_path / "b"
