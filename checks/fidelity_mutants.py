@@ -31,7 +31,7 @@ from common import machine, write_results  # noqa: E402
 from pseudocoresets.experts import ExpertPool  # noqa: E402
 from pseudocoresets.fidelity.blr import CHECKS, FAMILY_CHECKS, run_check, run_family_check  # noqa: E402
 from pseudocoresets.objectives import chains, fkl, fkl_mcmc, rkl, wasserstein  # noqa: E402
-from pseudocoresets.samplers import CoresetPosterior, MassAdapter, metric, sghmc  # noqa: E402
+from pseudocoresets.samplers import CoresetPosterior, MassAdapter, mass as mass_matrix, sghmc  # noqa: E402
 
 THRESHOLD = {(label, weight): least for label, weight, least in CHECKS}
 FAMILY_THRESHOLD = {(label, weight): (member, least) for member, label, weight, least in FAMILY_CHECKS}
@@ -232,7 +232,7 @@ ORIGINAL_OBSERVE = MassAdapter.observe
 # Mutants of the samplers' coreset posterior: no bench check sees them (the bench runs at T = 1), so each is held
 # against the suite's test of the tempered posterior; caught = that test fails with the mutant in place.
 TEMPERED = "tests/samplers/test_tempered_posterior.py"
-METRIC = "tests/samplers/test_metric.py"
+METRIC = "tests/samplers/test_mass.py"
 TEST_MUTANTS = [
     (
         "HMC potential without the temperature",
@@ -247,12 +247,12 @@ TEST_MUTANTS = [
     (
         "HMC kinetic energy without the mass matrix",
         f"{METRIC}::test_hmc_with_a_metric_samples_the_target",
-        mock.patch.object(metric.Metric, "kinetic_energy", kinetic_without_metric),
+        mock.patch.object(mass_matrix.Metric, "kinetic_energy", kinetic_without_metric),
     ),
     (
         "HMC momentum without the mass matrix",
         f"{METRIC}::test_hmc_with_a_metric_samples_the_target",
-        mock.patch.object(metric.Metric, "sample_momentum", momentum_without_metric),
+        mock.patch.object(mass_matrix.Metric, "sample_momentum", momentum_without_metric),
     ),
     (
         "burn-in window's mass matrix never used",

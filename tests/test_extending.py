@@ -19,6 +19,7 @@ from pseudocoresets.evaluation.protocols.sampled import kept_per_chain, sample_p
 from pseudocoresets.models import FlatModel, ModelConfig, build_convnet
 from pseudocoresets.objectives import OBJECTIVES, ObjectiveBase
 from pseudocoresets.pipeline import Workspace, run_distill, run_evaluate
+from pseudocoresets.pipeline.resources import check_cells
 from pseudocoresets.report import collect_results
 from pseudocoresets.samplers import run_chain
 from helpers import make_fashion_dir
@@ -205,7 +206,7 @@ def test_a_new_protocol_is_one_registered_module(monkeypatch, workspace):
     config.apply_overrides(workspace.config, {"methods": ["random"], "ipcs": [1], "protocols": ["rwm"]})
     cell = workspace.config.resolve("random", 1, "rwm")
     assert cell.evaluation.own.step_size == 0.02 and cell.evaluation.planned_calls() == 12
-    workspace.check_cells()
+    check_cells(workspace)
     run_distill(workspace, "random", 1)
     path = run_evaluate(workspace, "random", 1, "rwm")
     assert path.name == "random-ipc1-rwm"

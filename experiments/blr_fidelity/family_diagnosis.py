@@ -45,7 +45,7 @@ from pseudocoresets.fidelity.blr import (  # noqa: E402
     reduction_share,
 )
 from pseudocoresets.objectives.chains import PersistentChains  # noqa: E402
-from pseudocoresets.samplers import metric  # noqa: E402
+from pseudocoresets.samplers import mass as mass_matrix  # noqa: E402
 from pseudocoresets.utils import generator  # noqa: E402
 
 
@@ -147,7 +147,7 @@ def mixing(problem: BLRProblem, reference: torch.Tensor, member, args) -> None:
     mean, cov = problem.coreset_posterior(problem.u0)
     eigenvalues, basis = torch.linalg.eigh(cov)
     rows = []
-    for mass in metric.KINDS:
+    for mass in mass_matrix.KINDS:
         chains = PersistentChains(context, 8, 50, 1, 20, 0.1, 5, 0.75, mass)
         states = chains.advance(problem.u0, problem.v, generator(args.seed)).reshape(50, 8, -1)
         coords = (states - mean) @ basis  # in pi_u's eigenbasis, widest last
@@ -173,7 +173,7 @@ def mixing(problem: BLRProblem, reference: torch.Tensor, member, args) -> None:
         f"\n\nProblem {member.name}, seed {args.seed}, w = {args.weight}: pi_u of the starting coreset (condition number "
         f"{condition:.0f}); 8 persistent chains (family settings: 5 leapfrog steps, step size adapted to 0.75 "
         "acceptance), 20 burn-in transitions, then 50 transitions each; mass matrices from the pi_x samples "
-        "(samplers/metric.py).\n"
+        "(samplers/mass.py).\n"
     )
     name = f"chain_mixing_{member.name}_s{args.seed}{suffix(args)}"
     write_results(name, {"machine": machine(), "args": vars(args), "condition": condition, "rows": rows}, text, RESULTS)

@@ -253,9 +253,11 @@ def main(argv: list[str] | None = None) -> int:
 def run_stage(args: argparse.Namespace, run) -> None:
     """One stage command (everything but ``report`` and ``export``) on a :class:`~pseudocoresets.api.Run` whose
     lock is held."""
+    from .pipeline.resources import check_cells
+
     cfg = run.config
     if args.command not in ("import", "run", "table"):  # every cell, memory and disk, before any work (run_all
-        run.workspace.check_cells()  # checks them itself; import reads its source first)
+        check_cells(run.workspace)  # checks them itself; import reads its source first)
     if args.command == "experts":
         print(f"experts: {run.experts()}")
     elif args.command == "reference":

@@ -54,7 +54,10 @@ def test_earlier_evaluations_keep_their_identity(tmp_path, name, protocol):
 
 def test_the_old_option_names_set_the_new_sections(tmp_path):
     ws = _workspace(tmp_path, **{"evaluate.chains": 7, "evaluate.sghmc_step_size": 2e-4, "evaluate.vbpc_noise": 0.3})
-    hmc, asghmc = ws.config.resolve("random", 10, "hmc").evaluation, ws.config.resolve("random", 10, "asghmc").evaluation
+    hmc, asghmc = (
+        ws.config.resolve("random", 10, "hmc").evaluation,
+        ws.config.resolve("random", 10, "asghmc").evaluation,
+    )
     assert hmc.own.chains == asghmc.own.chains == 7 and asghmc.own.step_size == 2e-4
     assert hmc.common.target_noise == 0.3 and "hmc.chains" in ws.config.explicit
     # the new name given too wins over the old one, in either order

@@ -13,11 +13,11 @@ call (contrastive divergence CD-k; fkl_mcmc's ``chain_start x``); the step size 
 
 Mass matrix (``chain_mass``). On an ill-conditioned posterior one step size cannot fit every direction: the
 narrowest sets it and the chains crawl along the widest. With ``chain_mass`` diagonal or dense the HMC kernel
-uses the shape of the full-data posterior's covariance as its inverse mass (samplers/metric.py, Eq. M1, scaled to
+uses the shape of the full-data posterior's covariance as its inverse mass (samplers/mass.py, Eq. M1, scaled to
 a unit mean variance; the step size keeps adapting to pi_u's scale): the coreset posterior is learnt to look like
 pi_x, so its shape is the best guess before pi_u is known. The samples are the reference stage's
 (``context.reference``) where the objective has them, else the expert snapshots of the second half of every
-trajectory; a dense metric is for small models (at most samplers.metric.DENSE_MAX_DIM parameters). The metric
+trajectory; a dense metric is for small models (at most samplers.mass.DENSE_MAX_DIM parameters). The metric
 only changes how fast the chains mix, every metric leaves pi_u invariant. Measured on the closed-form family's
 large problem (docs/fidelity.md): the dense metric takes the chains' lag-1 autocorrelation along pi_u's widest
 direction from 0.78 to -0.22, but the objectives' descent does not improve with it.
@@ -25,14 +25,14 @@ direction from 0.78 to -0.22, but the objectives' descent does not improve with 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import UserError
-from ..samplers import CoresetPosterior, hmc, metric
+from ..samplers import ConstantGain, CoresetPosterior, hmc, sample
+from ..samplers import mass as mass_matrix
 from .interface import DistillContext
 
 ADAPT_GAIN = 0.05
@@ -67,9 +67,9 @@ class ChainOptions:
             raise UserError(
                 f"--{section}.chain_burn_in must be >= 0, chain_step_size > 0, chain_target_accept in (0, 1)"
             )
-        if self.chain_mass not in metric.KINDS:
+        if self.chain_mass not in mass_matrix.KINDS:
             raise UserError(
-                f"--{section}.chain_mass must be one of {', '.join(metric.KINDS)} (got {self.chain_mass!r})"
+                f"--{section}.chain_mass must be one of {', '.join(mass_matrix.KINDS)} (got {self.chain_mass!r})"
             )
 
 
@@ -93,13 +93,13 @@ class PersistentChains:
         self.positions: list[torch.Tensor] | None = None
         self.accept_probs: list[float] = []
         self.mass = mass
-        self.metric: metric.Metric | None = None  # estimated at the first call (the context's samples are fixed)
+        self.metric: mass_matrix.Metric | None = None  # estimated at the first call (the context's samples are fixed)
         if mass != "identity" and context.reference is None and context.experts is None:
             raise UserError("chain_mass needs full-data posterior samples: the reference's or the experts'")
-        if mass == "dense" and context.model.num_params > metric.DENSE_MAX_DIM:
+        if mass == "dense" and context.model.num_params > mass_matrix.DENSE_MAX_DIM:
             raise UserError(
                 f"chain_mass dense over {context.model.num_params} parameters is too large "
-                f"(at most {metric.DENSE_MAX_DIM}); use chain_mass diagonal"
+                f"(at most {mass_matrix.DENSE_MAX_DIM}); use chain_mass diagonal"
             )
 
     @classmethod
@@ -129,26 +129,25 @@ class PersistentChains:
             starts.append(pool.snapshot(e, r).to(dtype))
         return starts
 
-    def _metric(self, dtype: torch.dtype) -> metric.Metric:
+    def _metric(self, dtype: torch.dtype) -> mass_matrix.Metric:
         if self.metric is None:
             if self.mass == "identity":
-                self.metric = metric.IDENTITY
+                self.metric = mass_matrix.IDENTITY
             else:
                 samples = self.ctx.reference
                 if samples is None:
                     pool = self.ctx.experts
                     later = range(pool.num_snapshots // 2, pool.num_snapshots)
                     samples = torch.stack([pool.snapshot(e, r) for e in range(len(pool.paths)) for r in later])
-                self.metric = metric.estimate(samples, self.mass)
+                self.metric = mass_matrix.estimate(samples, self.mass)
         return self.metric.to(dtype)
 
     def _transitions(self, kernel: hmc.HMCKernel, states: list, count: int, g: torch.Generator) -> list:
-        for _ in range(count):
-            for i, state in enumerate(states):
-                kernel = dataclasses.replace(kernel, step_size=self.step_size)
-                states[i], info = kernel.step(state, g)
-                self.accept_probs.append(info.accept_prob)
-                self.log_step += ADAPT_GAIN * (info.accept_prob - self.target_accept)
+        """``count`` transitions of every chain through the shared driver, the step size adapted after each."""
+        tuning = ConstantGain(self.log_step, self.target_accept, ADAPT_GAIN)
+        states, _ = sample(kernel, states, g, count, tuning)
+        self.log_step = tuning.log_step
+        self.accept_probs += tuning.accept_probs
         return states
 
     def advance(

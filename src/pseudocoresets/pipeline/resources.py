@@ -113,6 +113,16 @@ def memory_terms(ws: Workspace, p: int) -> list[tuple[int, str, str]]:
     return terms
 
 
+def check_cells(ws: Workspace) -> None:
+    """Every (method, ipc, protocol) cell of the run against the data, then memory and disk, before any work."""
+    for method in ws.config.methods:
+        for ipc in ws.config.ipcs:
+            ws.check_distill_cell(ws.config.resolve(method, ipc))
+            for protocol in ws.config.protocols:
+                ws.check_eval_cell(ws.config.resolve(method, ipc, protocol))
+    check_resources(ws)
+
+
 def check_resources(ws: Workspace) -> None:
     """Refuse, before any work, a configuration whose largest allocation exceeds the memory available now, or
     whose experts exceed the run directory's free disk space; and an ``--ipcs`` above the smallest class."""

@@ -10,13 +10,14 @@ from .distill import run_distill
 from .evaluate import run_evaluate
 from .experts import run_experts
 from .reference import run_reference
+from .resources import check_cells
 from .workspace import Workspace, needs_experts, needs_reference
 
 
 def run_all(ws: Workspace) -> dict:
     """``bpc run``: experts (if any method needs them), every (method, ipc) coreset and its evaluation, report."""
     t0 = time.perf_counter()
-    ws.check_cells()
+    check_cells(ws)
     if any(needs_experts(m) for m in ws.config.methods):
         run_experts(ws)
     if ws.config.evaluate.agreement or any(needs_reference(c.method, c.objective) for c in ws.cells()):

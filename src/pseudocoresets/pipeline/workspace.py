@@ -171,17 +171,6 @@ class Workspace:
         """Every coreset cell (method, ipc) of the run, resolved, in run order."""
         return [self.config.resolve(m, ipc) for ipc in self.config.ipcs for m in self.config.methods]
 
-    def check_cells(self) -> None:
-        """Every (method, ipc, protocol) cell of the run, then memory and disk (resources.py), before any work."""
-        from .resources import check_resources
-
-        for method in self.config.methods:
-            for ipc in self.config.ipcs:
-                self.check_distill_cell(self.config.resolve(method, ipc))
-                for protocol in self.config.protocols:
-                    self.check_eval_cell(self.config.resolve(method, ipc, protocol))
-        check_resources(self)
-
     def reference_starts(self) -> str:
         """Where the reference chains start, resolved: ``--reference.start``, or with ``auto`` the experts' final
         snapshots when a method of the run learns from experts, else random weights."""

@@ -25,6 +25,7 @@ reference run continues at the cycle where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -33,7 +34,7 @@ import torch
 
 from ..errors import UserError
 from ..models import FlatModel
-from ..samplers import CoresetPosterior, PosteriorSpec, StepSizeAdapter, hmc, run_chain, sghmc
+from ..samplers import CoresetPosterior, PosteriorSpec, StepSizeAdapter, Tuning, hmc, run_chain, sample, sghmc
 
 SAMPLERS = ("csghmc", "hmc")
 STARTS = ("auto", "experts", "random")
@@ -148,27 +149,46 @@ def sample_csghmc(
     """Run the remaining cycles of one chain from ``state``; ``on_cycle`` sees the state after every cycle."""
     n = len(y)
     steps = config.steps_per_cycle(n)
-    explore = math.ceil(config.exploration * steps)
-    keep = {steps - 1 - j * config.sample_spacing for j in range(config.samples_per_cycle)}
     grad_fn = minibatch_energy_grad(model, x, y, prior_std, config.batch_size)
     g = torch.Generator(device=x.device)
     g.set_state(state.generator_state)
     position, velocity, samples = state.position, state.velocity, list(state.samples)
+    schedule = CyclicalSchedule(config, steps, n, samples)
+    kernel = sghmc.build(grad_fn, config.lr / n, config.friction, 1.0)
     for cycle in range(state.cycle, config.cycles):
-        for k in range(steps):
-            eta = cyclical_lr(config.lr, k, steps) / n
-            temperature = 0.0 if k < explore else 1.0  # exploration: no injected noise
-            kernel = sghmc.build(grad_fn, eta, config.friction, temperature)
-            s, _ = kernel.step(sghmc.SGHMCState(position, velocity), g)
-            position, velocity = s.position, s.velocity
-            if k in keep:
-                if not torch.isfinite(position).all():
-                    raise UserError("the reference chain diverged (non-finite weights); lower --reference.lr")
-                samples.append(position.detach().clone())
+        (s,), kernel = sample(kernel, [sghmc.SGHMCState(position, velocity)], g, steps, schedule)
+        position, velocity = s.position, s.velocity
         state = CSGHMCState(position, velocity, cycle + 1, g.get_state(), samples)
         if on_cycle is not None:
             on_cycle(state)
     return state
+
+
+class CyclicalSchedule(Tuning):
+    """The chain driver's tuning for one cycle of ``steps`` SGHMC steps (module docstring): step ``k`` takes the
+    cosine schedule's step size lr_k / N and, in the exploration share of the cycle, the kernel's temperature 0
+    (no injected noise: SGD with momentum), else 1; the states of the cycle's last ``samples_per_cycle`` kept
+    steps are appended to ``samples``."""
+
+    def __init__(self, config: ReferenceConfig, steps: int, num_data: int, samples: list[torch.Tensor]):
+        self.config, self.steps, self.num_data, self.samples = config, steps, num_data, samples
+        self.explore = math.ceil(config.exploration * steps)
+        self.keep = {steps - 1 - j * config.sample_spacing for j in range(config.samples_per_cycle)}
+
+    def kernel(self, kernel, it: int, chain: int):
+        exploring = it < self.explore
+        return dataclasses.replace(
+            kernel,
+            step_size=cyclical_lr(self.config.lr, it, self.steps) / self.num_data,
+            temperature=0.0 if exploring else 1.0,
+        )
+
+    def observe(self, kernel, it: int, chain: int, state, info):
+        if it in self.keep:
+            if not torch.isfinite(state.position).all():
+                raise UserError("the reference chain diverged (non-finite weights); lower --reference.lr")
+            self.samples.append(state.position.detach().clone())
+        return kernel
 
 
 def sample_hmc(

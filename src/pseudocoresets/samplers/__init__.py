@@ -1,14 +1,16 @@
 """MCMC over flat parameter vectors: kernels (one module each), integrator, adaptation and one chain driver.
 
 Every kernel module has ``build(...) -> kernel`` with ``kernel.init(theta) -> State`` and
-``kernel.step(state, g) -> (State, Info)``; the driver (:func:`run_chain`) does burn-in, adaptation and
-thinning for all of them; HMC's mass matrix (metric.py) is one of its arguments. Adding a sampler = one
-module here and one row in the evaluation's protocol table.
+``kernel.step(state, g) -> (State, Info)``; one driver (:func:`sample`) runs every loop of the package, with what
+differs between loops passed in as a :class:`Tuning` (:func:`run_chain`: burn-in adaptation and thinning for the
+evaluation; :class:`ConstantGain` for the objectives' persistent chains; the reference's cyclical schedule);
+HMC's mass matrix (mass.py) is one of its arguments. Adding a sampler = one module here and one evaluation
+protocol (evaluation/protocols/).
 """
 
-from . import hmc, metric, sghmc
+from . import hmc, mass, sghmc
 from .adaptation import MassAdapter, StepSizeAdapter
-from .driver import Chain, acceptance_rate, run_chain
+from .driver import BurnInAdaptation, Chain, ConstantGain, Tuning, acceptance_rate, run_chain, sample
 from .hmc import HMCInfo, HMCState, energy_change, metropolis_accept
 from .integrators import leapfrog
 from .posterior import CoresetPosterior, PosteriorConfig, PosteriorSpec
@@ -16,7 +18,7 @@ from .sghmc import SGHMCInfo, SGHMCState
 
 __all__ = [
     "hmc",
-    "metric",
+    "mass",
     "sghmc",
     "Chain",
     "CoresetPosterior",
@@ -33,4 +35,8 @@ __all__ = [
     "leapfrog",
     "metropolis_accept",
     "run_chain",
+    "sample",
+    "BurnInAdaptation",
+    "ConstantGain",
+    "Tuning",
 ]

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .metric import Metric, WelfordVariance
+from .mass import Metric, WelfordVariance
 
 
 class StepSizeAdapter:
@@ -38,7 +38,7 @@ class MassAdapter:
     """A diagonal mass matrix from the chain's own burn-in, in windows of doubling length (Stan's windowed
     adaptation): after the first tenth of the burn-in, the positions of each window give running variances
     (Welford); at the window's end the kernel's inverse mass becomes their regularised, unit-mean form
-    (samplers/metric.py, Eq. M1), the step-size adaptation starts its schedule again, and the next window
+    (samplers/mass.py, Eq. M1), the step-size adaptation starts its schedule again, and the next window
     (twice as long) estimates afresh with the better-mixing chain. Windows cover burn-in iterations
     [B/10, B - B/10); k = floor(log2(span/10 + 1)) of them (at most 5), lengths proportional to 1, 2, 4, ...
     The last tenth adapts the step size to the final metric."""

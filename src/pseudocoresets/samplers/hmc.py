@@ -1,7 +1,7 @@
 """Hamiltonian Monte Carlo with a Metropolis-Hastings correction.
 
 Target pi(q) ∝ exp(-U(q)); momentum p ~ N(0, M), kinetic energy p^T M^{-1} p / 2 (unit mass M = I unless a
-``metric`` is given, samplers/metric.py: a diagonal or dense mass matrix, e.g. estimated during burn-in).
+``metric`` is given, samplers/mass.py: a diagonal or dense mass matrix, e.g. estimated during burn-in).
 A proposal (q', p') from the leapfrog integrator is accepted with probability
 min(1, exp(-(H(q', p') - H(q, p)))), H = U + K. (The official evaluation code of the paper had the sign of
 the kinetic-energy difference wrong and drew p with std 0.1 while assuming unit mass; both are fixed here.)
@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from .integrators import PotentialAndGrad, leapfrog
-from .metric import IDENTITY, Metric
+from .mass import IDENTITY, Metric
 
 
 @dataclass
@@ -101,7 +101,7 @@ def build(
         step_size: leapfrog step size (the chain driver's adaptation replaces it during burn-in).
         potential: q -> U(q) for the Metropolis test when the integrator's U is not exact (bf16); None: use
             the U of ``potential_and_grad``.
-        metric: the mass matrix (samplers/metric.py); the identity by default. The chain driver may replace it
+        metric: the mass matrix (samplers/mass.py); the identity by default. The chain driver may replace it
             after a burn-in window (``run_chain``'s ``mass_adapter``).
     """
     return HMCKernel(potential_and_grad, num_leapfrog, step_size, potential, metric)

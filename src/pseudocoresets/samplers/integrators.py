@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from .metric import IDENTITY, Metric
+from .mass import IDENTITY, Metric
 
 PotentialAndGrad = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -22,7 +22,7 @@ def leapfrog(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``num_steps`` leapfrog steps (Neal 2011, Eq. 5.18-5.20): half kick, (drift, kick)*, half kick.
 
-    ``grad`` is dU/dq at ``q``; each drift moves q by step_size * M^{-1} p (``metric``, samplers/metric.py).
+    ``grad`` is dU/dq at ``q``; each drift moves q by step_size * M^{-1} p (``metric``, samplers/mass.py).
     Returns (q, p, U(q), dU/dq(q)) at the end of the trajectory.
     """
     p = p - 0.5 * step_size * grad

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from pseudocoresets.samplers import MassAdapter, StepSizeAdapter, hmc, leapfrog, metric, run_chain
+from pseudocoresets.samplers import MassAdapter, StepSizeAdapter, hmc, leapfrog, mass as mass_matrix, run_chain
 
 DIM = 4
 ROT = torch.linalg.qr(torch.randn(DIM, DIM, generator=torch.Generator().manual_seed(3), dtype=torch.float64))[0]
@@ -51,11 +51,11 @@ def moments_ok(s, n_eff):
 
 
 # metrics that are not the target's covariance: the chain must sample the target all the same
-OTHER_DIAGONAL = metric.diagonal(torch.tensor([2.0, 0.5, 1.0, 0.3], dtype=torch.float64))
-OTHER_DENSE = metric.dense(COV + 0.5 * torch.eye(DIM, dtype=torch.float64))
+OTHER_DIAGONAL = mass_matrix.diagonal(torch.tensor([2.0, 0.5, 1.0, 0.3], dtype=torch.float64))
+OTHER_DENSE = mass_matrix.dense(COV + 0.5 * torch.eye(DIM, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("m, step", [(OTHER_DIAGONAL, 0.6), (OTHER_DENSE, 0.6), (metric.dense(COV), 1.2)])
+@pytest.mark.parametrize("m, step", [(OTHER_DIAGONAL, 0.6), (OTHER_DENSE, 0.6), (mass_matrix.dense(COV), 1.2)])
 def test_hmc_with_a_metric_samples_the_target(m, step):
     kernel = hmc.build(potential, 3, step, metric=m)
     for seed in (0, 1):
@@ -67,10 +67,10 @@ def test_hmc_with_a_metric_samples_the_target(m, step):
 @pytest.mark.parametrize("mutant", ["kinetic", "momentum"])
 def test_a_metric_ignored_by_the_kinetic_energy_or_the_momentum_is_caught(monkeypatch, mutant):
     if mutant == "kinetic":  # p^T p / 2 whatever the metric
-        monkeypatch.setattr(metric.Metric, "kinetic_energy", lambda self, p: 0.5 * (p * p).sum())
+        monkeypatch.setattr(mass_matrix.Metric, "kinetic_energy", lambda self, p: 0.5 * (p * p).sum())
     else:  # p ~ N(0, I) whatever the metric
         monkeypatch.setattr(
-            metric.Metric,
+            mass_matrix.Metric,
             "sample_momentum",
             lambda self, like, g: torch.randn(like.shape, generator=g, dtype=like.dtype),
         )
@@ -80,7 +80,7 @@ def test_a_metric_ignored_by_the_kinetic_energy_or_the_momentum_is_caught(monkey
 
 def test_the_target_covariance_as_metric_mixes_where_the_identity_does_not():
     # same budget, each with the largest step its narrowest direction allows at ~0.8 acceptance
-    preconditioned, _ = samples(hmc.build(wide_potential, 3, 0.6, metric=metric.dense(WIDE_COV)), 600, 0, burn=100)
+    preconditioned, _ = samples(hmc.build(wide_potential, 3, 0.6, metric=mass_matrix.dense(WIDE_COV)), 600, 0, burn=100)
     plain, _ = samples(hmc.build(wide_potential, 3, 0.09), 600, 0, burn=100)
     wide = ROT[:, 0]  # the target's widest direction, variance 4
 
@@ -114,12 +114,12 @@ def test_momentum_has_the_mass_matrix_as_covariance():
 def test_estimate_shrinks_and_scales_to_unit_mean_variance():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(200, DIM, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(COV).T
-    dense, diag = metric.estimate(x, "dense"), metric.estimate(x, "diagonal")
+    dense, diag = mass_matrix.estimate(x, "dense"), mass_matrix.estimate(x, "diagonal")
     cov = torch.cov(x.T)
     expected = 200 / 205 * cov + 1e-3 * 5 / 205 * torch.eye(DIM, dtype=torch.float64)
     assert torch.allclose(dense.inverse_mass, expected / expected.diagonal().mean())
     assert torch.allclose(diag.inverse_mass, expected.diagonal() / expected.diagonal().mean())
-    assert metric.estimate(x, "identity").inverse_mass is None
+    assert mass_matrix.estimate(x, "identity").inverse_mass is None
     assert float(diag.inverse_mass.mean()) == pytest.approx(1.0)
 
 
