@@ -134,3 +134,14 @@ def test_an_evaluation_at_its_earlier_location_is_moved_with_one_line(tmp_path, 
     art2 = other.eval_dir(other.config.resolve("random", 10, "asghmc"))
     atomic_write_json(art2.moved_from[0] / "config.json", {"kind": "evaluation", "config": art.earlier[0]})
     assert not art2.is_complete() and art2.moved_from[0].exists() and not art2.path.exists()
+
+
+def test_a_moved_option_read_from_the_shared_section_says_where_it_went():
+    from pseudocoresets import EvalConfig
+
+    with pytest.raises(AttributeError, match=r"hmc\.chains and asghmc\.chains"):
+        EvalConfig().chains
+    with pytest.raises(AttributeError, match=r"evaluate\.target_noise"):
+        EvalConfig().vbpc_noise
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        EvalConfig().nonsense

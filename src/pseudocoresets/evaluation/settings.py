@@ -139,6 +139,20 @@ class EvalConfig:
         if any(not 1 <= s <= 5 for s in self.severities) or (self.corruptions and not self.severities):
             raise UserError(f"--evaluate.severities must be in 1..5 (got {self.severities})")
 
+    def __getattr__(self, name: str) -> Any:
+        """An option that moved to a protocol's own section is named with where it went (not a bare error)."""
+        from .protocols import aliases
+
+        moved = aliases().get(f"evaluate.{name}") or (["evaluate.target_noise"] if name == "vbpc_noise" else None)
+        if moved:
+            section, option = moved[0].split(".", 1)
+            raise AttributeError(
+                f"EvalConfig.{name} is now {' and '.join(moved)}: read it from the protocol's section, e.g. "
+                f"config.section({section!r}).{option}, or from a resolved cell, config.resolve(method, ipc, "
+                "protocol).evaluation.own"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def posterior(self, recorded: PosteriorSpec) -> PosteriorSpec:
         """The posterior to predict with: the coreset's recorded one, with the options set here (non-zero)
         replacing it (a coreset's learnt per-point weights stay: ``coreset_weight`` replaces the w they multiply)."""
