@@ -109,3 +109,22 @@ def test_unrecorded_names(tmp_path):
     (tmp_path / "snapshots" / "it10.safetensors").write_text("x")
     (tmp_path / "results.json").write_text("{}")
     assert set(integrity.digests(tmp_path)) == {"results.json", "snapshots/it10.safetensors"}
+
+
+def test_an_edited_expert_without_its_manifest_is_trained_again(run, tiny_data):
+    """The experts' manifest deleted and an expert file edited: the file is not one the stage recorded as
+    finished, so it is trained again, never trusted, and the new manifest records the retrained file."""
+    path = run / "experts/expert_001.safetensors"
+    original = load_file(str(path))["trajectory"]
+    tensors = {"trajectory": original.clone()}
+    tensors["trajectory"][1, 0] += 1.0
+    save_file(tensors, str(path), metadata={"seed": "1"})
+    (run / "experts/manifest.json").unlink()
+    shutil.rmtree(run / "coresets")
+    shutil.rmtree(run / "evals")
+    bpc("experts", "--out", str(run), "--data.root", str(tiny_data), *TINY)
+    retrained = load_file(str(path))["trajectory"]
+    assert retrained[1, 0] != tensors["trajectory"][1, 0]
+    files = json.loads((run / "experts/manifest.json").read_text())["files"]
+    assert files["expert_001.safetensors"] == integrity.sha256(path)
+    assert not list((run / "experts").glob("*.partial.*"))  # resume state gone once the manifest holds the checksums

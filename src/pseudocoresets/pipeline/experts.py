@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .. import parallel
+from .. import integrity, parallel
 from ..augment import build_dsa
 from ..errors import ResumeMismatch, UserError
 from ..experts import expert_file, expert_files, save_trajectory, sgd_trajectory, trajectory_shape
-from ..io import remove_file, save_tensors
+from ..io import atomic_write_json, read_json, remove_file, save_tensors
 from ..utils import progress_bar
 from .progress import ProgressLog, claim, load_checkpoint, rank_log_name
 from .workspace import Workspace
@@ -31,9 +31,7 @@ def run_experts(ws: Workspace) -> Path:
     claim(art)
     x, y = ws.train_x(), ws.targets(ws.data.train_y)
     timings = {}
-    done = [
-        trajectory_shape(expert_file(art.path, e)) == (cfg.epochs + 1, model.num_params) for e in range(cfg.num_experts)
-    ]
+    done = [_finished(expert_file(art.path, e), (cfg.epochs + 1, model.num_params)) for e in range(cfg.num_experts)]
     bar = progress_bar(cfg.num_experts * cfg.epochs, "experts (epochs)", ws.quiet, cfg.epochs * sum(done))
     for e in range(cfg.num_experts):
         path = expert_file(art.path, e)
@@ -79,6 +77,7 @@ def run_experts(ws: Workspace) -> Path:
             remove_file(partial)
             raise
         save_trajectory(path, traj, seed, log)
+        atomic_write_json(_digest_path(path), {"sha256": integrity.sha256(path)})  # this expert is finished
         remove_file(partial)
         timings[f"expert_{e:03d}"] = time.perf_counter() - t0
         bar.set_postfix_str(f"expert {e + 1}: final train loss {log[-1]:.4f}")
@@ -91,8 +90,28 @@ def run_experts(ws: Workspace) -> Path:
             timings,
             {"num_params": model.num_params, "snapshots": cfg.epochs + 1, "processes": parallel.world()},
         )
+        for e in range(cfg.num_experts):  # the manifest's checksums take over
+            remove_file(_digest_path(expert_file(art.path, e)))
     parallel.barrier()
     return art.path
+
+
+def _digest_path(path: Path) -> Path:
+    """Where a finished expert's SHA-256 is kept until the stage's manifest records it (resume state)."""
+    return path.with_name(f"{path.stem}.digest.partial.json")
+
+
+def _finished(path: Path, shape: tuple[int, int]) -> bool:
+    """Whether an expert file of an unfinished stage is one this stage finished: the expected shape, and the
+    checksum recorded when it was written. A file without that record (its record or the stage's manifest lost,
+    or the file replaced) is trained again, never trusted."""
+    if trajectory_shape(path) != shape or not _digest_path(path).is_file():
+        return False
+    try:
+        recorded = read_json(_digest_path(path))
+    except UserError:
+        return False
+    return isinstance(recorded, dict) and recorded.get("sha256") == integrity.sha256(path)
 
 
 def expert_paths(ws: Workspace) -> list[Path]:
