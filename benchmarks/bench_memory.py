@@ -28,10 +28,10 @@ from common import machine, write_results  # noqa: E402
 
 PRELUDE = """
 import sys
-import pseudocoresets.evaluation.protocols as protocols
+import pseudocoresets.evaluation.scoring as scoring
 import pseudocoresets.models.compiling as compiling
 compiling.COMPILE_MIN_CALLS = 0
-protocols.COMPILE_MIN_FORWARDS = 0
+scoring.COMPILE_MIN_FORWARDS = 0
 from pseudocoresets.entry import main
 sys.exit(main())
 """
@@ -70,7 +70,7 @@ def main() -> None:
             run = ["--out", str(out / "run"), "--ipcs", "10", "--distill.iterations", "3"]
             probe = ["--out", str(out / "experts-probe"), "--experts.num_experts", "1", "--experts.epochs", "1"]
             probe += ["--distill.max_start_epoch", "0"]  # the config check wants experts longer than a start
-            hmc = "--methods fkl --protocols hmc --evaluate.iterations 4 --evaluate.burn_in 2 --evaluate.thin 1"
+            hmc = "--methods fkl --protocols hmc --hmc.iterations 4 --hmc.burn_in 2 --hmc.thin 1"
             stages = [("experts (1 expert x 1 epoch)", ["experts", *common, *probe])]
             for method in ("fkl", "wasserstein", "rkl"):
                 stages.append((f"distill {method} (3 iterations)", ["distill", *common, *run, "--methods", method]))

@@ -5,7 +5,7 @@
 Variants, all in this one process on the same random weights and images (the cost does not depend on values):
 ``before`` (NCHW input, out-of-place ReLU: the library's earlier scoring path), ``channels_last`` (input in
 channels-last memory order), ``channels_last + relu_`` (and ReLU in place under no_grad: the library's scoring
-path now, ``evaluation.protocols.predictive_average``), and with ``--compile`` the latter under torch.compile
+path now, ``evaluation.scoring.predictive_average``), and with ``--compile`` the latter under torch.compile
 (compilation time reported separately; not used by the library). Each variant scores ``--images`` 3x32x32 images
 in test batches of 256, best of 3, scaled to 10,000; the largest max-abs difference of the logits against
 ``before`` is reported so that a variant that changes the numbers shows it.

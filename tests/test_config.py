@@ -4,6 +4,7 @@ the quick one made smaller (so `make demo` stays inside its time budget: README,
 import pytest
 
 from pseudocoresets.config import PRESETS, apply_overrides, preset, validate_run
+from pseudocoresets.errors import UserError
 from pseudocoresets.objectives import OBJECTIVES
 
 
@@ -44,3 +45,8 @@ def test_one_spelling_per_data_root():
 
     spellings = ("data/fm", "./data/fm", "data//fm/", "data/x/../fm")
     assert {make_config("quick", overrides={"data.root": r}).data.root for r in spellings} == {"data/fm"}
+
+
+def test_zca_on_table_rows_is_refused():
+    with pytest.raises(UserError, match="data.zca"):
+        validate_run(apply_overrides(preset("blr"), {"data.zca": True}))

@@ -4,8 +4,10 @@ A page that holds one of these placeholders gets it replaced by a table (nothing
 reference cannot drift from the dataclasses):
 
 - ``<!-- config-reference -->``: one table per config section of :func:`pseudocoresets.config.sections` (the stages'
-  sections, then one per registered objective), with the option's flag, type, default (without a preset) and the
-  ``help`` of the dataclass field's metadata;
+  sections, one per evaluation protocol, then one per registered objective), with the option's flag, type, default
+  (without a preset) and the ``help`` of the dataclass field's metadata;
+- ``<!-- renamed-options -->``: the earlier option names still accepted and the options each of them sets
+  (:func:`pseudocoresets.config.renamed_options`);
 - ``<!-- cli-commands -->``: the ``bpc`` subcommands with their descriptions (:data:`pseudocoresets.cli.DESCRIPTIONS`);
 - ``<!-- cli-options -->``: the options every stage subcommand takes besides the sections' (from the parser of
   ``bpc run``);
@@ -64,15 +66,24 @@ def _first_line(doc: str | None) -> str:
 
 def config_reference() -> str:
     from pseudocoresets.config import STAGE_SECTIONS, sections
+    from pseudocoresets.evaluation.protocols import protocol_sections
     from pseudocoresets.objectives import OBJECTIVES
 
+    protocols = protocol_sections()
     out = []
     for name, cls in sections().items():
-        kind = "stage section" if name in STAGE_SECTIONS else f"options of the objective `{name}`"
+        if name in STAGE_SECTIONS:
+            kind = "stage section"
+        elif name in protocols:
+            kind = f"options of the evaluation protocol `{protocols[name].NAME}`"
+        else:
+            kind = f"options of the objective `{name}`"
         out.append(f"### `{name}`\n")
         summary = _first_line(cls.__doc__)
         if name in OBJECTIVES:
             summary = _first_line(OBJECTIVES[name].__doc__)
+        elif name in protocols:
+            summary = _first_line(protocols[name].__doc__)
         if summary and not summary.startswith(cls.__name__ + "("):
             out.append(f"{html.escape(summary.replace(' (module docstring)', ''), quote=False)}\n")
         where = f"`{cls.__module__}.{cls.__qualname__}`"
@@ -90,6 +101,15 @@ def config_reference() -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+def renamed_options() -> str:
+    from pseudocoresets.config import renamed_options
+
+    rows = ["| earlier name | sets now |", "|---|---|"]
+    for old, new in sorted(renamed_options().items()):
+        rows.append(f"| {_cell(_code('--' + old))} | {', '.join(_cell(_code('--' + n)) for n in new)} |")
+    return "\n".join(rows) + "\n"
 
 
 def cli_commands() -> str:
@@ -126,6 +146,7 @@ def presets() -> str:
 
 PLACEHOLDERS = {
     "<!-- config-reference -->": config_reference,
+    "<!-- renamed-options -->": renamed_options,
     "<!-- cli-commands -->": cli_commands,
     "<!-- cli-options -->": cli_options,
     "<!-- presets -->": presets,

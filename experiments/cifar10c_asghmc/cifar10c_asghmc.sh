@@ -31,7 +31,7 @@ if [[ -n ${SEED_RUN:-} && ! -e $OUT ]]; then
 fi
 start=$SECONDS
 $BPC table "${common[@]}" --protocols hmc,vbpc --out "$OUT" > /dev/null
-$BPC evaluate "${common[@]}" --protocols asghmc --evaluate.thin 50 --evaluate.repeats "${ASGHMC_REPEATS:-1}" \
+$BPC evaluate "${common[@]}" --protocols asghmc --asghmc.thin 50 --evaluate.repeats "${ASGHMC_REPEATS:-1}" \
   --out "$OUT" > /dev/null
 $BPC report --out "$OUT" > /dev/null
 {

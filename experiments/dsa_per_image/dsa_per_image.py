@@ -2,7 +2,7 @@
 
 The reference DSA draws its random numbers per image (each image its own scale, angle, shift, cutout box, colour
 factors; one operation family per call), and so does ours by default; one draw per batch (the library's earlier
-behaviour) stays an option (`--no-distill.augment_per_image`, `--no-evaluate.augment_per_image`). Same experts and
+behaviour) stays an option (`--no-distill.augment_per_image`, `--no-asghmc.augment_per_image`). Same experts and
 full-data reference posterior (copied from the agreement run, `bash experiments/agreement/agreement_images.sh
 fmnist`), quick preset, ipc 10:
 - fkl+aug and wasserstein+aug learnt with each variant, evaluated by HMC (DSA plays no part in HMC), agreement
@@ -33,9 +33,9 @@ from pseudocoresets.report import collect_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "runs/agreement-fmnist"
-VARIANTS = {"per image": [], "per batch": ["--no-distill.augment_per_image", "--no-evaluate.augment_per_image"]}
+VARIANTS = {"per image": [], "per batch": ["--no-distill.augment_per_image", "--no-asghmc.augment_per_image"]}
 # A-SGHMC scaled to fit: 1 chain per seed, 2 seeds, every 50th of the 500 post-burn-in steps kept (10 samples)
-ASGHMC = ["--evaluate.chains", "1", "--evaluate.repeats", "2", "--evaluate.thin", "50"]
+ASGHMC = ["--asghmc.chains", "1", "--evaluate.repeats", "2", "--asghmc.thin", "50"]
 METRICS = ("accuracy", "nll", "ece", "brier", "agreement", "tv")
 
 

@@ -48,7 +48,7 @@ for v in ${VARIANTS:-cd10 cd100 dsa cifar base}; do
              --methods fkl_mcmc --fkl_mcmc.chain_start x ;;
     dsa) run dsa-image-fmnist agreement-fmnist $FMNIST "DSA drawn per image (default)" --methods wasserstein+aug
          run dsa-batch-fmnist agreement-fmnist $FMNIST "DSA drawn once per batch" --methods wasserstein+aug \
-           --no-distill.augment_per_image --no-evaluate.augment_per_image ;;
+           --no-distill.augment_per_image --no-asghmc.augment_per_image ;;
     cifar) run cd10-cifar agreement-cifar10jpeg "$CIFAR" "fkl_mcmc chain_start x (CD-k), lr_images 10" "${cifar[@]}" \
              --methods fkl_mcmc --fkl_mcmc.chain_start x --distill.lr_images 10 ;;
     base) run base-fmnist agreement-fmnist $FMNIST "preset settings (fkl_mcmc: persistent chains, lr_images 100)" \

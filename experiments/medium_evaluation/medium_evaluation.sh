@@ -30,7 +30,7 @@ SUBSET=${CORRUPTION_SUBSET:-200}
 LOG=$OUT.steps.log
 common=(--preset medium --data.name cifar10 --data.root "$CIFAR" --evaluate.agreement --quiet --out "$OUT")
 corrupted=(--evaluate.corruptions standard --evaluate.corruption_subset "$SUBSET")
-asghmc=(--protocols asghmc --evaluate.thin 50 --evaluate.repeats "$REPEATS")
+asghmc=(--protocols asghmc --asghmc.thin 50 --evaluate.repeats "$REPEATS")
 vbpc=(--methods vbpc --distill.iterations "$VBPC_IT")
 
 step() {  # step NAME COMMAND...: runs COMMAND, appends "NAME seconds" to the step log

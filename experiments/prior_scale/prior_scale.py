@@ -2,14 +2,15 @@
 
     python experiments/prior_scale/prior_scale.py runs/quick [--sigmas 0.1,0.3,1.0]
 
-Evaluates the run's random and fkl coresets at ipc 10 with the run's HMC settings but 2 chains, 1 seed and
-the first 2,000 test images, for each prior scale. Writes experiments/prior_scale/results/prior_scale.{json,md}.
+Evaluates the run's random and fkl coresets at ipc 10 with the run's HMC settings (each cell resolved as the run
+resolves it) on each coreset's recorded posterior, but 2 chains, 1 seed and the first 2,000 test images, for each
+prior scale. Writes experiments/prior_scale/results/prior_scale.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -20,8 +21,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
 
 from pseudocoresets.config import from_dict  # noqa: E402
+from pseudocoresets.evaluation import ProtocolContext  # noqa: E402
 from pseudocoresets.evaluation.metrics import classification_metrics  # noqa: E402
-from pseudocoresets.evaluation.protocols import posterior_predictive  # noqa: E402
+from pseudocoresets.evaluation.protocols import hmc  # noqa: E402
 from pseudocoresets.io import read_json  # noqa: E402
 from pseudocoresets.pipeline import Workspace, load_coreset  # noqa: E402
 
@@ -39,11 +41,22 @@ def main() -> None:
     rows = []
     for method in ("random", "fkl"):
         core = load_coreset(args.run / "coresets" / f"{method}-ipc10", torch.device("cpu"))
-        x, y = core.images, core.labels
+        settings = cfg.resolve(method, 10, hmc.NAME).evaluation  # the run's HMC settings of this cell
+        own = dataclasses.replace(settings.own, chains=2)
         for sigma in [float(s) for s in args.sigmas.split(",")]:
-            ev = copy.deepcopy(cfg.evaluate)
-            ev.prior_std, ev.chains = sigma, 2
-            probs, stats = posterior_predictive(ws.model(), x, y, {"test": test}, ev, 0, prepare=ws.prepare)
+            # without convergence diagnostics (this study does not report them)
+            common = dataclasses.replace(settings.common, prior_std=sigma, diagnostic_points=0)
+            ctx = ProtocolContext(
+                ws.model(),
+                core.images,
+                core.labels,
+                {"test": test},
+                labels,
+                common.posterior(core.posterior),
+                common,
+                prepare=ws.prepare,
+            )
+            probs, stats = hmc.predict(ctx, own, 0)
             m = classification_metrics(probs["test"], labels)
             rows.append({"method": method, "prior_std": sigma, **m, "acceptance_rate": stats["acceptance_rate"]})
             print(rows[-1], flush=True)

@@ -8,7 +8,7 @@
 # Each budget runs in its own copy of the source run (experts, reference and coresets; no evaluations), so the
 # source run is left as it is. Re-running resumes: finished budgets are reused.
 # MASS=diagonal: HMC with a diagonal mass matrix that each chain estimates from its own burn-in
-# (--evaluate.mass diagonal), in runs named ...-diagonal.
+# (--hmc.mass diagonal), in runs named ...-diagonal.
 # Writes experiments/rhat_budget/results/rhat_budget.{md,json} (MASS=diagonal: rhat_budget_diagonal.{md,json}).
 #   bash experiments/rhat_budget/rhat_budget.sh
 #   MASS=diagonal ITERATIONS="160 640" bash experiments/rhat_budget/rhat_budget.sh
@@ -32,9 +32,9 @@ for it in ${ITERATIONS:-40 160 640 2560}; do
     mkdir -p "$out.tmp" && cp -a "$SOURCE"/{experts,reference,coresets,.bpc.lock} "$out.tmp/" && mv "$out.tmp" "$out"
   fi
   $BPC evaluate --preset quick --data.name cifar10 --data.root "$CIFAR" --methods "$METHOD" --ipcs 10 \
-    --protocols hmc --evaluate.agreement --evaluate.iterations "$it" --evaluate.burn_in $((it / 2)) \
-    --evaluate.thin $((it / 64 > 10 ? it / 64 : 10)) --evaluate.repeats 1 --evaluate.coreset_weight 500 --quiet \
-    $([[ $MASS == identity ]] || echo "--evaluate.mass $MASS") --out "$out" > /dev/null
+    --protocols hmc --evaluate.agreement --hmc.iterations "$it" --hmc.burn_in $((it / 2)) \
+    --hmc.thin $((it / 64 > 10 ? it / 64 : 10)) --evaluate.repeats 1 --evaluate.coreset_weight 500 --quiet \
+    $([[ $MASS == identity ]] || echo "--hmc.mass $MASS") --out "$out" > /dev/null
   names+=("$out")
 done
 python3 - "$RESULTS" "$METHOD" "$SUFFIX" "${names[@]}" <<'PY'

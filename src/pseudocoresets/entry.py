@@ -3,16 +3,15 @@ start-up included (the command line imports torch before it can parse options), 
 
 SIGTERM is turned into the same clean stop as SIGINT: finished work is kept (every artifact is written
 atomically) and a re-run resumes. The distillation loop installs its own handlers while it runs, which finish
-the current iteration and write a checkpoint first.
+the current iteration and write a checkpoint first. The handlers are installed as this module is imported, before
+anything else of bpc; a signal during the interpreter's own start-up, before that, ends the process the default
+way (silently, with nothing of bpc's written yet).
 """
 
 from __future__ import annotations
 
 import signal
 import sys
-
-from .errors import INTERRUPTED
-
 
 _SIGNALLED: list[int] = []  # the signals received, so that an import broken by one still ends in one line
 
@@ -22,19 +21,27 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+signal.signal(signal.SIGTERM, _interrupt)  # first of all: an early SIGTERM also ends in the one line
+signal.signal(signal.SIGINT, _interrupt)
+
+
 def main() -> int:
     try:
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGINT, _interrupt)
         from .cli import main as cli_main
 
         return cli_main()
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        print(_interrupted(), file=sys.stderr)
         return 130
     except Exception:
         # an interrupt inside a library's import (torch's) can surface as another error from the half-imported module
         if _SIGNALLED:
-            print(INTERRUPTED, file=sys.stderr)
+            print(_interrupted(), file=sys.stderr)
             return 130
         raise
+
+
+def _interrupted() -> str:
+    from .errors import INTERRUPTED
+
+    return INTERRUPTED

@@ -39,3 +39,13 @@ def test_the_package_imports_without_torch():
     """The entry point's promise rests on this: ``import pseudocoresets`` leaves torch for later."""
     code = "import sys, pseudocoresets, pseudocoresets.entry; assert 'torch' not in sys.modules; pseudocoresets.Run"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_handlers_are_installed_as_the_entry_point_is_imported():
+    """Before cli (and torch) is imported: a SIGTERM in the first milliseconds also ends in the one line."""
+    code = (
+        "import signal, sys, pseudocoresets.entry; assert 'pseudocoresets.cli' not in sys.modules; "
+        "print(signal.getsignal(signal.SIGTERM).__name__, signal.getsignal(signal.SIGINT).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.split() == ["_interrupt", "_interrupt"], out.stderr

@@ -94,6 +94,8 @@ class DataConfig:
             raise UserError(f"--data.test_fraction must be in (0, 1) (got {self.test_fraction})")
         if self.train_subset < 0:
             raise UserError(f"--data.train_subset must be >= 0 (0: all training examples; got {self.train_subset})")
+        if self.zca and not self.is_image:
+            raise UserError(f"--data.zca whitens images; {self.name} holds table rows: drop --data.zca")
 
     @property
     def is_image(self) -> bool:

@@ -172,12 +172,9 @@ class Workspace:
         return [self.config.resolve(m, ipc) for ipc in self.config.ipcs for m in self.config.methods]
 
     def reference_starts(self) -> str:
-        """Where the reference chains start, resolved: ``--reference.start``, or with ``auto`` the experts' final
-        snapshots when a method of the run learns from experts, else random weights."""
-        start = self.config.reference.start
-        if start == "auto":
-            return "experts" if any(needs_experts(m) for m in self.config.methods) else "random"
-        return start
+        """Where the reference chains start (``--reference.start``): the experts' final snapshots or random
+        weights; a configuration value, never what happens to be on disk."""
+        return self.config.reference.start
 
     # artifact identities -------------------------------------------------------------------------
     def experts_dir(self) -> ArtifactDir:

@@ -18,8 +18,8 @@ Two samplers (``--reference.sampler``):
   burn-in: exact up to Monte Carlo error, for models small enough to take full-data gradients (linear models,
   small tables).
 
-Chains start from the experts' final snapshots (one expert per chain, cycling) or from N(0, init_std^2 I)
-(``--reference.start``; by default the experts' when a method of the run learns from experts). :func:`sample_csghmc` resumes from a :class:`CSGHMCState` after every cycle, so a killed
+Chains start from the experts' final snapshots (one expert per chain, cycling; ``--reference.start experts``, the
+default) or from N(0, init_std^2 I) (``--reference.start random``). :func:`sample_csghmc` resumes from a :class:`CSGHMCState` after every cycle, so a killed
 reference run continues at the cycle where it stopped.
 """
 
@@ -37,7 +37,7 @@ from ..models import FlatModel
 from ..samplers import CoresetPosterior, PosteriorSpec, StepSizeAdapter, Tuning, hmc, run_chain, sample, sghmc
 
 SAMPLERS = ("csghmc", "hmc")
-STARTS = ("auto", "experts", "random")
+STARTS = ("experts", "random")
 
 
 @dataclass
@@ -63,11 +63,11 @@ class ReferenceConfig:
     leapfrog_steps: int = field(default=10, metadata={"help": "hmc: leapfrog steps per proposal"})
     step_size: float = field(default=0.001, metadata={"help": "hmc: initial leapfrog step size (adapted)"})
     start: str = field(
-        default="auto",
+        default="experts",
         metadata={
-            "help": "where the chains start: experts (the experts' final snapshots, one per chain), random "
-            "(N(0, init_std^2 I)), or auto (experts when a method of the run learns from experts, else random)",
-            "identity": "never",  # its resolved value enters the reference's identity (chain_starts)
+            "help": "where the chains start: experts (the experts' final snapshots, one per chain; trained first "
+            "when missing), or random (N(0, init_std^2 I))",
+            "identity": "never",  # enters the reference's identity as chain_starts, recorded only when random
         },
     )
     init_std: float = field(default=0.1, metadata={"help": "chains from random weights start at N(0, init_std^2 I)"})
