@@ -44,9 +44,25 @@ def test_one_spelling_per_data_root():
     from pseudocoresets import make_config
 
     spellings = ("data/fm", "./data/fm", "data//fm/", "data/x/../fm")
-    assert {make_config("quick", overrides={"data.root": r}).data.root for r in spellings} == {"data/fm"}
+    import os
+
+    roots = {make_config("quick", overrides={"data.root": r}).data.root for r in spellings}
+    assert roots == {os.path.join(os.getcwd(), "data", "fm")}
 
 
 def test_zca_on_table_rows_is_refused():
     with pytest.raises(UserError, match="data.zca"):
         validate_run(apply_overrides(preset("blr"), {"data.zca": True}))
+
+
+def test_a_relative_data_root_names_the_data_of_its_working_directory(tmp_path, monkeypatch):
+    """data/fm typed in two working directories is two datasets: the root is made absolute, so the artifacts of
+    one are never reused for the other."""
+    roots = []
+    for cwd in (tmp_path / "a", tmp_path / "b"):
+        cwd.mkdir()
+        monkeypatch.chdir(cwd)
+        config = apply_overrides(preset("quick"), {"data.root": "data/fm/"})
+        validate_run(config)
+        roots.append(config.data.root)
+    assert roots == [str(tmp_path / "a" / "data" / "fm"), str(tmp_path / "b" / "data" / "fm")]

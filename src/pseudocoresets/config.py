@@ -337,8 +337,8 @@ def validate_run(config: RunConfig) -> None:
     """Every check that needs no data, for every cell of the run, before any work (the sections' own rules, then
     :func:`check_ranges`)."""
     reconcile_cell_options(config)
-    if config.data.root:  # one spelling per path: ./data/fm and data/fm//  are data/fm (and one artifact identity)
-        config.data.root = os.path.normpath(config.data.root)
+    if config.data.root:  # one spelling per path, absolute: data/fm from two working directories is two datasets
+        config.data.root = os.path.abspath(config.data.root)
     for section in ("data", "model", "experts", "posterior", "evaluate"):
         config.section(section).validate()
     if not config.methods or not config.ipcs or not config.protocols:

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tarfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -86,6 +87,14 @@ def source_identity(source: Path) -> str:
     return h.hexdigest()[:20]
 
 
+def _open_image(data: bytes) -> Image.Image:
+    """PIL's (lazy) image of ``data``, without PIL's decompression-bomb warning: MAX_PIXELS refuses such an image
+    in one line, and a warning line before it would make two."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data))
+
+
 def decode_imagefolder(source: Path):
     """Decode every image: returns (train_x, train_y, test_x, test_y, classes) as uint8 NCHW arrays."""
     images: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
@@ -93,7 +102,7 @@ def decode_imagefolder(source: Path):
     shape = None
     for split, cls, name, read in _members(source):
         try:
-            with Image.open(io.BytesIO(read())) as im:
+            with _open_image(read()) as im:
                 if im.width * im.height > MAX_PIXELS:  # read from the header, before any pixel is decoded
                     raise UserError(
                         f"image {name} in {source} declares {im.width} x {im.height} pixels, more than "
