@@ -31,6 +31,7 @@ from common import machine, write_results  # noqa: E402
 from pseudocoresets.experts import ExpertPool  # noqa: E402
 from pseudocoresets.fidelity.blr import CHECKS, FAMILY_CHECKS, run_check, run_family_check  # noqa: E402
 from pseudocoresets.objectives import chains, fkl, fkl_mcmc, rkl, wasserstein  # noqa: E402
+from pseudocoresets import reference  # noqa: E402
 from pseudocoresets.samplers import CoresetPosterior, MassAdapter, mass as mass_matrix, sghmc  # noqa: E402
 
 THRESHOLD = {(label, weight): least for label, weight, least in CHECKS}
@@ -227,11 +228,23 @@ def window_without_metric(self, iteration, position):
 
 
 ORIGINAL_OBSERVE = MassAdapter.observe
+ORIGINAL_MEMBER = reference.train_member
+
+
+def member_prior_not_per_point(model, x, y, prior_std, *args, **kwargs):
+    """The ensemble member's weight decay 1 / sigma^2 on the mean loss, not 1 / (sigma^2 N)."""
+    return ORIGINAL_MEMBER(model, x, y, prior_std / len(y) ** 0.5, *args, **kwargs)
+
+
+def member_without_prior(model, x, y, prior_std, *args, **kwargs):
+    """The ensemble member trained on the likelihood alone (its mode the MLE)."""
+    return ORIGINAL_MEMBER(model, x, y, 1e12, *args, **kwargs)
 
 
 # Mutants of the samplers' coreset posterior: no bench check sees them (the bench runs at T = 1), so each is held
 # against the suite's test of the tempered posterior; caught = that test fails with the mutant in place.
 TEMPERED = "tests/samplers/test_tempered_posterior.py"
+REFERENCE = "tests/reference/test_reference.py"
 METRIC = "tests/samplers/test_mass.py"
 TEST_MUTANTS = [
     (
@@ -258,6 +271,16 @@ TEST_MUTANTS = [
         "burn-in window's mass matrix never used",
         f"{METRIC}::test_burn_in_window_finds_a_diagonal_metric_that_mixes_a_badly_scaled_target",
         mock.patch.object(MassAdapter, "observe", window_without_metric),
+    ),
+    (
+        "ensemble member: prior's weight decay not divided by N",
+        f"{REFERENCE}::test_an_ensemble_member_ends_at_the_posterior_mode",
+        mock.patch.object(reference, "train_member", member_prior_not_per_point),
+    ),
+    (
+        "ensemble member without the prior",
+        f"{REFERENCE}::test_an_ensemble_member_ends_at_the_posterior_mode",
+        mock.patch.object(reference, "train_member", member_without_prior),
     ),
 ]
 

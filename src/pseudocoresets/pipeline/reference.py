@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 
 from .. import parallel
-from ..errors import UserError
+from ..errors import ResumeMismatch, UserError
 from ..evaluation.checks import check_result
 from ..evaluation.scoring import METRICS, compile_pays, predictive_average, predictive_metrics, predictive_samples
 from ..experts import ExpertPool
-from ..io import atomic_write_json, load_tensors, save_tensors
-from ..reference import CSGHMCState, sample_csghmc, sample_hmc
+from ..io import atomic_write_json, load_tensors, remove_file, save_tensors
+from ..reference import CSGHMCState, sample_csghmc, sample_hmc, train_member
 from ..utils import generator
 from .artifacts import ArtifactDir
 from .experts import expert_paths, run_experts
@@ -23,6 +23,7 @@ from .workspace import Workspace
 
 
 CSGHMC_KEYS = {"position", "velocity", "cycle", "generator_state", "samples"}
+MEMBER_KEYS = {"snapshots", "velocity", "generator_state", "losses"}  # an ensemble member's SGD state
 
 
 def _chain_starts(ws: Workspace, count: int, g: torch.Generator, init_std: float) -> list[torch.Tensor]:
@@ -56,6 +57,8 @@ def run_reference(ws: Workspace) -> Path:
 def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
     if cfg.sampler == "csghmc":
         calls = cfg.chains * cfg.cycles * cfg.steps_per_cycle(len(ws.data.train_y))
+    elif cfg.sampler == "ensemble":
+        calls = cfg.chains * cfg.epochs * -(-len(ws.data.train_y) // cfg.batch_size)
     else:
         calls = cfg.chains * cfg.iterations * (cfg.leapfrog_steps + 1)
     model = ws.model(planned_calls=calls)
@@ -65,12 +68,15 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
     claim(art)
     prior = float(ws.config.posterior.prior_std)
     g = generator(cfg.seed, ws.device)
-    starts = _chain_starts(ws, cfg.chains, g, cfg.init_std)
+    starts = _chain_starts(ws, cfg.chains, g, cfg.init_std) if cfg.sampler != "ensemble" else []
     t0 = time.perf_counter()
     for c in range(cfg.chains):
         if not parallel.mine(c):
             continue
         path = art.path / f"chain_{c:03d}.safetensors"
+        if cfg.sampler == "ensemble":
+            _ensemble_member(ws, model, x, y, prior, cfg, c, path)
+            continue
         saved = load_checkpoint(path, {"samples", "accept"} if cfg.sampler == "hmc" else CSGHMC_KEYS, ws.device)
         if cfg.sampler == "hmc":
             if "samples" not in saved:
@@ -140,6 +146,23 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
         {"samples": len(thetas), "num_params": model.num_params},
     )
     return art.path
+
+
+def _ensemble_member(ws: Workspace, model, x, y, prior: float, cfg, c: int, path: Path) -> None:
+    """Member ``c`` of an ensemble reference, trained unless its file holds it; its state saved after every epoch
+    (``chain_<c>.partial.safetensors``), so a killed run resumes at the epoch where it stopped."""
+    if "samples" in load_checkpoint(path, {"samples"}, ws.device):
+        return
+    partial = path.with_name(f"{path.stem}.partial.safetensors")
+    resume = load_checkpoint(partial, MEMBER_KEYS, ws.device) or None
+    try:
+        theta = train_member(model, x, y, prior, cfg, c, resume, on_checkpoint=lambda st: save_tensors(partial, st))
+    except ResumeMismatch as exc:
+        raise UserError(f"{partial} does not fit this run ({exc}); delete it to train member {c} again") from None
+    save_tensors(path, {"samples": theta[None]})
+    remove_file(partial)
+    if not ws.quiet:
+        print(f"reference ensemble: member {c + 1}/{cfg.chains} trained")
 
 
 def reference_predictive(ws: Workspace, directory: Path, name: str, x: torch.Tensor, seed: int = 0) -> torch.Tensor:

@@ -100,9 +100,8 @@ def memory_terms(ws: Workspace, p: int) -> list[tuple[int, str, str]]:
             terms.append((batch * width * pixels * FLOAT, "a test batch's activations", "--evaluate.test_batch"))
     if cfg.evaluate.agreement or any(needs_reference(c.method, o) for c, o in cells):
         r = cfg.reference
-        kept = r.chains * (
-            r.cycles * r.samples_per_cycle if r.sampler == "csghmc" else -(-(r.iterations - r.burn_in) // r.thin)
-        )
+        per_chain = {"csghmc": r.cycles * r.samples_per_cycle, "ensemble": 1}
+        kept = r.chains * per_chain.get(r.sampler, -(-(r.iterations - r.burn_in) // r.thin))
         terms.append(
             (
                 kept * p * FLOAT,

@@ -1,4 +1,5 @@
-"""The full-data reference posterior: samples of pi_x by cyclical SGHMC (mini-batches) or full-batch HMC."""
+"""The full-data reference posterior: samples of pi_x by cyclical SGHMC (mini-batches) or full-batch HMC, or a
+deep ensemble of networks trained to its modes."""
 
 from .sampler import (
     SAMPLERS,
@@ -8,6 +9,7 @@ from .sampler import (
     minibatch_energy_grad,
     sample_csghmc,
     sample_hmc,
+    train_member,
 )
 
 __all__ = [
@@ -18,4 +20,5 @@ __all__ = [
     "minibatch_energy_grad",
     "sample_csghmc",
     "sample_hmc",
+    "train_member",
 ]

@@ -17,8 +17,18 @@ Two samplers (``--reference.sampler``):
 - ``hmc``: full-batch HMC (samplers/hmc.py) through the shared chain driver, with step-size adaptation during
   burn-in: exact up to Monte Carlo error, for models small enough to take full-data gradients (linear models,
   small tables).
+- ``ensemble``: a deep ensemble (Lakshminarayanan et al., NeurIPS 2017), the second kind of reference and one
+  that shares nothing with the experts: member c is a network from its own random initialisation (seed
+  ``seed + 1000 + c``), trained for ``epochs`` epochs of mini-batch SGD with momentum on the posterior's
+  negative log density per data point,
 
-Chains start from the experts' final snapshots (one expert per chain, cycling; ``--reference.start experts``, the
+      L(theta) = 1/B sum_{b in batch} nll_b + |theta|^2 / (2 sigma^2 N),                              (R1)
+
+  (weight decay 1 / (sigma^2 N), so a member ends near a mode of pi_x), and its final weights are one sample. A
+  deep ensemble is a mixture of modes, not a sampler: on a convex problem (Bayesian linear regression) every
+  member finds the one mode, the posterior mean, and the ensemble has no spread.
+
+csghmc and hmc chains start from the experts' final snapshots (one expert per chain, cycling; ``--reference.start experts``, the
 default) or from N(0, init_std^2 I) (``--reference.start random``). :func:`sample_csghmc` resumes from a :class:`CSGHMCState` after every cycle, so a killed
 reference run continues at the cycle where it stopped.
 """
@@ -36,7 +46,7 @@ from ..errors import UserError
 from ..models import FlatModel
 from ..samplers import CoresetPosterior, PosteriorSpec, StepSizeAdapter, Tuning, hmc, run_chain, sample, sghmc
 
-SAMPLERS = ("csghmc", "hmc")
+SAMPLERS = ("csghmc", "hmc", "ensemble")
 STARTS = ("experts", "random")
 
 
@@ -46,9 +56,12 @@ class ReferenceConfig:
 
     sampler: str = field(
         default="csghmc",
-        metadata={"help": f"one of {SAMPLERS}: cyclical SGHMC on mini-batches, or full-batch HMC for small models"},
+        metadata={
+            "help": f"one of {SAMPLERS}: cyclical SGHMC on mini-batches, full-batch HMC for small models, or a deep "
+            "ensemble (one network per chain, trained from its own random initialisation to the posterior's mode)"
+        },
     )
-    chains: int = field(default=2, metadata={"help": "independent chains"})
+    chains: int = field(default=2, metadata={"help": "independent chains (ensemble: members)"})
     cycles: int = field(default=4, metadata={"help": "csghmc: cycles per chain"})
     epochs_per_cycle: float = field(default=2.0, metadata={"help": "csghmc: passes over the data per cycle"})
     batch_size: int = field(default=128, metadata={"help": "csghmc: mini-batch size"})
@@ -62,6 +75,13 @@ class ReferenceConfig:
     thin: int = field(default=5, metadata={"help": "hmc: keep every thin-th state after burn-in"})
     leapfrog_steps: int = field(default=10, metadata={"help": "hmc: leapfrog steps per proposal"})
     step_size: float = field(default=0.001, metadata={"help": "hmc: initial leapfrog step size (adapted)"})
+    epochs: int = field(
+        default=10,
+        metadata={"help": "ensemble: SGD epochs per member (lr, batch_size as for csghmc)", "identity": "unless-set"},
+    )
+    momentum: float = field(
+        default=0.9, metadata={"help": "ensemble: SGD momentum of the members", "identity": "unless-set"}
+    )
     start: str = field(
         default="experts",
         metadata={
@@ -86,6 +106,8 @@ class ReferenceConfig:
             raise UserError("--reference.epochs_per_cycle, lr and step_size must be > 0 (init_std >= 0)")
         if not 0 < self.friction <= 1 or not 0 <= self.exploration < 1:
             raise UserError("--reference.friction must be in (0, 1] and exploration in [0, 1)")
+        if self.epochs < 1 or not 0 <= self.momentum < 1:
+            raise UserError("--reference.epochs must be >= 1 and momentum in [0, 1)")
         if not 0 <= self.burn_in < self.iterations:
             raise UserError(
                 f"--reference.burn_in ({self.burn_in}) must be >= 0 and below iterations ({self.iterations})"
@@ -189,6 +211,37 @@ class CyclicalSchedule(Tuning):
                 raise UserError("the reference chain diverged (non-finite weights); lower --reference.lr")
             self.samples.append(state.position.detach().clone())
         return kernel
+
+
+def train_member(
+    model: FlatModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    prior_std: float,
+    config: ReferenceConfig,
+    member: int,
+    resume: dict[str, torch.Tensor] | None = None,
+    on_checkpoint: Callable[[dict[str, torch.Tensor]], None] | None = None,
+) -> torch.Tensor:
+    """One member of an ensemble reference: (R1) minimised from its own random initialisation; its final weights.
+    ``on_checkpoint`` sees the state after every epoch, ``resume`` continues from one, bit for bit."""
+    from ..experts import ExpertConfig, sgd_trajectory
+
+    seed = config.seed + 1000 + member
+    sgd = ExpertConfig(
+        num_experts=1,
+        epochs=config.epochs,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        momentum=config.momentum,
+        weight_decay=1.0 / (prior_std**2 * len(y)),
+        seed=seed,
+    )
+    theta0 = model.init(seed).to(x.device)
+    try:
+        return sgd_trajectory(model, theta0, x, y, sgd, seed, resume=resume, on_checkpoint=on_checkpoint)[-1]
+    except UserError as exc:
+        raise UserError(str(exc).replace("--experts.lr", "--reference.lr")) from None
 
 
 def sample_hmc(
