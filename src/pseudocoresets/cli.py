@@ -263,6 +263,15 @@ def run_stage(args: argparse.Namespace, run) -> None:
     elif args.command == "reference":
         ref = run.reference()
         print(f"full-data reference ({ref.results['samples']} samples): {summary_line(ref.summary)} ({ref.path})")
+        if cfg.reference.compare:
+            from .io import read_json
+            from .pipeline.artifacts import ceiling_path
+
+            for row in read_json(ceiling_path(run.out))["against"]:
+                print(
+                    f"against {row['sampler']} (seed {row['seed']}): agreement {row['agreement']:.4f}, "
+                    f"tv {row['tv']:.4f}, kl {row['predictive_kl']:.4f} ({ceiling_path(run.out)})"
+                )
     elif args.command == "distill":
         for ipc in cfg.ipcs:
             for method in cfg.methods:

@@ -153,3 +153,54 @@ def test_the_ensemble_reference_resumes_per_member(tiny_data, tmp_path):
     bpc("reference", "--out", str(out), "--data.root", str(tiny_data), *TINY, *args)
     assert torch.equal(load_file(str(ref / "samples.safetensors"))["samples"], samples)
     assert {c: (ref / f"chain_{c:03d}.safetensors").stat().st_mtime_ns for c in (0, 1)} == kept
+
+
+def test_bpc_reference_writes_its_ceiling_against_independent_references(tiny_data, tmp_path):
+    """``--reference.compare ensemble,csghmc``: the run's reference checked against one of each kind, sampled
+    with seeds that share no generator with it; their agreement, TV and KL are written beside it and printed,
+    the run's own reference is the one it would be without the option, and a re-run recomputes nothing."""
+    import json
+
+    from helpers import TINY, bpc
+
+    out = tmp_path / "run"
+    args = ("--reference.sampler", "ensemble", "--reference.chains", "2", "--reference.epochs", "1")
+    args += ("--reference.batch_size", "64", "--reference.cycles", "1", "--reference.samples_per_cycle", "2")
+    args += ("--reference.sample_spacing", "2", "--reference.epochs_per_cycle", "2")
+    plain = tmp_path / "plain"
+    bpc("reference", "--out", str(plain), "--data.root", str(tiny_data), *TINY, *args)
+    proc = bpc(
+        "reference",
+        "--out",
+        str(out),
+        "--data.root",
+        str(tiny_data),
+        *TINY,
+        *args,
+        "--reference.compare",
+        "ensemble,csghmc",
+    )
+    ceiling = json.loads((out / "references" / "ceiling.json").read_text())
+    assert [(r["sampler"], r["seed"]) for r in ceiling["against"]] == [("ensemble", 2), ("csghmc", 2)]
+    for row in ceiling["against"]:
+        assert 0 <= row["agreement"] <= 1 and 0 <= row["tv"] <= 1 and row["predictive_kl"] >= -1e-6
+        assert (out / row["directory"] / "samples.safetensors").is_file()
+        assert f"against {row['sampler']} (seed 2): agreement {row['agreement']:.4f}" in proc.stdout
+    same = (out / "reference" / "samples.safetensors").read_bytes()
+    assert same == (plain / "reference" / "samples.safetensors").read_bytes()
+    assert json.loads((out / "reference/config.json").read_text()) == json.loads(
+        (plain / "reference/config.json").read_text()
+    )
+    stamp = (out / "references" / "ensemble-seed2" / "samples.safetensors").stat().st_mtime_ns
+    bpc(
+        "reference",
+        "--out",
+        str(out),
+        "--data.root",
+        str(tiny_data),
+        *TINY,
+        *args,
+        "--reference.compare",
+        "ensemble,csghmc",
+    )
+    assert (out / "references" / "ensemble-seed2" / "samples.safetensors").stat().st_mtime_ns == stamp

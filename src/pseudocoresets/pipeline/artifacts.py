@@ -4,6 +4,8 @@ Layout of a run directory ``out``::
 
     out/experts/                           config.json, expert_000.safetensors ..., manifest.json
     out/reference/                         config.json, samples.safetensors, results.json, predictive/, manifest.json
+    out/references/<sampler>-seed<s>/      the same, for a reference that checks the run's own (--reference.compare)
+    out/references/ceiling.json            agreement, TV, KL of the run's reference with each of those
     out/coresets/<method>-ipc<n>[-w..]/    config.json, coreset.safetensors, summary.json, manifest.json
     out/evals/<method>-ipc<n>-<protocol>[-w..][-eval-w..]/  config.json, results.json, manifest.json
 
@@ -58,6 +60,16 @@ def experts_path(out: Path) -> Path:
 
 def reference_path(out: Path) -> Path:
     return Path(out) / "reference"
+
+
+def companion_path(out: Path, sampler: str, seed: int) -> Path:
+    """A reference that checks the run's own (``--reference.compare``)."""
+    return Path(out) / "references" / f"{sampler}-seed{seed}"
+
+
+def ceiling_path(out: Path) -> Path:
+    """Agreement, TV and KL of the run's reference with its companions: the ceiling of any coreset's agreement."""
+    return Path(out) / "references" / "ceiling.json"
 
 
 def coreset_path(out: Path, method: str, ipc: int, tag: str = "") -> Path:

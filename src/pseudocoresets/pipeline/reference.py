@@ -14,9 +14,10 @@ from ..evaluation.checks import check_result
 from ..evaluation.scoring import METRICS, compile_pays, predictive_average, predictive_metrics, predictive_samples
 from ..experts import ExpertPool
 from ..io import atomic_write_json, load_tensors, remove_file, save_tensors
-from ..reference import CSGHMCState, sample_csghmc, sample_hmc, train_member
+from ..evaluation.metrics import agreement_metrics
+from ..reference import CSGHMCState, ReferenceConfig, sample_csghmc, sample_hmc, train_member
 from ..utils import generator
-from .artifacts import ArtifactDir
+from .artifacts import ArtifactDir, ceiling_path
 from .experts import expert_paths, run_experts
 from .progress import claim, load_checkpoint
 from .workspace import Workspace
@@ -37,21 +38,59 @@ def _chain_starts(ws: Workspace, count: int, g: torch.Generator, init_std: float
     return [init_std * torch.randn(n, generator=g, device=ws.device) for _ in range(count)]
 
 
-def run_reference(ws: Workspace) -> Path:
+def run_reference(ws: Workspace, reference: ReferenceConfig | None = None) -> Path:
     """The full-data reference posterior: samples (samples.safetensors), its own metrics on the test split
     (results.json, the "Full data" row) and its predictive per test set (predictive/, filled on demand).
-    cSGHMC chains save their state after every cycle (chain_<c>.safetensors), HMC chains when they finish, so a
-    killed run resumes where it stopped."""
-    cfg = ws.config.reference
+    cSGHMC chains save their state after every cycle (chain_<c>.safetensors), HMC chains when they finish,
+    ensemble members after every epoch, so a killed run resumes where it stopped. With ``--reference.compare``
+    the companions of the run's reference are sampled too and the ceiling written (:func:`reference_ceiling`);
+    ``reference``: sample that reference instead (a companion)."""
+    cfg = reference or ws.config.reference
     cfg.validate()
     ws.config.posterior.validate()
-    art = ws.reference_dir()
-    if art.is_complete():
-        return art.path
-    try:  # under torchrun the chains are split round robin; rank 0 gathers them from their files and writes
-        return _sample_reference(ws, cfg, art)
-    finally:
-        parallel.barrier()
+    art = ws.reference_dir(reference)
+    if not art.is_complete():
+        try:  # under torchrun the chains are split round robin; rank 0 gathers them from their files and writes
+            _sample_reference(ws, cfg, art)
+        finally:
+            parallel.barrier()
+    if reference is None and cfg.compare:
+        reference_ceiling(ws)
+    return art.path
+
+
+def reference_ceiling(ws: Workspace) -> dict:
+    """The run's reference against each of its companions (``--reference.compare``: the same or another kind,
+    sampled with independent seeds): agreement, total variation and predictive KL of their test predictives,
+    and each one's accuracy, written to ``references/ceiling.json``. No coreset's agreement with the reference
+    can be read as better than two references' agreement with each other."""
+    own = ws.config.reference
+    main = ws.reference_dir()
+    test_x = ws.data.test_x
+    ours = reference_predictive(ws, main.path, "test", test_x)
+    targets = ws.targets(ws.data.test_y)
+    rows = []
+    for kind in own.compare:
+        companion = own.companion(kind)
+        path = run_reference(ws, companion)
+        theirs = reference_predictive(ws, path, "test", test_x)
+        rows.append(
+            {
+                "sampler": kind,
+                "seed": companion.seed,
+                "directory": path.relative_to(ws.out).as_posix(),
+                **agreement_metrics(theirs, ours),
+                "accuracy": float((theirs.argmax(1) == targets).float().mean()),
+            }
+        )
+    record = {
+        "reference": {"sampler": own.sampler, "seed": own.seed, "directory": main.path.relative_to(ws.out).as_posix()},
+        "accuracy": float((ours.argmax(1) == targets).float().mean()),
+        "against": rows,
+    }
+    if parallel.is_main():
+        atomic_write_json(ceiling_path(ws.out), record)
+    return record
 
 
 def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:

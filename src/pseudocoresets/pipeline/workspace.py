@@ -40,9 +40,10 @@ from ..errors import UserError
 from ..experts import expert_file
 from ..models import FlatModel, build_likelihood, build_model, resolve_precision
 from ..models.compiling import should_compile
+from ..reference import ReferenceConfig
 from ..evaluation import EvalConfig, PROTOCOLS
 from ..objectives import has_objective, objective_module
-from .artifacts import ArtifactDir, coreset_path, evaluation_path, experts_path, reference_path
+from .artifacts import ArtifactDir, companion_path, coreset_path, evaluation_path, experts_path, reference_path
 from .interop import source_digest
 
 
@@ -186,16 +187,20 @@ class Workspace:
         files = tuple(expert_file(experts_path(self.out), e).name for e in range(self.config.experts.num_experts))
         return ArtifactDir(experts_path(self.out), "experts", cfg, files)
 
-    def reference_dir(self) -> ArtifactDir:
+    def reference_dir(self, reference: ReferenceConfig | None = None) -> ArtifactDir:
+        """The run's reference posterior, or with ``reference`` another one (a companion that checks it,
+        ``ReferenceConfig.companion``), under ``references/<sampler>-seed<seed>``."""
+        own = reference or self.config.reference
         cfg = {
             "data": identity_dict(self.config.data),
             "model": self.model_identity(),
-            "reference": identity_dict(self.config.reference),
+            "reference": identity_dict(own),
         }
         cfg["prior_std"] = self.config.posterior.prior_std
-        if self.reference_starts() == "random":  # chains from random weights, not from the experts (a weaker
-            cfg["chain_starts"] = "random"  # reference at the same budget): not the same artifact
-        return ArtifactDir(reference_path(self.out), "reference", cfg, ("samples.safetensors", "results.json"))
+        if self.reference_starts() == "random" and own.sampler != "ensemble":  # chains from random weights, not
+            cfg["chain_starts"] = "random"  # the experts' (a weaker reference at the same budget): another artifact
+        path = reference_path(self.out) if reference is None else companion_path(self.out, own.sampler, own.seed)
+        return ArtifactDir(path, "reference", cfg, ("samples.safetensors", "results.json"))
 
     def coreset_dir(self, cell: Cell) -> ArtifactDir:
         method, ipc, distill_cfg, objective_cfg = cell.method, cell.ipc, cell.distill, cell.objective

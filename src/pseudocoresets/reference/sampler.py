@@ -92,8 +92,20 @@ class ReferenceConfig:
     )
     init_std: float = field(default=0.1, metadata={"help": "chains from random weights start at N(0, init_std^2 I)"})
     seed: int = field(default=0, metadata={"help": "seed of the chains and mini-batches"})
+    compare: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "reference kinds (samplers) to check this reference against: 'bpc reference' samples each again "
+            "with independent seeds (seed + chains) and writes their agreement, TV and KL with this one to "
+            "references/ceiling.json, the ceiling of any coreset's agreement",
+            "identity": "never",
+        },
+    )
 
     def validate(self) -> None:
+        unknown = [k for k in self.compare if k not in SAMPLERS]
+        if unknown:
+            raise UserError(f"unknown --reference.compare {','.join(unknown)}; choose from {', '.join(SAMPLERS)}")
         if self.start not in STARTS:
             raise UserError(f"unknown --reference.start {self.start!r}; choose one of {', '.join(STARTS)}")
         if self.sampler not in SAMPLERS:
@@ -112,6 +124,11 @@ class ReferenceConfig:
             raise UserError(
                 f"--reference.burn_in ({self.burn_in}) must be >= 0 and below iterations ({self.iterations})"
             )
+
+    def companion(self, sampler: str) -> "ReferenceConfig":
+        """The reference of kind ``sampler`` that checks this one: its chains' and members' seeds follow this one's
+        (``seed + chains``), so no generator of the two is the same."""
+        return dataclasses.replace(self, sampler=sampler, seed=self.seed + self.chains, compare=[])
 
     def steps_per_cycle(self, num_data: int) -> int:
         return max(1, math.ceil(self.epochs_per_cycle * num_data / self.batch_size))

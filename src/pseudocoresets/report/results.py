@@ -144,6 +144,37 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ceiling_markdown(rows: list[dict], ceiling: dict) -> str:
+    """The run's reference against its companions (``references/ceiling.json``), then every evaluation's agreement
+    as a fraction of each companion's: how much of the agreement two references reach a coreset reaches."""
+    against = ceiling.get("against") or []
+    if not against:
+        return ""
+    ref = ceiling["reference"]
+    text = (
+        f"\nReference against reference (the ceiling of agreement; the run's reference is {ref['sampler']}, "
+        f"seed {ref['seed']}):\n\n| against | seed | agreement | TV | predictive KL | its accuracy |\n|---|---|---|---|---|---|\n"
+    )
+    for c in against:
+        text += (
+            f"| {c['sampler']} | {c['seed']} | {c['agreement']:.4f} | {c['tv']:.4f} | {c['predictive_kl']:.4f} | "
+            f"{c['accuracy']:.4f} |\n"
+        )
+    agreeing = [r for r in rows if r.get("agreement") and r["method"] != "full data"]
+    if agreeing:
+        heads = " | ".join(f"÷ {c['sampler']} (seed {c['seed']})" for c in against)
+        text += f"\nAgreement as a fraction of each ceiling:\n\n| dataset | ipc | method | protocol | agreement | {heads} |\n"
+        text += "|---" * (5 + len(against)) + "|\n"
+        for r in sorted(agreeing, key=lambda r: (r["dataset"], r["ipc"], r["protocol"], r["method"])):
+            mean = r["agreement"]["mean"]
+            fractions = " | ".join(f"{mean / c['agreement']:.3f}" if c["agreement"] > 0 else "—" for c in against)
+            text += (
+                f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | {format_metric(r['agreement'])} | "
+                f"{fractions} |\n"
+            )
+    return text
+
+
 def write_report(out: Path) -> dict:
     """``bpc report``: a markdown and a JSON table over every finished evaluation under ``out``."""
     out = Path(out)
@@ -169,6 +200,10 @@ def write_report(out: Path) -> dict:
                     + " | ".join(format_metric(c.get(m)) for m in columns)
                     + " |\n"
                 )
-        atomic_write_json(out / "report.json", {"rows": rows})
+        ceiling = (
+            read_json(out / "references" / "ceiling.json") if (out / "references" / "ceiling.json").is_file() else {}
+        )
+        table += ceiling_markdown(rows, ceiling if isinstance(ceiling, dict) else {})
+        atomic_write_json(out / "report.json", {"rows": rows, **({"ceiling": ceiling} if ceiling else {})})
         atomic_write_text(out / "report.md", "# Results\n\nmean ± std over repeats\n\n" + table)
         return {"rows": rows, "markdown": table}
