@@ -204,3 +204,18 @@ def test_bpc_reference_writes_its_ceiling_against_independent_references(tiny_da
         "ensemble,csghmc",
     )
     assert (out / "references" / "ensemble-seed2" / "samples.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_the_reference_reports_its_own_convergence(tiny_data, tmp_path):
+    """cSGHMC's kept samples per chain give split R-hat and ESS in function space in the reference's results."""
+    import json
+
+    from helpers import TINY, bpc
+
+    out = tmp_path / "run"
+    args = ("--reference.cycles", "2", "--reference.samples_per_cycle", "2", "--reference.sample_spacing", "2")
+    args += ("--reference.epochs_per_cycle", "2", "--reference.batch_size", "64", "--evaluate.diagnostic_points", "30")
+    bpc("reference", "--out", str(out), "--data.root", str(tiny_data), *TINY, *args)
+    convergence = json.loads((out / "reference" / "results.json").read_text())["convergence"]
+    assert convergence["draws_per_chain"] == 4
+    assert 0.5 < convergence["rhat_median"] <= convergence["rhat_max"] and 0 < convergence["ess_min"]

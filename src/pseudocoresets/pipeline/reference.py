@@ -11,9 +11,17 @@ import torch
 from .. import parallel
 from ..errors import ResumeMismatch, UserError
 from ..evaluation.checks import check_result
-from ..evaluation.scoring import METRICS, compile_pays, predictive_average, predictive_metrics, predictive_samples
+from ..evaluation.scoring import (
+    METRICS,
+    compile_pays,
+    predictive_average,
+    predictive_metrics,
+    predictive_samples,
+    prepared,
+)
 from ..experts import ExpertPool
 from ..io import atomic_write_json, load_tensors, remove_file, save_tensors
+from ..evaluation.diagnostics import predictive_diagnostics
 from ..evaluation.metrics import agreement_metrics
 from ..reference import CSGHMCState, ReferenceConfig, sample_csghmc, sample_hmc, train_member
 from ..utils import generator
@@ -167,9 +175,11 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
         {"test": {k: metrics[k] for k in keys}},
         advice="lower --reference.lr (csghmc) or step_size (hmc)",
     )
+    convergence = _function_space_diagnostics(ws, model, [chain["samples"] for chain in chains])
     results = {
         "method": "full data",
         "protocol": f"reference-{cfg.sampler}",
+        "convergence": convergence,
         "ipc": 0,
         "dataset": ws.config.data.name,
         "samples": len(thetas),
@@ -185,6 +195,26 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
         {"samples": len(thetas), "num_params": model.num_params},
     )
     return art.path
+
+
+@torch.no_grad()
+def _function_space_diagnostics(ws: Workspace, model, per_chain: list[torch.Tensor]) -> dict:
+    """Split R-hat and ESS of the reference's own chains in function space (evaluation/diagnostics.py): the log
+    predictive probability of the first ``--evaluate.diagnostic_points`` test labels under every kept sample, one
+    scalar chain per point. Empty where there is nothing to diagnose: regression, fewer than 4 samples per chain
+    (an ensemble keeps one per member), or chains of unequal length."""
+    points = min(ws.config.evaluate.diagnostic_points, len(ws.data.test_y))
+    if model.likelihood.task != "classification" or not points or len({len(s) for s in per_chain}) != 1:
+        return {}
+    diag_x = prepared(ws.data.test_x[:points].to(ws.device), ws.prepare)
+    diag_y = ws.targets(ws.data.test_y[:points]).long().reshape(-1, 1)
+    log_probs = torch.stack(
+        [
+            torch.stack([torch.log_softmax(model._forward(t, diag_x), 1).gather(1, diag_y).squeeze(1) for t in s])
+            for s in per_chain
+        ]
+    )
+    return {"draws_per_chain": int(log_probs.shape[1]), **predictive_diagnostics(log_probs.cpu())}
 
 
 def _ensemble_member(ws: Workspace, model, x, y, prior: float, cfg, c: int, path: Path) -> None:
