@@ -249,3 +249,24 @@ def test_test_sets_without_cache_is_lazy():
     (key, value) = next(it)
     assert key == ("fog", 2) and value.shape == GREY.shape
     assert next(it, None) is None
+
+
+def test_a_tampered_cache_entry_is_detected_and_made_again(tmp_path, capsys):
+    """A cached set whose pixels were changed after bpc wrote it (a valid file, only other content) does not
+    match its recorded digest: it is computed again, with one line saying so."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    first = dict(corrupted_test_sets(RGB, ["contrast"], [2], 3, tmp_path))[("contrast", 2)]
+    (path,) = tmp_path.glob("contrast_s2_*.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta, images = f.metadata(), f.get_tensor("images")
+    images[0, 0, 0, 0] ^= 1
+    save_file({"images": images}, str(path), metadata=meta)
+    again = dict(corrupted_test_sets(RGB, ["contrast"], [2], 3, tmp_path))[("contrast", 2)]
+    assert np.array_equal(again, first)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not match its checksum" in err
+    with safe_open(str(path), framework="pt") as f:
+        assert torch.equal(f.get_tensor("images"), torch.from_numpy(first))  # the cache holds the right set again

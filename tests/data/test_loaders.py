@@ -305,3 +305,21 @@ def test_imagefolder_archive_member_too_large_is_refused_unread(tmp_path):
         tar.addfile(info, io.BytesIO(b"\0" * info.size))
     with pytest.raises(UserError, match="MiB, more than any image"):
         load_dataset(DataConfig(name="imagefolder", root=str(tar_path), cache_dir=str(tmp_path / "c")))
+
+
+def test_a_tampered_imagefolder_cache_is_detected_and_decoded_again(tmp_path, monkeypatch, capsys):
+    from safetensors.torch import load_file, save_file
+
+    tree = make_tree(tmp_path / "tree")
+    cfg = DataConfig(name="imagefolder", root=str(tree), cache_dir=str(tmp_path / "cache"))
+    first = load_dataset(cfg)
+    (path,) = (tmp_path / "cache").glob("imagefolder-*.safetensors")
+    tensors = load_file(str(path))
+    tensors["train_x"][0, 0, 0, 0] ^= 7
+    save_file(tensors, str(path))
+    calls = []
+    real = imagefolder.decode_imagefolder
+    monkeypatch.setattr(imagefolder, "decode_imagefolder", lambda s: calls.append(s) or real(s))
+    assert torch.equal(load_dataset(cfg).train_x, first.train_x) and len(calls) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not match its checksum" in err

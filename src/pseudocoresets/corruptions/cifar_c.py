@@ -34,6 +34,7 @@ import hashlib
 import importlib.util
 import io
 import math
+import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
@@ -749,11 +750,25 @@ def _read_cache(path: Path, shape) -> np.ndarray | None:
         return None
     try:
         a = load_tensors(path)["images"].numpy()
-    except (UserError, KeyError):
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            recorded = (f.metadata() or {}).get("sha256")
+    except (UserError, KeyError, OSError, ValueError):
         return None
     if a.dtype != np.uint8 or a.shape != tuple(shape):
         return None
+    if recorded != _content_digest(a):  # changed after it was written (or written before digests): made again
+        if recorded is not None:
+            print(
+                f"bpc: the cached corrupted set {path} does not match its checksum; computing it again", file=sys.stderr
+            )
+        return None
     return a
+
+
+def _content_digest(images: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
 
 
 def _write_cache(path: Path, images: np.ndarray, name: str, severity: int, seed: int) -> None:
@@ -762,4 +777,5 @@ def _write_cache(path: Path, images: np.ndarray, name: str, severity: int, seed:
     from ..io import save_tensors
 
     meta = {"corruption": name, "severity": str(severity), "seed": str(seed), "version": str(CACHE_VERSION)}
+    meta["sha256"] = _content_digest(images)  # checked at every read
     save_tensors(path, {"images": torch.from_numpy(np.ascontiguousarray(images))}, metadata=meta)

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tarfile
 import warnings
 import zlib
@@ -139,6 +140,16 @@ def decode_imagefolder(source: Path):
     return (*out, classes)
 
 
+def _content_digest(train_x, train_y, test_x, test_y, classes) -> str:
+    """SHA-256 of a decode's arrays (with their shapes and types) and class names."""
+    h = hashlib.sha256()
+    for a in (train_x, train_y, test_x, test_y):
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(json.dumps(list(classes)).encode())
+    return h.hexdigest()
+
+
 def load_imagefolder(source: Path, cache_dir: Path | None):
     """Decoded arrays of ``source``, read from ``cache_dir`` when this exact source was decoded before."""
     if not source.exists():
@@ -151,8 +162,11 @@ def load_imagefolder(source: Path, cache_dir: Path | None):
     if tensors_path.is_file() and meta_path.is_file():
         try:
             t = load_tensors(tensors_path)
-            classes = json.loads(meta_path.read_text())["classes"]
-            return (t["train_x"].numpy(), t["train_y"].numpy(), t["test_x"].numpy(), t["test_y"].numpy(), classes)
+            meta = json.loads(meta_path.read_text())
+            arrays = (t["train_x"].numpy(), t["train_y"].numpy(), t["test_x"].numpy(), t["test_y"].numpy())
+            if meta["sha256"] == _content_digest(*arrays, meta["classes"]):
+                return (*arrays, meta["classes"])
+            print(f"bpc: the cached decode {tensors_path} does not match its checksum; decoding again", file=sys.stderr)
         except Exception:  # noqa: BLE001 - a broken cache is rebuilt, never trusted
             pass
     train_x, train_y, test_x, test_y, classes = decode_imagefolder(source)
@@ -168,5 +182,6 @@ def load_imagefolder(source: Path, cache_dir: Path | None):
             "test_y": torch.from_numpy(test_y),
         },
     )
-    atomic_write_json(meta_path, {"source": str(source), "classes": classes})
+    digest = _content_digest(train_x, train_y, test_x, test_y, classes)  # checked at every read
+    atomic_write_json(meta_path, {"source": str(source), "classes": classes, "sha256": digest})
     return train_x, train_y, test_x, test_y, classes
