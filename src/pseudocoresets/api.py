@@ -14,21 +14,28 @@ Example (the same pipeline as ``bpc run --preset demo --out runs/demo``)::
 Every stage skips work that is complete for the same configuration and resumes work that was interrupted, exactly
 as the command line does (the ``bpc`` subcommands call these methods). Each call holds the run directory's lock
 (:mod:`pseudocoresets.pipeline.lock`), so a Python program and a ``bpc`` process never write the same run at once.
+
+Every public function checks its arguments' types and values first, through one helper (:func:`_check`): a wrong
+one is refused at the call with a :class:`UserError` naming the argument, what it must be and what it got, never
+with a traceback from deep inside a stage.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import numbers
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
 from . import parallel
-from .config import RunConfig, apply_overrides, load_config_file, preset, validate_run
+from .config import COUNT_MAX, PRESETS, RunConfig, apply_overrides, load_config_file, preset, validate_run
 from .errors import UserError
+from .evaluation.protocols import PROTOCOLS
 from .pipeline.coreset import Coreset, load_coreset
 from .pipeline.distill import run_distill
 from .pipeline.evaluate import run_evaluate
@@ -40,18 +47,74 @@ from .pipeline.workspace import Workspace
 from .utils import choose_device
 
 
+SCALARS = (str, numbers.Real, os.PathLike)
+"""The types an override's value may have (or a list of them): what a YAML file or the command line gives (str,
+int, float, bool), numpy's numbers and paths. None is none of them."""
+
+
+def _is_path(value: Any) -> bool:
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    return isinstance(text, str) and bool(text.strip()) and not any(c in text for c in "\n\r\0")
+
+
+def _is_value(value: Any) -> bool:
+    items = value if isinstance(value, list) else [value]
+    return all(isinstance(v, SCALARS) for v in items)
+
+
+_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "count": (
+        lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and 1 <= v <= COUNT_MAX,
+        f"a whole number from 1 to {COUNT_MAX:,} (an int, not a bool), e.g. 10",
+    ),
+    "method": (lambda v: isinstance(v, str) and v.strip() == v != "", "a method's name (a string), e.g. 'fkl'"),
+    "preset": (lambda v: isinstance(v, str) and v in PRESETS, f"one of {', '.join(map(repr, PRESETS))}"),
+    "protocol": (lambda v: isinstance(v, str) and v in PROTOCOLS, f"one of {', '.join(map(repr, PROTOCOLS))}"),
+    "path": (_is_path, "a path (a str or os.PathLike, not empty) whose name has no newline"),
+    "config": (lambda v: isinstance(v, (RunConfig, str)), "a RunConfig (see make_config) or a preset name"),
+    "overrides": (lambda v: isinstance(v, Mapping), "a mapping of option names to values, e.g. {'ipcs': '10'}"),
+    "option": (lambda v: isinstance(v, str), "a string naming an option, e.g. 'distill.iterations'"),
+    "value": (_is_value, "a str, number, bool or path, or a list of them (leave an option out to keep its value)"),
+    "device": (lambda v: isinstance(v, (str, torch.device)), "a device name (auto, cpu, cuda:N) or a torch.device"),
+    "flag": (lambda v: isinstance(v, bool), "True or False"),
+}
+
+
+def _check(argument: str, value: Any, kind: str) -> Any:
+    """The one argument check of the public functions: ``value`` is of ``kind`` (a key of ``_KINDS``), else one
+    :class:`UserError` line names ``argument``, what it must be and what it got. Returns ``value``."""
+    test, wanted = _KINDS[kind]
+    if not test(value):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise UserError(f"{argument} must be {wanted} (got {type(value).__name__} {shown})")
+    return value
+
+
+def _check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    _check("overrides", overrides, "overrides")
+    for key, value in overrides.items():
+        _check(f"overrides key {key!r}", key, "option")
+        _check(f"overrides[{key!r}]", value, "value")
+    return dict(overrides)
+
+
 def make_config(
     preset_name: str = "quick", file: str | Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> RunConfig:
     """A validated :class:`RunConfig`: the preset ``preset_name`` (``quick``, ``demo``, ``medium``, ``paper``,
     ``blr``, ``none``), then a YAML/JSON ``file`` of sections, then ``overrides`` with dotted keys as on the
-    command line (``{"distill.iterations": 50, "methods": "random,fkl"}``). Raises :class:`UserError` naming the
-    first bad value."""
+    command line (``{"distill.iterations": 50, "methods": "random,fkl"}``; values are strings, numbers, booleans
+    or lists of them). Raises :class:`UserError` naming the first bad argument or value."""
+    _check("preset_name", preset_name, "preset")
+    if file is not None:
+        _check("file", file, "path")
+    changes = _check_overrides(overrides) if overrides is not None else {}
     config = preset(preset_name)
     if file is not None:
-        apply_overrides(config, load_config_file(str(file)))
-    if overrides:
-        apply_overrides(config, dict(overrides))
+        apply_overrides(config, load_config_file(os.fspath(file)))
+    if changes:
+        apply_overrides(config, changes)
     validate_run(config)
     return config
 
@@ -90,13 +153,17 @@ class Run:
         device: str | torch.device = "auto",
         quiet: bool = False,
     ):
+        _check("config", config, "preset" if isinstance(config, str) else "config")
+        if isinstance(out, str) and not out.strip():
+            raise UserError("the run directory (out, --out) is empty; name one, e.g. runs/quick")
+        _check("the run directory (out, --out)", out, "path")
+        _check("device", device, "device")
+        _check("quiet", quiet, "flag")
         if isinstance(config, str):
             config = make_config(config)
-        if not str(out).strip():
-            raise UserError("the run directory is empty; name one, e.g. runs/quick")
         self.config = config
         self.out = Path(out)
-        self.device = device if isinstance(device, torch.device) else choose_device(device)
+        self.device = choose_device(device, option="device")
         self.workspace = Workspace(config, self.out, self.device, quiet=quiet or not parallel.is_main())
         self._lock: RunDirectoryLock | None = None
         self._depth = 0
@@ -145,12 +212,17 @@ class Run:
 
     def distill(self, method: str, ipc: int) -> Coreset:
         """Learn (or, for ``random``, draw) the coreset of ``method`` at ``ipc`` images per class."""
+        _check("method", method, "method")
+        ipc = int(_check("ipc", ipc, "count"))
         with self.lock():
             path = run_distill(self.workspace, method, ipc)
         return load_coreset(path)
 
     def evaluate(self, method: str, ipc: int, protocol: str = "hmc") -> Evaluation:
         """Evaluate that coreset with ``protocol`` (``hmc``, ``asghmc`` or ``vbpc``); distill it first."""
+        _check("method", method, "method")
+        ipc = int(_check("ipc", ipc, "count"))
+        _check("protocol", protocol, "protocol")
         with self.lock():
             path = run_evaluate(self.workspace, method, ipc, protocol)
         return Evaluation(path, json.loads((path / "results.json").read_text()))

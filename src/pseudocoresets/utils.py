@@ -11,27 +11,32 @@ import torch
 T = TypeVar("T")
 
 
-def choose_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU; any explicit torch device string is honoured."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def choose_device(name: str | torch.device = "auto", option: str = "--device") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; any other name (or ``torch.device``) must be a CPU or an
+    existing CUDA device, else one :class:`UserError` line naming ``option``."""
     from .errors import UserError
 
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str):
+        raise UserError(f"{option} must be a device name such as auto, cpu or cuda:0 (got {type(name).__name__})")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    except (RuntimeError, ValueError):
+        raise UserError(f"unknown {option} {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+        raise UserError(f"{option} {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} was asked for but CUDA is not available; use --device cpu or auto")
+        raise UserError(f"device {name!r} was asked for but CUDA is not available; use {option} cpu or auto")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise UserError(
             f"device {name!r} was asked for but this machine has {torch.cuda.device_count()} CUDA device(s); "
             "use cuda:0 .. or auto"
         )
     if device.type == "cpu" and device.index not in (None, 0):
-        raise UserError(f"--device {name!r}: there is one CPU device; use --device cpu")
+        raise UserError(f"{option} {name!r}: there is one CPU device; use {option} cpu")
     return device
 
 

@@ -63,3 +63,29 @@ def test_edited_finished_repeats_are_refused(run_without_random_eval, tiny_data,
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "repeats.partial.json does not hold this evaluation's finished repeats" in proc.stderr
     assert (cell / "repeats.partial.json").read_text() == text and not (cell / "results.json").exists()
+
+
+GOOD = {"accuracy": 0.5, "nll": 1.0, "ece": 0.1, "brier": 0.5}
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [{"sets": {"test": {**GOOD, "accuracy": 7.5}}, "stats": {"seed": 0}}],  # out of its range
+        [{"sets": {"test": {**GOOD, "brier": -0.1}}, "stats": {"seed": 0}}],
+        [{"sets": {"test": {k: v for k, v in GOOD.items() if k != "nll"}}, "stats": {"seed": 0}}],  # a field missing
+        [{"sets": {"test": {**GOOD, "bogus": 1.0}}, "stats": {"seed": 0}}],  # a field bpc never writes
+        [{"sets": {"test": GOOD}, "stats": {"seed": 0}}, {"sets": {"test": GOOD}, "stats": {"seed": 0}}],  # twice
+        [{"sets": {"test": GOOD}, "stats": {}}],  # no seed
+    ],
+)
+def test_finished_repeats_with_impossible_or_missing_values_are_refused(run_without_random_eval, tiny_data, records):
+    out = run_without_random_eval
+    cell = out / "evals/random-ipc2-hmc"
+    cell.mkdir()
+    text = json.dumps(records)
+    (cell / "repeats.partial.json").write_text(text)
+    proc = _evaluate(out, tiny_data)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "repeats.partial.json does not hold this evaluation's finished repeats" in proc.stderr
+    assert (cell / "repeats.partial.json").read_text() == text and not (cell / "results.json").exists()

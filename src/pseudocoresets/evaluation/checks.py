@@ -31,3 +31,51 @@ def check_result(
             "their starting points; lower --hmc.step_size or keep --hmc.adapt_step_size on (and check "
             "--evaluate.temperature and coreset_weight); not saved"
         )
+
+
+# the values a metric can take (metrics.py); a finished repeat's record outside them was not written by bpc
+RANGES = {
+    "accuracy": (0.0, 1.0),
+    "ece": (0.0, 1.0),
+    "brier": (0.0, 2.0),
+    "coverage_95": (0.0, 1.0),
+    "agreement": (0.0, 1.0),
+    "tv": (0.0, 1.0),
+    "nll": (0.0, math.inf),
+    "rmse": (0.0, math.inf),
+    "predictive_kl": (-1e-6, math.inf),
+}
+
+
+def _metric_row_fits(row, keys: tuple[str, ...]) -> bool:
+    """One test set's metrics of a finished repeat: exactly ``keys``, each a finite number in its range."""
+    if not isinstance(row, dict) or set(row) != set(keys):
+        return False
+    for key, value in row.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        low, high = RANGES.get(key, (-math.inf, math.inf))
+        if not low <= value <= high:
+            return False
+    return True
+
+
+def repeat_records_fit(records, sets: set[str], keys: tuple[str, ...], seed: int, repeats: int) -> bool:
+    """Whether the saved records of finished repeats (an evaluation's resume state) are what this evaluation
+    writes: a list of ``{"sets", "stats"}``, one per distinct repeat seed in ``seed .. seed + repeats - 1``, each
+    with every test set of ``sets`` holding exactly the metrics ``keys`` within their ranges."""
+    if not isinstance(records, list):
+        return False
+    seen = set()
+    for rec in records:
+        if not (isinstance(rec, dict) and set(rec) == {"sets", "stats"} and isinstance(rec["stats"], dict)):
+            return False
+        own = rec["stats"].get("seed")
+        if isinstance(own, bool) or not isinstance(own, int) or not 0 <= own - seed < repeats or own in seen:
+            return False
+        seen.add(own)
+        if not isinstance(rec["sets"], dict) or set(rec["sets"]) != set(sets):
+            return False
+        if not all(_metric_row_fits(row, keys) for row in rec["sets"].values()):
+            return False
+    return True

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..corruptions import CORRUPTIONS
 from ..errors import UserError
+from ..models.last_layer import NOISE_RANGE
 from ..samplers import PosteriorSpec
 
 # Scoring runs compiled (--evaluate.compile) from this many batch forwards on: on the 2-core CPU compilation took
@@ -118,6 +119,12 @@ class EvalConfig:
         if self.prior_std < 0 or self.temperature < 0 or self.coreset_weight < 0 or self.target_noise < 0:
             raise UserError(
                 "--evaluate.prior_std, temperature, coreset_weight and target_noise must be >= 0 (0 = the coreset's)"
+            )
+        low, high = NOISE_RANGE
+        if self.target_noise and not low <= self.target_noise <= high:
+            raise UserError(
+                f"--evaluate.target_noise must be 0 (the targets' own) or in {low:g}..{high:g} (got "
+                f"{self.target_noise:g}): a smaller noise makes the last layer's solve singular"
             )
         if self.diagnostic_points < 0:
             raise UserError(f"--evaluate.diagnostic_points must be >= 0 (got {self.diagnostic_points})")

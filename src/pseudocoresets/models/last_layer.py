@@ -4,7 +4,9 @@ The equations (V1)-(V8) are derived in :mod:`pseudocoresets.objectives.vbpc`: th
 layer under a Gaussian likelihood on learnt targets (V1)-(V3), the moments of the outputs at new points (V4),
 VBPC's outer loss (V5) with its KL term (V6), the exact expected Gaussian log-likelihood (V7) and the
 one-pass approximation of the class predictive (V8). The objective learns coresets with them; the evaluation
-protocol ``vbpc`` (:mod:`pseudocoresets.evaluation.protocols.vbpc`) predicts with them.
+protocol ``vbpc`` (:mod:`pseudocoresets.evaluation.protocols.vbpc`) predicts with them. A posterior whose
+Cholesky factor fails or is not finite (a tiny noise, diverged features or targets) is refused in one line naming
+the options to change, never returned.
 """
 
 from __future__ import annotations
@@ -15,7 +17,22 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
+from ..errors import UserError
 from .flat import FlatModel
+
+NOISE_RANGE = (1e-3, 1e3)
+"""Allowed std s of the Gaussian likelihood on learnt targets (``--vbpc.coreset_noise``,
+``--evaluate.target_noise``): the ridge lambda = s^2 / (sigma^2 w) of (V3) must stay well above float32's rounding
+of K_uu for A's Cholesky factor to exist; far above 1 the targets stop mattering."""
+LR_MAX = 10.0
+"""Largest SGD step size of a network trained on the coreset (``--vbpc.pool_lr``, ``--vbpc_eval.lr``): the squared
+error diverges to non-finite weights long before it."""
+SINGULAR = (
+    "VBPC's last-layer posterior is numerically singular (the Cholesky factor of K_uu + lambda I failed or is not "
+    "finite); raise the targets' noise (--vbpc.coreset_noise when distilling, --evaluate.target_noise when "
+    "evaluating) or lower the step sizes that diverged (--vbpc.pool_lr, --vbpc.lr_targets, --distill.lr_images, "
+    "--vbpc_eval.lr)"
+)
 
 
 @dataclass
@@ -60,14 +77,20 @@ def last_layer_posterior(
     noise: float = 1.0,
 ) -> LastLayerPosterior:
     """q_u of (V1)-(V3) for coreset features ``phi_u`` [M, h] and targets [M, K]."""
-    rho = 1.0 / prior_std**2
-    rho_t = rho / temperature
-    beta = weight / (temperature * noise**2)
-    lam = rho_t / beta
-    k_uu = phi_u @ phi_u.T
-    eye = torch.eye(len(k_uu), dtype=k_uu.dtype, device=k_uu.device)
-    chol = torch.linalg.cholesky(k_uu + lam * eye)
-    return LastLayerPosterior(phi_u, k_uu, chol, torch.cholesky_solve(targets, chol), targets, rho, rho_t, lam)
+    try:
+        rho = 1.0 / prior_std**2
+        rho_t = rho / temperature
+        beta = weight / (temperature * noise**2)
+        lam = rho_t / beta
+        k_uu = phi_u @ phi_u.T
+        eye = torch.eye(len(k_uu), dtype=k_uu.dtype, device=k_uu.device)
+        chol = torch.linalg.cholesky(k_uu + lam * eye)
+    except (ZeroDivisionError, torch.linalg.LinAlgError):
+        raise UserError(SINGULAR) from None
+    alpha = torch.cholesky_solve(targets, chol)
+    if not (math.isfinite(lam) and lam > 0 and torch.isfinite(chol).all() and torch.isfinite(alpha).all()):
+        raise UserError(SINGULAR)
+    return LastLayerPosterior(phi_u, k_uu, chol, alpha, targets, rho, rho_t, lam)
 
 
 def predictive_probs(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:

@@ -74,6 +74,8 @@ import torch
 from ..errors import UserError
 from ..models import FlatModel
 from ..models.last_layer import (
+    LR_MAX,
+    NOISE_RANGE,
     LastLayerPosterior,
     base_targets,
     features,
@@ -87,6 +89,9 @@ from .student import maybe_augment
 
 NAME = "vbpc"
 NEEDS_EXPERTS = False
+
+POOL_MAX = 64
+"""Most feature extractors in the pool: each is a whole network with its momentum, kept in memory."""
 
 
 @dataclass
@@ -113,6 +118,19 @@ class Config:
             raise UserError("--vbpc.real_batch, coreset_noise and lr_targets must be >= 0")
         if self.pool_size < 1 or self.pool_steps < 1 or not self.pool_lr > 0:
             raise UserError("--vbpc.pool_size and pool_steps must be >= 1 and --vbpc.pool_lr > 0")
+        low, high = NOISE_RANGE
+        if self.coreset_noise and not low <= self.coreset_noise <= high:
+            raise UserError(
+                f"--vbpc.coreset_noise must be 0 (the model's noise) or in {low:g}..{high:g} (got "
+                f"{self.coreset_noise:g}): a smaller noise makes the last layer's solve singular"
+            )
+        if self.pool_size > POOL_MAX:
+            raise UserError(
+                f"--vbpc.pool_size must be at most {POOL_MAX} networks (got {self.pool_size}): the pool keeps every "
+                "network and its momentum in memory"
+            )
+        if self.pool_lr > LR_MAX:
+            raise UserError(f"--vbpc.pool_lr must be at most {LR_MAX:g} (got {self.pool_lr:g}): SGD diverges beyond")
 
 
 def preset_values(preset: str, ipc: int) -> dict[str, Any]:

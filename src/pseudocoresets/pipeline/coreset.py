@@ -8,6 +8,10 @@ set), the preprocessing state (so its pixels can be recovered) and, when the met
 ``posterior``: the coreset posterior it was learnt for (weight w, temperature T, prior scale, learnt per-point
 weights), as JSON of :class:`~pseudocoresets.samplers.PosteriorSpec`. A file without a record (made before the
 record existed) stands for w = T = sigma = 1.
+
+Learnt targets pass one check wherever they enter or leave a run (:func:`check_targets`: import, load, export and
+the evaluation): real numbers of shape [M, K], one row per point and K the data's number of classes (one column
+for regression), finite and at most :data:`TARGETS_MAX` in magnitude.
 """
 
 from __future__ import annotations
@@ -22,10 +26,61 @@ from safetensors import safe_open
 
 from .. import integrity
 from ..errors import UserError
-from ..io import load_tensors
+from ..io import load_tensors, read_json
 from ..samplers import PosteriorSpec
 
 COREFILE = "coreset.safetensors"
+
+TARGETS_MAX = 1e6
+"""Largest magnitude of a learnt target: VBPC's start at the centred one-hot labels (below 1) and move by small
+steps; a larger value (3e38) is a damaged or foreign file and overflows the last layer's solve."""
+
+
+def _targets_problem(targets, count: int, classes: int | None, least: int) -> str | None:
+    """What is wrong with ``targets`` (see :func:`check_targets`), or None."""
+    if not isinstance(targets, torch.Tensor) or not targets.is_floating_point():
+        return f"targets of type {getattr(targets, 'dtype', type(targets).__name__)}, not real numbers"
+    if targets.dim() != 2 or len(targets) != count:
+        return f"targets of shape {tuple(targets.shape)} for {count} points"
+    columns = targets.shape[1]
+    if columns == 0:
+        return f"targets of shape {tuple(targets.shape)}, without a column per class"
+    if classes is not None and columns != max(classes, 1):
+        return f"targets with {columns} columns for data of {max(classes, 1)} classes (the model's outputs)"
+    if columns < least:
+        return f"targets with {columns} columns for labels up to {least - 1}"
+    if not torch.isfinite(targets).all():
+        return "non-finite targets (nan or inf)"
+    largest = float(targets.abs().max()) if targets.numel() else 0.0
+    if largest > TARGETS_MAX:
+        return f"targets as large as {largest:.3g} (at most {TARGETS_MAX:.0e} in magnitude)"
+    return None
+
+
+def check_targets(targets, count: int, where, fix: str, classes: int | None = None, least: int = 1) -> None:
+    """Learnt ``targets`` (None: nothing to check) fit a coreset of ``count`` points: real numbers [count, K],
+    finite, at most :data:`TARGETS_MAX` in magnitude, with K the data's ``classes`` (1 for regression) when known,
+    else at least ``least`` (a column per label). Refused in one line, ``{where} holds ...; {fix}``."""
+    if targets is None:
+        return
+    problem = _targets_problem(targets, count, classes, least)
+    if problem:
+        raise UserError(f"{where} holds {problem}; {fix}")
+
+
+def label_columns(labels: torch.Tensor) -> int:
+    """The fewest target columns class ``labels`` need (one more than the largest label; 1 for regression)."""
+    if labels.is_floating_point() or not len(labels):
+        return 1
+    return int(labels.max()) + 1
+
+
+def recorded_classes(directory: Path) -> int | None:
+    """The number of classes a run's coreset directory records in its manifest (None when it records none)."""
+    manifest = directory / "manifest.json"
+    record = read_json(manifest) if manifest.is_file() else None
+    classes = record.get("classes") if isinstance(record, dict) else None
+    return len(classes) if isinstance(classes, list) else None
 
 
 @dataclass(frozen=True)
@@ -90,11 +145,8 @@ def load_coreset(path: str | Path, device: torch.device | str = "cpu") -> Corese
         )
     labels = t["labels"].float() if t["labels"].is_floating_point() else t["labels"].long()
     targets = t.get("targets")
-    if targets is not None and (targets.dim() != 2 or len(targets) != len(labels) or not torch.isfinite(targets).all()):
-        raise UserError(
-            f"{file} holds targets of shape {tuple(targets.shape)} (or non-finite) for {len(labels)} "
-            "points; re-run 'bpc distill'"
-        )
+    fix = "re-run 'bpc distill'"
+    check_targets(targets, len(labels), file, fix, recorded_classes(file.parent), label_columns(labels))
     if noise is not None and not (math.isfinite(noise) and noise > 0):
         raise UserError(f"{file} records a target noise of {noise}; re-run 'bpc distill'")
     return Coreset(

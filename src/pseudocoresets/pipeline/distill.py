@@ -71,7 +71,8 @@ def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
                 f"give --ipcs {len(labels) // max(data.num_classes, 1)}"
             )
         idx = torch.full((len(labels),), -1, dtype=torch.long)
-        imported_targets = load_distilled_targets(Path(cfg.import_from), len(labels))
+        classes = data.num_classes if not ws.is_regression else 1
+        imported_targets = load_distilled_targets(Path(cfg.import_from), len(labels), classes)
     claim(art)
     if method != "imported":
         idx = random_real_subset(data.train_y, data.num_classes, ipc, generator(cfg.seed))

@@ -3,7 +3,6 @@ optionally its corrupted copies, resumable per repeat."""
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -12,9 +11,11 @@ import torch
 from .. import parallel
 from ..errors import UserError
 from ..evaluation import EvalConfig, evaluate_coreset
+from ..evaluation.checks import repeat_records_fit
+from ..evaluation.scoring import METRICS
 from ..evaluation.gaussian import exact_comparison
 from ..io import atomic_write_json, read_json, remove_file
-from .coreset import load_coreset
+from .coreset import check_targets, load_coreset
 from .progress import claim
 from .reference import reference_predictive, reference_samples
 from .workspace import Workspace
@@ -42,6 +43,13 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
     claim(art)
     x, y, recorded = coreset.images, coreset.labels, coreset.posterior
     ws.check_coreset(core.path / "coreset.safetensors", x, y)
+    check_targets(
+        coreset.targets,
+        len(y),
+        coreset.path,
+        "fix the imported set's targets or delete the coreset's directory, and re-run 'bpc distill'",
+        ws.data.num_classes,
+    )
     test_sets = {"test": ws.data.test_x.to(ws.device)}
     test_sets.update(corrupted_sets(ws, ev.common))
     t0 = time.perf_counter()
@@ -55,18 +63,9 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
         }
     partial = art.path / "repeats.partial.json"  # the repeats finished so far (each has its own seed)
     finished = read_json(partial) if partial.exists() else None
-    if finished is not None and not (
-        isinstance(finished, list)
-        and all(
-            isinstance(rec, dict)
-            and set(rec) == {"sets", "stats"}
-            and set(rec["sets"]) == set(test_sets)
-            and isinstance(rec["stats"], dict)
-            and isinstance(rec["stats"].get("seed"), int)
-            and 0 <= rec["stats"]["seed"] - ev.common.seed < ev.common.repeats
-            and all(_finite_metrics(row) for row in rec["sets"].values())
-            for rec in finished
-        )
+    keys = METRICS[model.likelihood.task] + (("agreement", "tv", "predictive_kl") if reference is not None else ())
+    if finished is not None and not repeat_records_fit(
+        finished, set(test_sets), keys, ev.common.seed, ev.common.repeats
     ):
         raise UserError(f"{partial} does not hold this evaluation's finished repeats; delete it to redo them")
     results = evaluate_coreset(
@@ -107,13 +106,6 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
         remove_file(partial)
     parallel.barrier()
     return art.path
-
-
-def _finite_metrics(row) -> bool:
-    """A finished repeat's metrics on one test set, as written: a dict of finite numbers."""
-    return isinstance(row, dict) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row.values()
-    )
 
 
 def corruption_names(requested: list[str]) -> list[str]:

@@ -18,9 +18,12 @@ Import (``--methods imported --distill.import_from PATH``, or ``bpc import --fro
 made elsewhere — such a directory (``images_best.pt``/``labels_best.pt``, or ``images.pt``/``labels.pt``), a
 ``.pt`` holding a dict with ``images`` and ``labels`` or a pair, or an ``.npz`` with ``labels`` and ``pixels``
 (uint8, prepared like the data) or ``images`` (float, taken as input space) — so any distilled set gets this
-project's Bayesian evaluation. ``.pt`` files load with ``weights_only=True``; anything else is refused.
-Import reads learnt label targets when they come with the set (``targets_best.pt``, ``targets``), not point
-weights: an imported set is evaluated with the run's ``--posterior.weight``.
+project's Bayesian evaluation. ``.pt`` files load with ``weights_only=True``; anything else is refused, and so
+are pixels that are not uint8 and images that are not real floats (integer or complex), in one line before any
+conversion. Import reads learnt label targets when they come with the set (``targets_best.pt``, ``targets``),
+checked like every coreset's (:func:`~pseudocoresets.pipeline.coreset.check_targets`), not point weights: an
+imported set is evaluated with the run's ``--posterior.weight``. Export writes only targets that pass the same
+check.
 """
 
 from __future__ import annotations
@@ -104,23 +107,22 @@ def load_distilled(path: Path) -> tuple[torch.Tensor, torch.Tensor, bool]:
             return (*_checked(obj[0], obj[1], path), False)
         raise UserError(f"{path} must hold a dict with 'images' and 'labels' or an (images, labels) pair")
     if path.suffix == ".npz":
-        _check_archive(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise UserError(f"{path} is not a readable .npz without pickled objects ({exc})") from None
+        arrays = _npz_arrays(path)
         if "labels" not in arrays or not ({"pixels", "images"} & arrays.keys()):
             raise UserError(f"{path} must hold 'labels' and 'pixels' (uint8) or 'images' (float)")
-        if "pixels" in arrays:
-            return (*_checked(torch.from_numpy(arrays["pixels"]), torch.from_numpy(arrays["labels"]), path), True)
-        return (*_checked(torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), path), False)
+        pixels = "pixels" in arrays
+        images = arrays["pixels" if pixels else "images"]
+        return (*_checked(torch.from_numpy(images), torch.from_numpy(arrays["labels"]), path, pixels), pixels)
     raise UserError(f"cannot import {path}: give an MTT-style directory, a .pt or an .npz file")
 
 
-def load_distilled_targets(path: Path, count: int) -> torch.Tensor | None:
+def load_distilled_targets(path: Path, count: int, classes: int | None = None) -> torch.Tensor | None:
     """Learnt real label targets [count, K] that come with a distilled set (``targets_best.pt`` in its directory,
-    ``targets`` in its .pt dict or .npz), or None; refused in one line when they do not fit."""
+    ``targets`` in its .pt dict or .npz), or None; refused in one line when they do not fit
+    (:func:`~pseudocoresets.pipeline.coreset.check_targets`: K is the data's ``classes`` when given, else at
+    least a column per label of the set)."""
+    from .coreset import check_targets, label_columns
+
     path = Path(path)
     targets = None
     if path.is_dir() and (path / "targets_best.pt").is_file():
@@ -129,29 +131,46 @@ def load_distilled_targets(path: Path, count: int) -> torch.Tensor | None:
         obj = _load_pt(path)
         targets = obj.get("targets") if isinstance(obj, dict) else None
     elif path.suffix == ".npz" and path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            targets = torch.from_numpy(z["targets"]) if "targets" in z.files else None
+        targets = _npz_arrays(path).get("targets")
+        targets = None if targets is None else torch.from_numpy(targets)
     if targets is None:
         return None
-    if (
-        not isinstance(targets, torch.Tensor)
-        or not targets.is_floating_point()
-        or targets.dim() != 2
-        or len(targets) != count
-        or not torch.isfinite(targets).all()
-    ):
-        shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-        raise UserError(f"{path}: targets must be finite floats [{count}, K] (got {shape}); remove them or fix them")
+    least = label_columns(load_distilled(path)[1])
+    check_targets(targets, count, path, "fix or remove them in the distilled set", classes, least)
     return targets.float()
 
 
-def _checked(images, labels, path: Path):
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    _check_archive(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path} is not a readable .npz without pickled objects ({exc})") from None
+
+
+def _checked(images, labels, path: Path, pixels: bool = False):
+    """Images and labels of the formats the module docstring lists: uint8 ``pixels`` (0..255, prepared like the
+    data) or real-valued images in the input space, [M, C, H, W], with M whole class labels. Anything else (float
+    or wider-integer pixels, integer or complex images) is refused in one line, before any conversion."""
     if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
         raise UserError(f"{path}: images and labels must be tensors")
+    if pixels and images.dtype != torch.uint8:
+        raise UserError(
+            f"{path}: 'pixels' must be uint8 values 0..255 (got {images.dtype}); store float images in the "
+            "network's input space as 'images' instead, or convert the pixels to uint8"
+        )
+    if not pixels and not images.is_floating_point():
+        raise UserError(
+            f"{path}: images must be real floats in the network's input space (got {images.dtype}); give uint8 "
+            "pixels as 'pixels' in an .npz, or convert the images to float"
+        )
     if images.dim() != 4 or labels.dim() != 1 or len(images) != len(labels) or len(labels) == 0:
         raise UserError(
             f"{path}: images must be [M, C, H, W] and labels [M] (got {tuple(images.shape)} and {tuple(labels.shape)})"
         )
+    if labels.is_complex():
+        raise UserError(f"{path}: labels must be whole class indices (got {labels.dtype})")
     if labels.is_floating_point():  # soft or float labels: only whole class indices are supported
         if not torch.equal(labels, labels.round()):
             raise UserError(f"{path}: labels must be class indices (soft labels are not supported)")
@@ -190,7 +209,7 @@ def export_coreset(directory: Path, to: Path) -> list[Path]:
 
     directory, to = Path(directory), Path(to)
     with write_root(to):
-        load_coreset(directory)  # refuses a damaged coreset (mismatched labels, targets or weights) in one line
+        load_coreset(directory)  # refuses a damaged coreset (labels, weights; targets by check_targets) in one line
         t = load_tensors(directory / "coreset.safetensors")
         if t["images"].dim() != 4:
             raise UserError(f"{directory} holds a tabular coreset; export is for image coresets")

@@ -20,6 +20,7 @@ import torch
 from ...errors import UserError
 from ...models import FlatModel
 from ...models.last_layer import (
+    LR_MAX,
     base_targets,
     features,
     has_body,
@@ -48,6 +49,11 @@ class Config:
     def validate(self) -> None:
         if self.steps < 0 or not self.lr > 0:
             raise UserError("--vbpc_eval.steps must be >= 0 and --vbpc_eval.lr > 0")
+        if self.lr > LR_MAX:
+            raise UserError(
+                f"--vbpc_eval.lr must be at most {LR_MAX:g} (got {self.lr:g}): the network's SGD diverges beyond; "
+                "the default is 0.01"
+            )
 
 
 # the options' names before each protocol had its own section
