@@ -29,16 +29,39 @@ FLOAT = 4  # bytes per stored number (fp32)
 
 
 def available_memory(device: torch.device) -> int:
-    """Bytes the device can still allocate: the GPU's free memory, or the host's MemAvailable."""
+    """Bytes the device can still allocate: the GPU's free memory, or the host's MemAvailable, and never more than
+    the room left under the process's address-space limit (``ulimit -v``, ``prlimit --as``)."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
+    free = 2**62  # unknown: no refusal
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+                free = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 2**62  # unknown: no refusal
+    return min(free, address_space_room())
+
+
+def address_space_room() -> int:
+    """Bytes this process may still map under its address-space limit (RLIMIT_AS) beyond what it has mapped
+    (VmSize); 2**62 without a limit or where it cannot be read."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        return 2**62
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return 2**62
+    mapped = 0
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                mapped = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return max(0, soft - mapped)
 
 
 def parameter_count(ws: Workspace) -> int:
@@ -145,8 +168,8 @@ def check_resources(ws: Workspace) -> None:
     need, what, option = max(memory_terms(ws, p))
     if need > free:
         raise UserError(
-            f"{what} alone would take {need / 2**30:.1f} GiB and {ws.device} has {free / 2**30:.1f} GiB available; "
-            f"lower {option}"
+            f"{what} alone would take {need / 2**30:.1f} GiB and {ws.device} has {free / 2**30:.1f} GiB available "
+            f"(free memory, within the process's address-space limit); lower {option}"
         )
     if any(needs_experts(m) for m in ws.config.methods):
         e = ws.config.experts
