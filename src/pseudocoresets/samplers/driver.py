@@ -47,12 +47,15 @@ class Tuning:
         return kernel
 
 
-def sample(kernel: Any, states: list, g: torch.Generator, iterations: int, tuning: Tuning | None = None) -> tuple:
+def sample(
+    kernel: Any, states: list, g: torch.Generator, iterations: int, tuning: Tuning | None = None, start: int = 0
+) -> tuple:
     """Step every chain of ``states`` ``iterations`` times, in lockstep, with the kernels ``tuning`` gives;
-    returns ``(states, kernel)`` after the last step."""
+    returns ``(states, kernel)`` after the last step. ``start``: the number of the first iteration (a chain
+    continued after ``start`` earlier iterations)."""
     tuning = tuning or Tuning()
     states = list(states)
-    for it in range(iterations):
+    for it in range(start, start + iterations):
         for c, state in enumerate(states):
             kernel = tuning.kernel(kernel, it, c)
             states[c], info = kernel.step(state, g)

@@ -15,7 +15,7 @@ from typing import Any
 from ...errors import UserError
 from ...samplers import MassAdapter, StepSizeAdapter, hmc
 from .interface import Prediction, ProtocolContext
-from .sampled import kept_per_chain, sample_predictive, validate_chains
+from .sampled import iteration_cap, kept_per_chain, sample_predictive, validate_chains, validate_settling
 
 NAME = "hmc"
 SECTION = "hmc"
@@ -42,9 +42,27 @@ class Config:
         },
     )
     init_std: float = field(default=0.1, metadata={"help": "chains start at theta ~ N(0, init_std^2 I)"})
+    settle_tv: float = field(
+        default=0.0,
+        metadata={
+            "help": "stopping rule: 0 = a fixed budget of iterations; else double the chains' post-burn-in length "
+            "until the predictive of the second half of the kept states is within this total variation of the "
+            "first half's (on settle_points test points), up to max_iterations",
+            "identity": "unless-set",
+        },
+    )
+    max_iterations: int = field(
+        default=0,
+        metadata={"help": "stopping rule: most iterations per chain (0 = 16 x iterations)", "identity": "unless-set"},
+    )
+    settle_points: int = field(
+        default=1000,
+        metadata={"help": "stopping rule: test points its total variation is measured on", "identity": "unless-set"},
+    )
 
     def validate(self) -> None:
         validate_chains(self, SECTION)
+        validate_settling(self, SECTION)
         if self.leapfrog_steps < 1:
             raise UserError(f"--hmc.leapfrog_steps must be >= 1 (got {self.leapfrog_steps})")
         if not self.step_size > 0:
@@ -82,7 +100,7 @@ def check_data(config: Config, is_image: bool, is_regression: bool) -> None:
 
 
 def planned_calls(config: Config) -> int:
-    return config.chains * config.iterations * (config.leapfrog_steps + 1)
+    return config.chains * iteration_cap(config) * (config.leapfrog_steps + 1)
 
 
 def kept_states(config: Config) -> int:

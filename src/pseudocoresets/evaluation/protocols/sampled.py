@@ -9,6 +9,17 @@ Chains start at theta ~ N(0, init_std^2 I); after ``burn_in`` iterations every `
 predictive averages the softmax over all kept samples of all chains (regression: every state's predictive mean
 is kept). Split R-hat and ESS of the log predictive probabilities of the first ``diagnostic_points`` test points
 are reported (diagnostics.py).
+
+Stopping rule (``settle_tv`` > 0; classification). A fixed budget ranks the budget as much as the coreset, so
+the chains may instead run until their predictive has settled: after ``iterations``, the predictive of the first
+``settle_points`` test points under the first half of every chain's kept states (pooled over chains) is
+compared with the one under the second half,
+
+    TV_halves = 1/J sum_j 1/2 sum_k | p_first(k | x_j) - p_second(k | x_j) |,                       (S1)
+
+and while it exceeds ``settle_tv`` every chain is continued until its post-burn-in length has doubled, up to
+``max_iterations`` per chain. The budget used, TV_halves and why sampling stopped (``settled`` or ``cap``) are
+recorded with each repeat; the full test sets are scored once, with every kept state, at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +30,16 @@ from typing import Any, Callable
 import torch
 
 from ...errors import UserError
-from ...samplers import Chain, CoresetPosterior, MassAdapter, StepSizeAdapter, acceptance_rate, run_chain
+from ...samplers import (
+    BurnInAdaptation,
+    Chain,
+    CoresetPosterior,
+    MassAdapter,
+    StepSizeAdapter,
+    acceptance_rate,
+    run_chain,
+    sample,
+)
 from ...utils import generator, progress
 from ..diagnostics import predictive_diagnostics
 from ..scoring import prepared, compile_pays, predictive_average, predictive_samples
@@ -30,7 +50,56 @@ KernelFactory = Callable[[CoresetPosterior, Any], tuple[Any, StepSizeAdapter | N
 
 
 def kept_per_chain(config: Any) -> int:
-    return max(0, -(-(config.iterations - config.burn_in) // config.thin))
+    """States one chain keeps, at the most (under the stopping rule: at its cap)."""
+    return max(0, -(-(iteration_cap(config) - config.burn_in) // config.thin))
+
+
+def validate_settling(config: Any, section: str) -> None:
+    """The stopping rule's options (settle_tv, max_iterations, settle_points) of a sampled protocol's Config."""
+    if not 0 <= config.settle_tv < 1:
+        raise UserError(f"--{section}.settle_tv must be in [0, 1) (0: a fixed budget; got {config.settle_tv})")
+    if config.max_iterations and config.max_iterations < config.iterations:
+        raise UserError(
+            f"--{section}.max_iterations ({config.max_iterations}) must be 0 (16 x iterations) or at least "
+            f"iterations ({config.iterations})"
+        )
+    if config.settle_points < 1:
+        raise UserError(f"--{section}.settle_points must be >= 1 (got {config.settle_points})")
+
+
+def iteration_cap(config: Any) -> int:
+    """The most iterations per chain a repeat can run: ``iterations``, or under the stopping rule its cap."""
+    if not getattr(config, "settle_tv", 0):
+        return config.iterations
+    return config.max_iterations or 16 * config.iterations
+
+
+def halves_tv(ctx: ProtocolContext, chains: list[Chain], points: int) -> float:
+    """(S1): the total variation between the predictive of the first and of the second half of every chain's
+    kept states, on the first ``points`` test points."""
+    firsts = [s for c in chains for s in c.samples[: len(c.samples) // 2]]
+    seconds = [s for c in chains for s in c.samples[len(c.samples) // 2 :]]
+    if not firsts:
+        return 1.0
+    x = ctx.test_sets["test"][:points]
+    batch = ctx.common.test_batch
+    p1 = predictive_average(ctx.model, torch.stack(firsts), x, batch, ctx.prepare)
+    p2 = predictive_average(ctx.model, torch.stack(seconds), x, batch, ctx.prepare)
+    return float(0.5 * (p1 - p2).abs().sum(1).mean())
+
+
+class _Running:
+    """One chain of a repeat under the stopping rule, continued on demand through the shared driver."""
+
+    def __init__(self, kernel, init: torch.Tensor, config: Any, adapter, phase: int, observe, mass):
+        self.chain = Chain()
+        self.tuning = BurnInAdaptation(self.chain, config.burn_in, config.thin, phase, adapter, observe, mass)
+        self.kernel, self.state, self.done = kernel, kernel.init(init), 0
+
+    def run(self, g: torch.Generator, iterations: int) -> None:
+        (self.state,), self.kernel = sample(self.kernel, [self.state], g, iterations, self.tuning, start=self.done)
+        self.done += iterations
+        self.chain.step_size = self.kernel.step_size
 
 
 def validate_chains(config: Any, section: str) -> None:
@@ -67,13 +136,41 @@ def sample_predictive(ctx: ProtocolContext, config: Any, seed: int, name: str, b
             return torch.log_softmax(model._forward(theta, diag_x), dim=1).gather(1, diag_y).squeeze(1)
 
     chains: list[Chain] = []
+    settling: dict = {}
     start = time.perf_counter()
-    for _ in progress(range(config.chains), config.chains, f"{name} chains", ctx.quiet):
-        kernel, adapter, phase, mass = build(posterior, config)
-        init = config.init_std * torch.randn(model.num_params, generator=g, device=ctx.coreset_x.device)
-        chains.append(
-            run_chain(kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter, observe, mass)
-        )
+    if not getattr(config, "settle_tv", 0):  # a fixed budget
+        for _ in progress(range(config.chains), config.chains, f"{name} chains", ctx.quiet):
+            kernel, adapter, phase, mass = build(posterior, config)
+            init = config.init_std * torch.randn(model.num_params, generator=g, device=ctx.coreset_x.device)
+            chains.append(
+                run_chain(
+                    kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter, observe, mass
+                )
+            )
+    else:
+        if model.likelihood.task != "classification" or "test" not in ctx.test_sets:
+            raise UserError(f"--{name}.settle_tv compares class predictives on the test set; use a fixed budget here")
+        runs = []
+        for _ in range(config.chains):
+            kernel, adapter, phase, mass = build(posterior, config)
+            init = config.init_std * torch.randn(model.num_params, generator=g, device=ctx.coreset_x.device)
+            runs.append(_Running(kernel, init, config, adapter, phase, observe, mass))
+            runs[-1].run(g, config.iterations)
+        chains = [r.chain for r in runs]
+        budget, cap = config.iterations, iteration_cap(config)
+        while True:
+            tv = halves_tv(ctx, chains, config.settle_points)
+            if tv <= config.settle_tv or budget >= cap:
+                settling = {
+                    "iterations": budget,
+                    "halves_tv": tv,
+                    "stopped": "settled" if tv <= config.settle_tv else "cap",
+                }
+                break
+            more = min(budget - config.burn_in, cap - budget)  # the post-burn-in length doubles
+            for run in runs:
+                run.run(g, more)
+            budget += more
     kept = [theta for chain in chains for theta in chain.samples]
     if not kept:
         raise UserError(f"no posterior samples kept; raise --{name}.iterations above burn_in")
@@ -93,6 +190,7 @@ def sample_predictive(ctx: ProtocolContext, config: Any, seed: int, name: str, b
         "sampling_seconds": sampling,
         "prediction_seconds": time.perf_counter() - start - sampling,
     }
+    out.update(settling)
     if observe is not None:
         out.update(predictive_diagnostics(torch.stack([torch.stack(c.observations) for c in chains]).cpu()))
     return probs, out

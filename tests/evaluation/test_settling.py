@@ -1,0 +1,77 @@
+"""The stopping rule of sampled evaluations: chains continue, doubling their post-burn-in length, until the
+predictive of the second half of their kept states is within a set total variation of the first half's."""
+
+import pytest
+import torch
+
+from pseudocoresets import UserError
+from pseudocoresets.evaluation import EvalSettings, evaluate_coreset
+from pseudocoresets.evaluation.protocols.sampled import halves_tv
+from pseudocoresets.models import ModelConfig, build_model
+from pseudocoresets.samplers import Chain
+
+
+def _problem():
+    gen = torch.Generator().manual_seed(1)
+    model = build_model(ModelConfig(arch="linear"), (5,), 3)
+    x, y = torch.randn(12, 5, generator=gen), torch.arange(12) % 3
+    test_x, test_y = torch.randn(60, 5, generator=gen), torch.arange(60) % 3
+    return model, x, y, {"test": test_x}, test_y
+
+
+BASE = dict(chains=2, iterations=12, burn_in=4, thin=1, repeats=1, step_size=0.1, diagnostic_points=0)
+
+
+def test_a_settled_predictive_stops_early_and_an_unsettled_one_runs_to_its_cap(one_thread):
+    model, x, y, sets, test_y = _problem()
+    loose = evaluate_coreset(model, x, y, sets, test_y, EvalSettings.build("hmc", **BASE, settle_tv=0.5), quiet=True)
+    run = loose["repeats"][0]
+    assert run["stopped"] == "settled" and run["iterations"] == 12 and run["halves_tv"] <= 0.5
+    strict = EvalSettings.build("hmc", **BASE, settle_tv=1e-9, max_iterations=68)
+    run = evaluate_coreset(model, x, y, sets, test_y, strict, quiet=True)["repeats"][0]
+    # 12 -> 20 -> 36 -> 68: the post-burn-in length doubles (8, 16, 32, 64) up to the cap
+    assert run["stopped"] == "cap" and run["iterations"] == 68 and run["samples"] == 2 * 64
+    assert 0 < run["halves_tv"] < 0.5
+
+
+def test_a_tighter_threshold_runs_longer(one_thread):
+    model, x, y, sets, test_y = _problem()
+    used = []
+    for tv in (0.2, 0.01):
+        settings = EvalSettings.build("hmc", **BASE, settle_tv=tv, max_iterations=400)
+        used.append(evaluate_coreset(model, x, y, sets, test_y, settings, quiet=True)["repeats"][0]["iterations"])
+    assert used[0] < used[1]
+
+
+def test_without_the_rule_nothing_changes(one_thread):
+    model, x, y, sets, test_y = _problem()
+    fixed = evaluate_coreset(model, x, y, sets, test_y, EvalSettings.build("hmc", **BASE), quiet=True)
+    assert "stopped" not in fixed["repeats"][0] and fixed["repeats"][0]["samples"] == 2 * 8
+
+
+def test_halves_tv_is_the_total_variation_of_the_two_halves():
+    """Two halves that predict opposite classes on every point differ by TV 1; identical halves by 0."""
+    model = build_model(ModelConfig(arch="linear"), (2,), 2)
+
+    class Ctx:
+        test_sets = {"test": torch.tensor([[1.0, 0.0], [0.0, 1.0]])}
+        prepare = None
+
+        class common:
+            test_batch = 8
+
+    Ctx.model = model
+    big = torch.zeros(model.num_params)
+    big[0], big[1] = 50.0, -50.0  # weight rows: class 0 <- +50 x_0, class 1 <- -50 x_0 (layout of nn.Linear)
+    chain = Chain(samples=[big, -big])
+    assert halves_tv(Ctx, [chain], 1) == pytest.approx(1.0, abs=1e-6)
+    assert halves_tv(Ctx, [Chain(samples=[big, big])], 2) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_rule_options_are_checked():
+    for options, word in (
+        ({"settle_tv": 1.5}, "settle_tv"),
+        ({"settle_tv": 0.1, "max_iterations": 5}, "max_iterations"),
+    ):
+        with pytest.raises(UserError, match=word):
+            EvalSettings.build("hmc", **{**BASE, **options}).validate()
