@@ -15,7 +15,16 @@ from typing import Any
 from ...errors import UserError
 from ...samplers import MassAdapter, StepSizeAdapter, hmc
 from .interface import Prediction, ProtocolContext
-from .sampled import iteration_cap, kept_per_chain, sample_predictive, validate_chains, validate_settling
+from .sampled import (
+    iteration_cap,
+    kept_per_chain,
+    max_iterations_field,
+    sample_predictive,
+    settle_points_field,
+    settle_tv_field,
+    validate_chains,
+    validate_settling,
+)
 
 NAME = "hmc"
 SECTION = "hmc"
@@ -42,23 +51,9 @@ class Config:
         },
     )
     init_std: float = field(default=0.1, metadata={"help": "chains start at theta ~ N(0, init_std^2 I)"})
-    settle_tv: float = field(
-        default=0.0,
-        metadata={
-            "help": "stopping rule: 0 = a fixed budget of iterations; else double the chains' post-burn-in length "
-            "until the predictive of the second half of the kept states is within this total variation of the "
-            "first half's (on settle_points test points), up to max_iterations",
-            "identity": "unless-set",
-        },
-    )
-    max_iterations: int = field(
-        default=0,
-        metadata={"help": "stopping rule: most iterations per chain (0 = 16 x iterations)", "identity": "unless-set"},
-    )
-    settle_points: int = field(
-        default=1000,
-        metadata={"help": "stopping rule: test points its total variation is measured on", "identity": "unless-set"},
-    )
+    settle_tv: float = settle_tv_field()
+    max_iterations: int = max_iterations_field()
+    settle_points: int = settle_points_field()
 
     def validate(self) -> None:
         validate_chains(self, SECTION)

@@ -25,6 +25,7 @@ recorded with each repeat; the full test sets are scored once, with every kept s
 from __future__ import annotations
 
 import time
+from dataclasses import field
 from typing import Any, Callable
 
 import torch
@@ -52,6 +53,32 @@ KernelFactory = Callable[[CoresetPosterior, Any], tuple[Any, StepSizeAdapter | N
 def kept_per_chain(config: Any) -> int:
     """States one chain keeps, at the most (under the stopping rule: at its cap)."""
     return max(0, -(-(iteration_cap(config) - config.burn_in) // config.thin))
+
+
+def settle_tv_field() -> Any:
+    return field(
+        default=0.0,
+        metadata={
+            "help": "stopping rule: 0 = a fixed budget of iterations; else double the chains' post-burn-in length "
+            "until the predictive of the second half of the kept states is within this total variation of the "
+            "first half's (on settle_points test points), up to max_iterations",
+            "identity": "unless-set",
+        },
+    )
+
+
+def max_iterations_field() -> Any:
+    return field(
+        default=0,
+        metadata={"help": "stopping rule: most iterations per chain (0 = 16 x iterations)", "identity": "unless-set"},
+    )
+
+
+def settle_points_field() -> Any:
+    return field(
+        default=1000,
+        metadata={"help": "stopping rule: test points its total variation is measured on", "identity": "unless-set"},
+    )
 
 
 def validate_settling(config: Any, section: str) -> None:
