@@ -13,8 +13,8 @@ import pseudocoresets
 PACKAGE = Path(pseudocoresets.__file__).parent
 LAYERS = [
     {"errors", "version"},
-    {"utils", "io", "parallel", "integrity"},
-    {"data", "augment", "corruptions", "models"},
+    {"utils", "io", "parallel"},
+    {"data", "augment", "corruptions", "models", "integrity"},
     {"experts", "samplers"},
     {"objectives", "evaluation", "reference"},
     {"distill"},

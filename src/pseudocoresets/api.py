@@ -23,7 +23,6 @@ with a traceback from deep inside a stage.
 from __future__ import annotations
 
 import contextlib
-import json
 import numbers
 import os
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import torch
 from . import parallel
 from .config import COUNT_MAX, PRESETS, RunConfig, apply_overrides, load_config_file, preset, validate_run
 from .errors import UserError
+from .io import read_json
 from .evaluation.protocols import PROTOCOLS
 from .pipeline.coreset import Coreset, load_coreset
 from .pipeline.distill import run_distill
@@ -208,7 +208,7 @@ class Run:
         """Sample the full-data reference posterior and score it on the test split."""
         with self.lock():
             path = run_reference(self.workspace)
-        return Evaluation(path, json.loads((path / "results.json").read_text()))
+        return Evaluation(path, read_json(path / "results.json"))
 
     def distill(self, method: str, ipc: int) -> Coreset:
         """Learn (or, for ``random``, draw) the coreset of ``method`` at ``ipc`` images per class."""
@@ -225,7 +225,7 @@ class Run:
         _check("protocol", protocol, "protocol")
         with self.lock():
             path = run_evaluate(self.workspace, method, ipc, protocol)
-        return Evaluation(path, json.loads((path / "results.json").read_text()))
+        return Evaluation(path, read_json(path / "results.json"))
 
     def run_all(self) -> dict[str, Any]:
         """Every stage the configuration asks for, then the report (``bpc run``): ``{"rows", "markdown",

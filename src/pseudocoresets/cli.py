@@ -101,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
             "paper (CIFAR-10, the paper's settings, meant for a GPU), blr (Bayesian linear regression on synthetic "
             "data: every posterior exact), none (dataclass defaults)",
         )
-        p.add_argument("--config", help="YAML/JSON file of sections (e.g. 'distill: {ipc: 20}') applied on the preset")
+        p.add_argument(
+            "--config",
+            action="append",
+            help="YAML/JSON file of sections (e.g. 'distill: {ipc: 20}') applied on the preset; give it once (a "
+            "second --config is refused: merge the files into one)",
+        )
         p.add_argument("--out", help="run directory holding every stage's artifacts (default: runs/<preset>)")
         p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...")
         p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
@@ -158,7 +163,17 @@ def _config_from_args(args: argparse.Namespace):
                 f"--precision {args.precision} contradicts --model.precision {given} (the same option); give one"
             )
         overrides["model.precision"] = args.precision
-    return make_config(args.preset, args.config, overrides)
+    return make_config(args.preset, _config_file(args.config), overrides)
+
+
+def _config_file(given: list[str] | None) -> str | None:
+    """The one ``--config`` file; a second one is refused rather than silently replacing the first."""
+    if given and len(given) > 1:
+        raise UserError(
+            f"--config given {len(given)} times ({', '.join(given)}); bpc reads one configuration file: merge "
+            "them into one"
+        )
+    return given[0] if given else None
 
 
 def summary_line(summary: dict) -> str:
@@ -198,11 +213,11 @@ def main(argv: list[str] | None = None) -> int:
             rows = verify_run(Path(args.out))
             for name, status in rows:
                 print(f"{name}: {status}")
-            damaged = [name for name, status in rows if not status.startswith(("ok", "unfinished"))]
-            if damaged:
+            bad = [(name, status) for name, status in rows if not status.startswith(("ok", "unfinished", "unverified"))]
+            if bad:
                 raise UserError(
-                    f"{len(damaged)} damaged artifact(s) in {args.out}: {', '.join(damaged)}; delete each and re-run "
-                    "its stage to rebuild it"
+                    f"{len(bad)} damaged artifact(s) in {args.out}: {', '.join(name for name, _ in bad)} (the first: "
+                    f"{bad[0][1]}); delete each and re-run its stage to rebuild it"
                 )
             return 0
         if args.command == "report":

@@ -17,7 +17,6 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,7 +24,7 @@ import yaml
 from .data import DataConfig
 from .distill import DistillConfig
 from .errors import UserError
-from .io import check_path_kind
+from .io import check_path_kind, read_bytes
 from .evaluation import EvalConfig, EvalSettings
 from .evaluation.protocols import aliases as protocol_aliases
 from .evaluation.protocols import protocol_module, protocol_sections
@@ -419,13 +418,36 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], mark_explicit:
     return config
 
 
+class _Refused(yaml.YAMLError):
+    """A construct of valid YAML that no configuration needs; ``message`` ends the one-line refusal."""
+
+    def __init__(self, message: str, mark=None):
+        super().__init__(message)
+        self.message, self.mark = message, mark
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader refusing a key given twice in one mapping (YAML says keys are unique; PyYAML keeps the
-    last silently)."""
+    """YAML's safe loader for configuration files. It refuses, before building anything:
+
+    - anchors and aliases (``&name``, ``*name``, merge keys ``<<: *name``): a configuration never needs one, and
+      they are what makes a few lines expand to billions of values or refer to themselves;
+    - a list or a mapping as a key (keys are names such as ``distill`` or ``ipc``);
+    - a key given twice in one mapping (YAML says keys are unique; PyYAML keeps the last silently)."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(
+                "uses YAML anchors/aliases (&/*), which bpc does not read; write the values out", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                raise _Refused(f"has a {kind} as a key; keys are names such as 'distill' or 'ipc'", key_node.start_mark)
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -459,20 +481,23 @@ def _no_duplicate_json_keys(pairs):
 
 def load_config_file(path: str) -> dict[str, Any]:
     """A YAML/JSON file of sections (``distill: {ipc: 10}``), flattened to dotted keys. UTF-8, or UTF-16/32 with
-    a byte-order mark; a key given twice, or nesting deeper than Python can follow, is refused."""
+    a byte-order mark; read by :func:`pseudocoresets.io.read_bytes` (a FIFO, a device or a file over 64 MiB is
+    refused). A key given twice, a list or mapping as a key, YAML anchors or aliases, or nesting deeper than
+    Python can follow, is refused in one line."""
     check_path_kind(path, "--config")
     try:
-        text = _config_text(Path(path).read_bytes())
+        text = _config_text(read_bytes(path, "config file", fix="give a YAML or JSON file"))
         if path.endswith(".json"):
             data = json.loads(text, object_pairs_hook=_no_duplicate_json_keys)
         else:
             data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError as exc:
         raise UserError(f"config file {path} not found") from exc
-    except IsADirectoryError as exc:
-        raise UserError(f"--config {path} is a directory; give a YAML or JSON file") from exc
     except UnicodeDecodeError as exc:
         raise UserError(f"config file {path} is not text (binary bytes); give a YAML or JSON file") from exc
+    except _Refused as exc:
+        where = f" (line {exc.mark.line + 1}, column {exc.mark.column + 1})" if exc.mark is not None else ""
+        raise UserError(f"config file {path}{where} {exc.message}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

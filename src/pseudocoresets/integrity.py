@@ -5,10 +5,18 @@ or hand-edited file is refused in one line (with the command that rebuilds it) i
 What is not recorded: ``manifest.json`` itself, the metrics logs (``progress*.jsonl``), temporary files, resume
 state that the stage deletes when it finishes (``checkpoint.safetensors``, ``*.partial.*``), and caches that
 grow after the stage finished (the reference posterior's ``predictive/``). Manifests written before checksums
-existed have no ``files``; their artifacts are read as before and ``bpc verify`` says so.
+existed have no ``files``; their artifacts are read as before and ``bpc verify`` reports them as unverified. A
+manifest written with checksums says so (``format`` 2): one that has lost its ``files`` is damaged, not old, and
+so is one without ``files`` in a run directory whose other artifacts record theirs (the caller says so with
+``required``): a run written by a version that records checksums never goes back to trusting files without them.
+
+What the checksums promise: a file damaged, cut short, replaced or edited after bpc wrote it is found, as long as
+its manifest is intact. They are no defence against someone who rewrites a file and its manifest together.
 
 A file is hashed once per process for a given size and modification time (experts of the paper's scale hold
-gigabytes; hashing runs at about 1 GB/s).
+gigabytes; hashing runs at about 1 GB/s). Manifests and hashed files are read through
+:func:`pseudocoresets.io.open_file`: a manifest that is a FIFO, a device or larger than any manifest is a problem
+of the artifact, never a hang.
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 from .errors import UserError
+from .io import TENSOR_LIMIT, Unreadable, open_file, read_bytes
 
 REBUILD = {
     "experts": "bpc experts",
@@ -47,7 +57,7 @@ def sha256(path: Path) -> str:
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
     if key not in _verified:
-        with open(path, "rb") as f:
+        with open_file(path, limit=TENSOR_LIMIT) as f:
             _verified[key] = hashlib.file_digest(f, "sha256").hexdigest()
     return _verified[key]
 
@@ -65,16 +75,36 @@ def digests(directory: Path) -> dict[str, str]:
     return out
 
 
-def check(directory: Path) -> list[str]:
+FORMAT = 2
+"""The manifest format that records checksums (``format`` in every manifest written since)."""
+
+
+def predates_checksums(manifest: object) -> bool:
+    """Whether a manifest says nothing of checksums: no ``files`` and no ``format`` of 2 or more."""
+    return (
+        isinstance(manifest, dict)
+        and "files" not in manifest
+        and not (isinstance(manifest.get("format"), int) and manifest["format"] >= FORMAT)
+    )
+
+
+def check(directory: Path, required: Callable[[], bool] = lambda: False) -> list[str]:
     """Problems of a finished artifact against its manifest's checksums, one phrase each (empty: intact).
-    A manifest without ``files`` (written before checksums) has none to check."""
+    A manifest without ``files`` has none to check when it predates checksums and ``required()`` is false
+    (module docstring); otherwise the missing list is the problem."""
     directory = Path(directory)
     try:
-        manifest = json.loads((directory / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
+        manifest = json.loads(read_bytes(directory / "manifest.json"))
+    except Unreadable as exc:
+        return [f"manifest.json is {exc.reason}"]
+    except (OSError, ValueError, RecursionError) as exc:
         return [f"manifest.json unreadable ({exc.__class__.__name__})"]
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if files is None:
+        if not predates_checksums(manifest):
+            return ["manifest.json has lost its checksums"]
+        if required():
+            return ["manifest.json records no checksums, though the other artifacts of its run do"]
         return []
     if not isinstance(files, dict):
         return ["manifest.json has a malformed file list"]
@@ -88,9 +118,9 @@ def check(directory: Path) -> list[str]:
     return problems
 
 
-def verify(directory: Path, kind: str | None = None) -> None:
+def verify(directory: Path, kind: str | None = None, required: Callable[[], bool] = lambda: False) -> None:
     """Refuse (:class:`UserError`, one line) a finished artifact whose files differ from its manifest."""
-    problems = check(directory)
+    problems = check(directory, required)
     if problems:
         command = REBUILD.get(kind or "", "its stage")
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -11,6 +11,13 @@ No write goes through a link into a user's files: the rename replaces a link or 
 final name instead of writing into it, and under a directory bpc owns (:func:`write_root`: a run directory
 whose lock it holds, an export directory) every directory on the way is entered without following links. Tensors are stored as safetensors (no pickle),
 metadata as JSON.
+
+Every file bpc reads that a user or an earlier run could have replaced goes through one reader,
+:func:`open_file` (and :func:`read_bytes` on top of it): it opens without blocking (``O_NONBLOCK``, so a FIFO
+never hangs a command), looks at what it opened (``fstat`` of the descriptor, not of the name) and refuses in one
+line anything but a regular file (a FIFO, a device such as a link to /dev/zero, a directory, a socket) and any file
+larger than its kind ever is (:data:`METADATA_LIMIT`, :data:`LOG_LIMIT`, :data:`TENSOR_LIMIT`). Safetensors files
+are checked the same way just before the safetensors library maps them.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import re
 import secrets
 import stat
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -34,6 +41,85 @@ from .errors import UserError
 TEMP_SUFFIX = ".bpc.tmp"
 #: the names of atomic writes' temporary files: ``.<final name>.<8 random characters>.bpc.tmp``
 TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
+
+
+#: the most a JSON or YAML metadata file (a manifest, a config, results, a benchmark) may hold
+METADATA_LIMIT = 64 << 20
+#: the most a JSONL metrics log may hold
+LOG_LIMIT = 256 << 20
+#: the most a tensor file (an expert trajectory, a coreset, posterior samples) may hold
+TENSOR_LIMIT = 1 << 40
+#: what to do about a damaged file of a run
+REBUILD = "delete it and re-run the stage that writes it"
+
+
+class Unreadable(UserError):
+    """A file the reader refuses; ``reason`` is the short phrase (``a FIFO, not a regular file``)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _named(path: str | Path, what: str) -> str:
+    return f"{what} {path}" if what else str(path)
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MiB" if n < 1 << 30 else f"{n / (1 << 30):.0f} GiB"
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a directory" if stat.S_ISDIR(mode) else "a socket"
+
+
+@contextlib.contextmanager
+def open_file(path: str | Path, what: str = "", limit: int = METADATA_LIMIT, fix: str = REBUILD) -> Iterator[BinaryIO]:
+    """The regular file ``path`` open for binary reading, refused (:class:`Unreadable`, one line naming ``what``
+    and ``path`` and ending in ``fix``) when it is anything else or larger than ``limit`` bytes. Opened with
+    ``O_NONBLOCK`` and checked on the open descriptor, so a FIFO or a device never blocks or floods the reader. A
+    missing file raises :class:`FileNotFoundError` (the caller says which stage writes it)."""
+
+    def refuse(reason: str) -> Unreadable:
+        return Unreadable(f"{_named(path, what)} is {reason}; {fix}", reason)
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise refuse(f"unreadable ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse(f"{_kind(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise refuse(f"{_size(st.st_size)}, more than the {_size(limit)} such a file ever holds")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        yield fh
+
+
+def read_bytes(path: str | Path, what: str = "", limit: int = METADATA_LIMIT, fix: str = REBUILD) -> bytes:
+    """The content of the regular file ``path`` through :func:`open_file` (same refusals); a file that grows past
+    ``limit`` while it is read is refused too."""
+    with open_file(path, what, limit, fix) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise Unreadable(f"{_named(path, what)} is more than {_size(limit)}; {fix}", f"more than {_size(limit)}")
+    return data
+
+
+def check_file(path: str | Path, what: str = "", limit: int = TENSOR_LIMIT, fix: str = REBUILD) -> None:
+    """Refuse ``path`` as :func:`open_file` does, without reading it (for files a library opens by name)."""
+    with open_file(path, what, limit, fix):
+        pass
 
 
 def check_path_kind(path: str | Path, what: str) -> None:
@@ -207,13 +293,16 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, what: str = "", limit: int = METADATA_LIMIT, fix: str = REBUILD) -> Any:
+    """The JSON in the regular file ``path`` (read by :func:`read_bytes`); missing, special, oversized or invalid:
+    one line."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(read_bytes(path, what, limit, fix))
     except FileNotFoundError as exc:
-        raise UserError(f"{path} is missing; run the stage that writes it first") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}); delete the artifact directory and re-run") from exc
+        raise UserError(f"{_named(path, what)} is missing; run the stage that writes it first") from exc
+    except (ValueError, RecursionError) as exc:  # invalid JSON or text, a number of 5,000 digits, nesting too deep
+        reason = exc if isinstance(exc, ValueError) else "nested too deep"
+        raise UserError(f"{_named(path, what)} is not valid JSON ({reason}); {fix}") from exc
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -222,9 +311,12 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
 
 
 def load_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path`` (no pickle); missing, special, oversized or invalid: one line."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} is missing; run the stage that writes it first")
+    try:
+        check_file(path, limit=TENSOR_LIMIT)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; run the stage that writes it first") from None
     try:
         return load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:

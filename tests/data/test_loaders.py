@@ -323,3 +323,23 @@ def test_a_tampered_imagefolder_cache_is_detected_and_decoded_again(tmp_path, mo
     assert torch.equal(load_dataset(cfg).train_x, first.train_x) and len(calls) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not match its checksum" in err
+
+
+def test_an_empty_training_split_is_one_line_without_a_warning():
+    import warnings
+
+    from pseudocoresets.data import fit_preprocessor
+    from pseudocoresets.data.datasets import ImageData
+
+    empty = ImageData(
+        "fashion-mnist",
+        torch.zeros(0, 1, 28, 28, dtype=torch.uint8),
+        torch.zeros(0, dtype=torch.long),
+        torch.zeros(4, 1, 28, 28, dtype=torch.uint8),
+        torch.zeros(4, dtype=torch.long),
+        ["a", "b"],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # std()'s warning before the error would make two lines
+        with pytest.raises(UserError, match="holds no examples"):
+            fit_preprocessor(empty, DataConfig())

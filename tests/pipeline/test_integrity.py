@@ -73,13 +73,39 @@ def test_edited_expert_and_missing_file_are_refused(run, tiny_data):
     assert proc.returncode == 2 and "experts: expert_001.safetensors is missing" in proc.stdout
 
 
-def test_artifacts_from_before_checksums_are_read_as_before(run):
-    manifest = run / "evals/fkl-ipc2-hmc/manifest.json"
-    record = json.loads(manifest.read_text())
-    del record["files"]
-    manifest.write_text(json.dumps(record))
+def _strip(manifest_path, *keys) -> None:
+    record = json.loads(manifest_path.read_text())
+    for key in keys:
+        record.pop(key, None)
+    manifest_path.write_text(json.dumps(record))
+
+
+def test_artifacts_from_before_checksums_are_read_as_before_and_reported_unverified(run):
+    for manifest in run.glob("**/manifest.json"):  # a run written before checksums: no manifest records them
+        _strip(manifest, "files", "format")
     bpc("report", "--out", str(run), "--no-figures")
-    assert "no checksums" in bpc("verify", "--out", str(run)).stdout
+    proc = bpc("verify", "--out", str(run))
+    assert proc.returncode == 0 and "evals/fkl-ipc2-hmc: unverified (no checksums" in proc.stdout
+    assert ": ok" not in proc.stdout
+
+
+def test_a_manifest_that_lost_its_checksums_is_damaged(run, tiny_data):
+    """A manifest written with checksums (format 2) without its file list, or one without them in a run whose
+    other artifacts record theirs: refused everywhere, never read as an old manifest."""
+    path = run / "evals/fkl-ipc2-hmc/results.json"
+    results = json.loads(path.read_text())
+    results["summary"]["accuracy"]["mean"] = 0.99
+    path.write_text(json.dumps(results))
+    _strip(run / "evals/fkl-ipc2-hmc/manifest.json", "files")  # the format stays
+    for command in (("report", "--out", str(run), "--no-figures"), ("verify", "--out", str(run))):
+        proc = bpc(*command, check=False)
+        assert proc.returncode == 2 and "lost its checksums" in proc.stdout + proc.stderr
+    _strip(run / "evals/fkl-ipc2-hmc/manifest.json", "format")  # now it looks old, but its run is not
+    proc = bpc("verify", "--out", str(run), check=False)
+    assert proc.returncode == 2 and "though the other artifacts of its run do" in proc.stdout
+    _strip(run / "coresets/fkl-ipc2/manifest.json", "files", "format")
+    with pytest.raises(UserError, match="though the other artifacts of its run do"):
+        load_coreset(run / "coresets/fkl-ipc2")
 
 
 @pytest.mark.parametrize("weight, temperature", [("-1", "1"), ("1", "0")])

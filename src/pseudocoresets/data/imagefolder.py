@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
-from ..io import atomic_write_json, load_tensors, save_tensors
+from ..io import atomic_write_json, load_tensors, read_json, save_tensors
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("train", "test")
@@ -162,7 +162,7 @@ def load_imagefolder(source: Path, cache_dir: Path | None):
     if tensors_path.is_file() and meta_path.is_file():
         try:
             t = load_tensors(tensors_path)
-            meta = json.loads(meta_path.read_text())
+            meta = read_json(meta_path)
             arrays = (t["train_x"].numpy(), t["train_y"].numpy(), t["test_x"].numpy(), t["test_y"].numpy())
             if meta["sha256"] == _content_digest(*arrays, meta["classes"]):
                 return (*arrays, meta["classes"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import UserError
+
 from .zca import ZCA
 
 
@@ -117,7 +119,10 @@ class FeatureScaler:
 
 def fit_preprocessor(data, config, device: torch.device | str = "cpu") -> Preprocessor | FeatureScaler:
     """The preprocessing of ``data`` (ImageData or TabularData) fitted on its train split, as ``config`` (a
-    DataConfig) asks: normalisation and ZCA for images, standardisation and an intercept column for tables."""
+    DataConfig) asks: normalisation and ZCA for images, standardisation and an intercept column for tables. An
+    empty train split is refused in one line (its statistics do not exist)."""
+    if len(data.train_x) == 0:
+        raise UserError(f"the training split of {data.name} holds no examples; check --data.root and its files")
     if data.is_image:
         return Preprocessor.fit(data.train_x, config.zca, config.zca_reg, device)
     return FeatureScaler.fit(data.train_x, config.standardize, config.intercept)

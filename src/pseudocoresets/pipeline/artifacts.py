@@ -185,7 +185,7 @@ class ArtifactDir:
         manifest = read_json(self.manifest_path)
         if not (isinstance(manifest, dict) and manifest.get("status") == "complete"):
             return False
-        integrity.verify(self.path, self.kind)  # a damaged, replaced or edited file: refused in one line
+        integrity.verify(self.path, self.kind, lambda: run_records_checksums(run_of(self.path)))  # damaged: refused
         return True
 
     def finish(self, seed: int | None, timings: dict[str, float], extra: dict[str, Any] | None = None) -> None:
@@ -199,6 +199,7 @@ class ArtifactDir:
                 "timings_seconds": timings,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 **(extra or {}),
+                "format": integrity.FORMAT,
                 "files": integrity.digests(self.path),
             },
         )
@@ -207,27 +208,62 @@ class ArtifactDir:
         return read_json(self.manifest_path)
 
 
+ARTIFACT_MANIFESTS = (
+    "experts/manifest.json",
+    "reference/manifest.json",
+    "references/*/manifest.json",
+    "coresets/*/manifest.json",
+    "evals/*/manifest.json",
+)
+
+
+def run_of(directory: Path) -> Path:
+    """The run directory an artifact directory belongs to (layout above)."""
+    directory = Path(directory)
+    return directory.parent.parent if directory.parent.name in ("coresets", "evals", "references") else directory.parent
+
+
+def run_records_checksums(out: Path) -> bool:
+    """Whether any artifact of the run directory ``out`` was written by a version that records checksums."""
+    for pattern in ARTIFACT_MANIFESTS:
+        for path in sorted(Path(out).glob(pattern)):
+            try:
+                manifest = read_json(path)
+            except UserError:
+                continue
+            if isinstance(manifest, dict) and not integrity.predates_checksums(manifest):
+                return True
+    return False
+
+
 def verify_run(out: Path) -> list[tuple[str, str]]:
-    """``(artifact directory relative to out, status)`` for every stage directory of a run: ``ok``, ``ok (no
-    checksums: made before they were recorded)``, ``unfinished`` (no complete manifest: a stage that has not
+    """``(artifact directory relative to out, status)`` for every stage directory of a run: ``ok``, ``unverified
+    (no checksums: made before they were recorded)``, ``unfinished`` (no complete manifest: a stage that has not
     finished, which a re-run resumes), or what is damaged (:func:`pseudocoresets.integrity.check`)."""
     out = Path(out)
     dirs = [out / "experts", out / "reference"]
     dirs += sorted(p for p in (out / "coresets").glob("*") if p.is_dir() and not p.is_symlink())
     dirs += sorted(p for p in (out / "evals").glob("*") if p.is_dir() and not p.is_symlink())
+    dirs += sorted(p for p in (out / "references").glob("*") if p.is_dir() and not p.is_symlink())
     rows = []
     for d in dirs:
         if not d.is_dir():
             continue
-        manifest = read_json(d / "manifest.json") if (d / "manifest.json").is_file() else None
+        manifest = None
+        if (d / "manifest.json").exists() or (d / "manifest.json").is_symlink():
+            try:
+                manifest = read_json(d / "manifest.json")
+            except UserError as exc:  # a special file, a bomb, garbage: damaged, not unfinished
+                rows.append((d.relative_to(out).as_posix(), f"manifest.json unreadable ({exc})"))
+                continue
         if not isinstance(manifest, dict) or manifest.get("status") != "complete":
             rows.append((d.relative_to(out).as_posix(), "unfinished"))
             continue
-        problems = integrity.check(d)
+        problems = integrity.check(d, lambda: run_records_checksums(out))
         if problems:
             status = "; ".join(problems)
         elif "files" not in manifest:
-            status = "ok (no checksums: made before they were recorded)"
+            status = "unverified (no checksums: made before they were recorded)"
         else:
             status = f"ok ({len(manifest['files'])} files)"
         rows.append((d.relative_to(out).as_posix(), status))

@@ -119,7 +119,9 @@ def load_coreset(path: str | Path, device: torch.device | str = "cpu") -> Corese
     if file.is_dir() or not file.name.endswith(".safetensors"):
         file = file / COREFILE
     if (file.parent / "manifest.json").is_file():  # a run's coreset directory: its files match their checksums
-        integrity.verify(file.parent, "coreset")
+        from .artifacts import run_of, run_records_checksums
+
+        integrity.verify(file.parent, "coreset", lambda: run_records_checksums(run_of(file.parent)))
     t = load_tensors(file, device)
     if "images" not in t or "labels" not in t or len(t["images"]) != len(t["labels"]):
         raise UserError(f"{file} lacks matching 'images' and 'labels'; re-run 'bpc distill'")

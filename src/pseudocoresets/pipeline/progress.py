@@ -1,4 +1,7 @@
-"""What every stage shares to survive a kill: the claim of its directory, checkpoints, progress logs, signals."""
+"""What every stage shares to survive a kill: the claim of its directory, checkpoints, progress logs, signals.
+
+A progress log is read back (on a resume) through :func:`pseudocoresets.io.read_bytes`: a log replaced by a FIFO,
+a device or a file larger than any log is refused in one line, never a hang."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import torch
 
 from .. import parallel
 from ..errors import UserError
-from ..io import append_text, atomic_write_text, load_tensors
+from ..io import LOG_LIMIT, append_text, atomic_write_text, load_tensors, read_bytes
 from .artifacts import ArtifactDir
 
 
@@ -49,7 +52,7 @@ class ProgressLog:
         keep = keep or (lambda row: row.get("iteration", start) < start)
         kept = []
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
+            for line in read_bytes(self.path, "progress log", LOG_LIMIT).decode(errors="replace").splitlines():
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:
