@@ -31,7 +31,7 @@ def test_a_settled_predictive_stops_early_and_an_unsettled_one_runs_to_its_cap(o
     run = evaluate_coreset(model, x, y, sets, test_y, strict, quiet=True)["repeats"][0]
     # 12 -> 20 -> 36 -> 68: the post-burn-in length doubles (8, 16, 32, 64) up to the cap
     assert run["stopped"] == "cap" and run["iterations"] == 68 and run["samples"] == 2 * 64
-    assert 0 < run["halves_tv"] < 0.5
+    assert 0 < run["halves_tv"] < 0.5 and 0 < run["interleaved_tv"] < 0.5
 
 
 def test_a_tighter_threshold_runs_longer(one_thread):
@@ -66,6 +66,10 @@ def test_halves_tv_is_the_total_variation_of_the_two_halves():
     chain = Chain(samples=[big, -big])
     assert halves_tv(Ctx, [chain], 1) == pytest.approx(1.0, abs=1e-6)
     assert halves_tv(Ctx, [Chain(samples=[big, big])], 2) == pytest.approx(0.0, abs=1e-9)
+    # the interleaved split pairs even with odd states: [big, big, -big, -big] differs in halves, not interleaved
+    drifting = Chain(samples=[big, big, -big, -big])
+    assert halves_tv(Ctx, [drifting], 1) == pytest.approx(1.0, abs=1e-6)
+    assert halves_tv(Ctx, [drifting], 1, interleaved=True) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_the_rule_options_are_checked():
