@@ -264,33 +264,28 @@ class Workspace:
         """The coreset's posterior suffix plus ``-eval-...`` for the evaluation-time posterior options (w, T,
         sigma) whose resolved value differs from the protocol's own (0, the coreset's, unless its preset_values
         say otherwise: A-SGHMC's T = 0.01), and ``targets`` for learnt targets."""
-        ev = cell.evaluation
         baseline = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
-        for key, value in ev.module.preset_values(self.config.preset, cell.ipc).items():
+        for key, value in cell.evaluation.module.preset_values(self.config.preset, cell.ipc).items():
             section, name = key.split(".", 1)
             if section == "evaluate":
                 baseline[name] = value
-        own = {"coreset_weight": "w", "temperature": "T", "prior_std": "prior"}
-        parts = [
-            f"{short}{getattr(ev.common, key):g}"
-            for key, short in own.items()
-            if getattr(ev.common, key) and getattr(ev.common, key) != baseline[key]
-        ]
-        if ev.common.learnt_targets:
-            parts.append("targets")
-        return self.config.posterior.tag() + ("-eval-" + "-".join(parts) if parts else "")
+        return self._tag(cell, lambda key, value: value != baseline[key])
 
     def _earlier_posterior_tag(self, cell: Cell) -> str:
         """Where an evaluation was written when the suffix followed whether an option was typed (``-eval-T0.01``
         for A-SGHMC's own temperature given explicitly): read to move such an evaluation to its location now."""
-        ev = cell.evaluation
-        own = {"coreset_weight": "w", "temperature": "T", "prior_std": "prior"}
+        return self._tag(cell, lambda key, value: f"evaluate.{key}" in self.config.explicit)
+
+    def _tag(self, cell: Cell, named) -> str:
+        """The suffix: each non-zero evaluation-time posterior option for which ``named(option, value)``."""
+        common = cell.evaluation.common
+        short = {"coreset_weight": "w", "temperature": "T", "prior_std": "prior"}
         parts = [
-            f"{short}{getattr(ev.common, key):g}"
-            for key, short in own.items()
-            if f"evaluate.{key}" in self.config.explicit and getattr(ev.common, key)
+            f"{s}{getattr(common, k):g}"
+            for k, s in short.items()
+            if getattr(common, k) and named(k, getattr(common, k))
         ]
-        if ev.common.learnt_targets:
+        if common.learnt_targets:
             parts.append("targets")
         return self.config.posterior.tag() + ("-eval-" + "-".join(parts) if parts else "")
 

@@ -40,7 +40,6 @@ from ...samplers import (
     MassAdapter,
     StepSizeAdapter,
     acceptance_rate,
-    run_chain,
     sample,
 )
 from ...utils import generator, progress
@@ -123,7 +122,7 @@ def halves_tv(ctx: ProtocolContext, chains: list[Chain], points: int, interleave
 
 
 class _Running:
-    """One chain of a repeat under the stopping rule, continued on demand through the shared driver."""
+    """One chain of a repeat, run through the shared driver and continued on demand (the stopping rule)."""
 
     def __init__(self, kernel, init: torch.Tensor, config: Any, adapter, phase: int, observe, mass):
         self.chain = Chain()
@@ -169,43 +168,33 @@ def sample_predictive(ctx: ProtocolContext, config: Any, seed: int, name: str, b
         def observe(theta: torch.Tensor) -> torch.Tensor:  # eager: one small batch, not worth a compiled graph
             return torch.log_softmax(model._forward(theta, diag_x), dim=1).gather(1, diag_y).squeeze(1)
 
-    chains: list[Chain] = []
-    settling: dict = {}
+    settle = getattr(config, "settle_tv", 0)
+    if settle and (model.likelihood.task != "classification" or "test" not in ctx.test_sets):
+        raise UserError(f"--{name}.settle_tv compares class predictives on the test set; use a fixed budget here")
     start = time.perf_counter()
-    if not getattr(config, "settle_tv", 0):  # a fixed budget
-        for _ in progress(range(config.chains), config.chains, f"{name} chains", ctx.quiet):
-            kernel, adapter, phase, mass = build(posterior, config)
-            init = config.init_std * torch.randn(model.num_params, generator=g, device=ctx.coreset_x.device)
-            chains.append(
-                run_chain(
-                    kernel, init, g, config.iterations, config.burn_in, config.thin, phase, adapter, observe, mass
-                )
-            )
-    else:
-        if model.likelihood.task != "classification" or "test" not in ctx.test_sets:
-            raise UserError(f"--{name}.settle_tv compares class predictives on the test set; use a fixed budget here")
-        runs = []
-        for _ in range(config.chains):
-            kernel, adapter, phase, mass = build(posterior, config)
-            init = config.init_std * torch.randn(model.num_params, generator=g, device=ctx.coreset_x.device)
-            runs.append(_Running(kernel, init, config, adapter, phase, observe, mass))
-            runs[-1].run(g, config.iterations)
-        chains = [r.chain for r in runs]
-        budget, cap = config.iterations, iteration_cap(config)
-        while True:
-            tv = halves_tv(ctx, chains, config.settle_points)
-            if tv <= config.settle_tv or budget >= cap:
-                settling = {
-                    "iterations": budget,
-                    "halves_tv": tv,
-                    "interleaved_tv": halves_tv(ctx, chains, config.settle_points, interleaved=True),
-                    "stopped": "settled" if tv <= config.settle_tv else "cap",
-                }
-                break
-            more = min(budget - config.burn_in, cap - budget)  # the post-burn-in length doubles
-            for run in runs:
-                run.run(g, more)
-            budget += more
+    runs = []
+    for _ in progress(range(config.chains), config.chains, f"{name} chains", ctx.quiet):
+        kernel, adapter, phase, mass = build(posterior, config)
+        init = config.init_std * torch.randn(model.num_params, generator=g, device=ctx.coreset_x.device)
+        runs.append(_Running(kernel, init, config, adapter, phase, observe, mass))
+        runs[-1].run(g, config.iterations)
+    chains = [r.chain for r in runs]
+    settling: dict = {}
+    budget, cap = config.iterations, iteration_cap(config)
+    while settle:  # the stopping rule (module docstring): double the post-burn-in length until it has settled
+        tv = halves_tv(ctx, chains, config.settle_points)
+        if tv <= settle or budget >= cap:
+            settling = {
+                "iterations": budget,
+                "halves_tv": tv,
+                "interleaved_tv": halves_tv(ctx, chains, config.settle_points, interleaved=True),
+                "stopped": "settled" if tv <= settle else "cap",
+            }
+            break
+        more = min(budget - config.burn_in, cap - budget)
+        for run in runs:
+            run.run(g, more)
+        budget += more
     kept = [theta for chain in chains for theta in chain.samples]
     if not kept:
         raise UserError(f"no posterior samples kept; raise --{name}.iterations above burn_in")
@@ -214,9 +203,7 @@ def sample_predictive(ctx: ProtocolContext, config: Any, seed: int, name: str, b
     score = predictive_samples if model.likelihood.task == "regression" else predictive_average
     images = sum(len(x) for x in ctx.test_sets.values())
     compile = compile_pays(common.compile, model, len(thetas), images, common.test_batch, thetas.device)
-    probs = {
-        name: score(model, thetas, x, common.test_batch, ctx.prepare, compile) for name, x in ctx.test_sets.items()
-    }
+    probs = {key: score(model, thetas, x, common.test_batch, ctx.prepare, compile) for key, x in ctx.test_sets.items()}
     out = {
         "acceptance_rate": acceptance_rate(chains),
         "samples": len(kept),
