@@ -9,8 +9,8 @@ user's umask allows.
 
 No write goes through a link into a user's files: the rename replaces a link or a hard-linked file of the
 final name instead of writing into it, and under a directory bpc owns (:func:`write_root`: a run directory
-whose lock it holds, an export directory) every directory on the way is entered without following links. Tensors are stored as safetensors (no pickle),
-metadata as JSON.
+whose lock it holds, an export directory) every directory on the way is entered without following links. Tensors
+are stored as safetensors (no pickle), metadata as JSON.
 
 Every file bpc reads that a user or an earlier run could have replaced goes through one reader,
 :func:`open_file` (and :func:`read_bytes` on top of it): it opens without blocking (``O_NONBLOCK``, so a FIFO
@@ -133,8 +133,7 @@ def check_path_kind(path: str | Path, what: str) -> None:
     except OSError as exc:
         raise UserError(f"{what} {path} cannot be read ({exc.strerror}); give a regular file or directory") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        kind = "FIFO" if stat.S_ISFIFO(mode) else "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "socket"
-        raise UserError(f"{what} {path} is a {kind}, not a regular file or directory; give a file or directory")
+        raise UserError(f"{what} {path} is {_kind(mode)}, not a regular file or directory; give a file or directory")
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

@@ -182,9 +182,14 @@ def test_bpc_reference_writes_its_ceiling_against_independent_references(tiny_da
     )
     ceiling = json.loads((out / "references" / "ceiling.json").read_text())
     assert [(r["sampler"], r["seed"]) for r in ceiling["against"]] == [("ensemble", 2), ("csghmc", 2)]
+    from safetensors.torch import load_file
+
+    ours = load_file(str(out / "reference" / "predictive" / "test.safetensors"))["probs"]
     for row in ceiling["against"]:
-        assert 0 <= row["agreement"] <= 1 and 0 <= row["tv"] <= 1 and row["predictive_kl"] >= -1e-6
-        assert (out / row["directory"] / "samples.safetensors").is_file()
+        theirs = load_file(str(out / row["directory"] / "predictive" / "test.safetensors"))["probs"]
+        expected = agreement_metrics(theirs, ours)  # the companion's predictive against the run's own, not itself
+        assert all(row[k] == pytest.approx(v, abs=1e-6) for k, v in expected.items()), (row, expected)
+        assert row["tv"] > 0 and not torch.equal(theirs, ours)
         assert f"against {row['sampler']} (seed 2): agreement {row['agreement']:.4f}" in proc.stdout
     same = (out / "reference" / "samples.safetensors").read_bytes()
     assert same == (plain / "reference" / "samples.safetensors").read_bytes()
