@@ -67,6 +67,10 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and 1 <= v <= COUNT_MAX,
         f"a whole number from 1 to {COUNT_MAX:,} (an int, not a bool), e.g. 10",
     ),
+    "index": (
+        lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v < COUNT_MAX,
+        "a whole number from 0 (an int, not a bool), e.g. 0 for the cell's first coreset",
+    ),
     "method": (lambda v: isinstance(v, str) and v.strip() == v != "", "a method's name (a string), e.g. 'fkl'"),
     "preset": (lambda v: isinstance(v, str) and v in PRESETS, f"one of {', '.join(map(repr, PRESETS))}"),
     "protocol": (lambda v: isinstance(v, str) and v in PROTOCOLS, f"one of {', '.join(map(repr, PROTOCOLS))}"),
@@ -210,21 +214,25 @@ class Run:
             path = run_reference(self.workspace)
         return Evaluation(path, read_json(path / "results.json"))
 
-    def distill(self, method: str, ipc: int) -> Coreset:
-        """Learn (or, for ``random``, draw) the coreset of ``method`` at ``ipc`` images per class."""
+    def distill(self, method: str, ipc: int, replicate: int = 0) -> Coreset:
+        """Learn (or, for ``random``, draw) the coreset of ``method`` at ``ipc`` images per class; ``replicate``
+        k: the cell's k-th coreset of ``--distill.seeds``, learnt with seed ``distill.seed + k``."""
         _check("method", method, "method")
         ipc = int(_check("ipc", ipc, "count"))
+        replicate = int(_check("replicate", replicate, "index"))
         with self.lock():
-            path = run_distill(self.workspace, method, ipc)
+            path = run_distill(self.workspace, method, ipc, replicate)
         return load_coreset(path)
 
-    def evaluate(self, method: str, ipc: int, protocol: str = "hmc") -> Evaluation:
-        """Evaluate that coreset with ``protocol`` (``hmc``, ``asghmc`` or ``vbpc``); distill it first."""
+    def evaluate(self, method: str, ipc: int, protocol: str = "hmc", replicate: int = 0) -> Evaluation:
+        """Evaluate that coreset (the cell's ``replicate``-th) with ``protocol`` (``hmc``, ``asghmc`` or
+        ``vbpc``); distill it first."""
         _check("method", method, "method")
         ipc = int(_check("ipc", ipc, "count"))
         _check("protocol", protocol, "protocol")
+        replicate = int(_check("replicate", replicate, "index"))
         with self.lock():
-            path = run_evaluate(self.workspace, method, ipc, protocol)
+            path = run_evaluate(self.workspace, method, ipc, protocol, replicate)
         return Evaluation(path, read_json(path / "results.json"))
 
     def run_all(self) -> dict[str, Any]:

@@ -290,19 +290,23 @@ def run_stage(args: argparse.Namespace, run) -> None:
     elif args.command == "distill":
         for ipc in cfg.ipcs:
             for method in cfg.methods:
-                print(f"coreset: {run.distill(method, ipc).path.parent}")
+                for k in range(cfg.distill.seeds):
+                    print(f"coreset: {run.distill(method, ipc, k).path.parent}")
     elif args.command in ("evaluate", "import"):
         methods = ["imported"] if args.command == "import" else cfg.methods
+        seeds = 1 if args.command == "import" else cfg.distill.seeds
         for ipc in cfg.ipcs:
             for method in methods:
                 if args.command == "import":
                     print(f"coreset: {run.distill(method, ipc).path.parent}")
-                for protocol in cfg.protocols:
-                    ev = run.evaluate(method, ipc, protocol)
-                    line = f"{method} ipc {ipc} {protocol}: {summary_line(ev.summary)}"
-                    if "corrupted_mean" in ev.results:
-                        line += f"; corrupted sets: {summary_line(ev.results['corrupted_mean'])}"
-                    print(f"{line} ({ev.path})")
+                for k in range(seeds):
+                    for protocol in cfg.protocols:
+                        ev = run.evaluate(method, ipc, protocol, k)
+                        which = f" (coreset seed {ev.results['coreset_seed']})" if seeds > 1 else ""
+                        line = f"{method} ipc {ipc}{which} {protocol}: {summary_line(ev.summary)}"
+                        if "corrupted_mean" in ev.results:
+                            line += f"; corrupted sets: {summary_line(ev.results['corrupted_mean'])}"
+                        print(f"{line} ({ev.path})")
     elif args.command == "table":
         from .report.table import write_table
 

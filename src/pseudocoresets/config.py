@@ -69,6 +69,7 @@ class Cell:
     distill: DistillConfig
     objective: Any | None
     evaluation: EvalSettings | None = None
+    replicate: int = 0  # which of the cell's --distill.seeds coresets: learnt with seed distill.seed + replicate
 
     @property
     def protocol(self) -> str | None:
@@ -110,13 +111,20 @@ class RunConfig:
         out.update({k: getattr(self, k) for k in (*TOP_LEVEL, "preset", "explicit")})
         return out
 
-    def resolve(self, method: str, ipc: int, protocol: str | None = None) -> Cell:
+    def resolve(self, method: str, ipc: int, protocol: str | None = None, replicate: int = 0) -> Cell:
         """The cell (method, ipc) and, with ``protocol``, its evaluation, fully resolved: the objective's and the
         protocol's ``preset_values`` for this preset and ipc, then the user's explicit options (module
-        docstring). The one place where a cell's settings are worked out."""
+        docstring). The one place where a cell's settings are worked out. ``replicate`` k picks the k-th of the
+        cell's ``--distill.seeds`` coresets, learnt with seed ``distill.seed + k``."""
+        if not 0 <= replicate < max(self.distill.seeds, 1):
+            raise UserError(
+                f"coreset {replicate} of a cell with --distill.seeds {self.distill.seeds}: choose one of 0 to "
+                f"{max(self.distill.seeds, 1) - 1}, or raise --distill.seeds"
+            )
         distill_cfg, own = self._distill_cell(method, ipc)
+        distill_cfg.seed += replicate
         evaluation = self._evaluation_cell(ipc, protocol) if protocol is not None else None
-        return Cell(method, ipc, distill_cfg, own, evaluation)
+        return Cell(method, ipc, distill_cfg, own, evaluation, replicate)
 
     def cell(self, method: str, ipc: int) -> tuple[DistillConfig, Any]:
         """(distill config, objective config or None) of a (method, ipc) cell: :meth:`resolve` without a

@@ -106,3 +106,48 @@ def test_an_evaluation_with_a_diagonal_mass_matrix_records_it(one_thread):
     )
     with pytest.raises(UserError, match="mass"):
         EvalSettings.build("hmc", mass="dense").validate()
+
+
+def arviz_cases() -> list:
+    """Draws of every shape the estimators branch on: few and many draws, one to four chains, positive and
+    negative autocorrelation, chains offset from each other, a point whose draws do not vary, and (last) a slow
+    drift under a period-8 oscillation, whose autocorrelation pair sums rise again while still positive, so
+    Geyer's monotone step changes the answer."""
+    g = torch.Generator().manual_seed(1)
+    cases = []
+    for chains, n, phi in [(1, 4, 0.3), (4, 9, 0.5), (2, 37, -0.6), (4, 200, 0.95), (3, 80, 0.0), (4, 500, 0.9)]:
+        x = torch.stack([ar1(chains, n, phi, g) for _ in range(6)], dim=-1)
+        x = x + torch.randn(chains, 1, 6, generator=g, dtype=torch.float64) * torch.linspace(0, 1, 6)
+        cases.append(x)
+    cases[-1][..., 0] = 1.5
+    slow = torch.stack([ar1(4, 300, 0.97, g) for _ in range(3)], dim=-1) * 1.0
+    phase = torch.rand(4, 1, 3, generator=g, dtype=torch.float64) * 6
+    t = torch.arange(300, dtype=torch.float64).reshape(1, -1, 1)
+    cases.append(slow + torch.sin(2 * torch.pi * t / 8 + phase))
+    return cases
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # arviz on the draws that do not vary
+def test_rhat_and_ess_equal_arviz_stats():
+    """The project's split R-hat and ESS are arviz-stats' rhat(method="split") and ess(method="mean")."""
+    from arviz_stats.base import array_stats
+
+    for draws in arviz_cases():
+        theirs = draws.movedim(-1, 0).numpy()  # [points, chains, draws]
+        rhat, their_rhat = split_rhat(draws), torch.as_tensor(array_stats.rhat(theirs, method="split"))
+        varies = torch.isfinite(their_rhat)  # arviz gives NaN where the draws do not vary
+        assert torch.allclose(rhat[varies], their_rhat[varies], rtol=1e-10, atol=0)
+        ess, their_ess = effective_sample_size(draws), torch.as_tensor(array_stats.ess(theirs, method="mean"))
+        assert torch.allclose(ess, their_ess, rtol=1e-10, atol=0)
+
+
+def test_the_monotone_step_matters_on_the_oscillating_case():
+    """Without Geyer's monotone step the last case's ESS differs (so the arviz test above can see the mutant)."""
+    wave = arviz_cases()[-1]
+    kept = diagnostics.initial_monotone
+    try:
+        diagnostics.initial_monotone = lambda pairs, keep: pairs
+        without = effective_sample_size(wave)
+    finally:
+        diagnostics.initial_monotone = kept
+    assert (without / effective_sample_size(wave) - 1).abs().max() > 0.1

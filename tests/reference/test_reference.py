@@ -224,3 +224,11 @@ def test_the_reference_reports_its_own_convergence(tiny_data, tmp_path):
     convergence = json.loads((out / "reference" / "results.json").read_text())["convergence"]
     assert convergence["draws_per_chain"] == 4
     assert 0.5 < convergence["rhat_median"] <= convergence["rhat_max"] and 0 < convergence["ess_min"]
+    # the draws behind them are saved: the same numbers follow from the file
+    from pseudocoresets.evaluation.diagnostics import predictive_diagnostics
+    from pseudocoresets.io import load_tensors
+
+    draws = load_tensors(out / "reference" / "diagnostic_draws.safetensors")["log_predictive"]
+    assert draws.shape[1:] == (4, 30)
+    again = predictive_diagnostics(draws)
+    assert all(abs(again[k] - convergence[k]) < 1e-9 * max(1.0, abs(convergence[k])) for k in again)

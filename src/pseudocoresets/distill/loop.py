@@ -51,6 +51,14 @@ class DistillConfig:
         default=True, metadata={"help": "DSA draws per image (as the reference DSA); false: one draw per batch"}
     )
     seed: int = field(default=0, metadata={"help": "seed for initialisation and all sampling"})
+    seeds: int = field(
+        default=1,
+        metadata={
+            "help": "coresets learnt per method and ipc, with seeds seed, seed+1, ...; each is evaluated and the "
+            "tables report mean ± std over them and paired differences with 95-percent intervals",
+            "identity": "unless-set",
+        },
+    )
     import_from: str = field(
         default="",
         metadata={
@@ -80,6 +88,8 @@ class DistillConfig:
             raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(methods)}")
         if self.ipc < 1:
             raise UserError(f"--distill.ipc must be >= 1 (got {self.ipc})")
+        if not 1 <= self.seeds <= 1000:
+            raise UserError(f"--distill.seeds must be in 1..1000 coresets per cell (got {self.seeds})")
         if min(self.iterations, self.student_steps, self.batch_syn, self.checkpoint_every, self.snapshot_every) < 0:
             raise UserError(
                 "--distill.iterations, student_steps, batch_syn, checkpoint_every and snapshot_every must be >= 0"

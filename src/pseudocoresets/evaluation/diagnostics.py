@@ -12,10 +12,15 @@ their Section 3; Gelman et al., BDA3, Section 11.4):
   variance W = mean_c s_c^2 and the between-chain variance B / n' = var_c(mean_c) (unbiased, over the C' chain
   means), the pooled estimate var+ = (n' - 1)/n' W + B/n' and R-hat = sqrt(var+ / W). Converged chains give 1;
   the usual threshold is 1.01 (1.1 is the older, looser one).
-- effective sample size: ESS = C' n' / tau with tau = -1 + 2 sum_{t=0}^{2m+1} rho_t, where
-  rho_t = 1 - (W - mean_c autocov_c(t)) / var+ combines the chains' autocovariances at lag t, and the sum stops by
-  Geyer's initial monotone sequence rule (the sums of consecutive pairs rho_{2k} + rho_{2k+1} are kept while
-  positive and made non-increasing).
+- effective sample size: ESS = C' n' / tau with tau = -1 + 2 sum_{t=0}^{2K-1} rho_t + rho_{2K}, where
+  rho_t = 1 - (W - mean_c autocov_c(t)) / var+ combines the chains' autocovariances at lag t (biased, over n'),
+  and K is Geyer's truncation (Stan's estimator, which ArviZ follows): the sums of consecutive pairs
+  P_k = rho_{2k} + rho_{2k+1} are read for k = 1, 2, ... (while 2k - 1 < n' - 3) until the first P_K <= 0;
+  P_0 .. P_{K-1} are made non-increasing (the initial monotone sequence), and rho_{2K} enters once when positive
+  (or when the last pair was read because the lags ran out). tau is floored at 1 / log10(C' n').
+
+Both are equal to arviz-stats' ``rhat(method="split")`` and ``ess(method="mean")`` on the same draws
+(tests/evaluation/test_diagnostics.py), so the saved diagnostic draws give the same numbers in ArviZ.
 
 :func:`predictive_diagnostics` summarises the per-point values (median and worst R-hat, median and smallest ESS).
 """
@@ -58,21 +63,39 @@ def _autocovariance(chains: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(spectrum * spectrum.conj(), n=size, dim=1)[:, :n] / n
 
 
+def initial_monotone(pairs: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Geyer's initial monotone sequence: the kept pair sums made non-increasing along dim 0."""
+    return torch.cummin(torch.where(kept > 0, pairs, torch.full_like(pairs, float("inf"))), dim=0).values
+
+
 def effective_sample_size(draws: torch.Tensor) -> torch.Tensor:
-    """Bulk effective sample size of [C, n, ...] draws (split chains), one value per trailing index."""
+    """Effective sample size of the mean of [C, n, ...] draws (split chains; module docstring), one value per
+    trailing index. Draws that do not vary give C' n' (nothing to correlate)."""
     chains = split_chains(draws.double())
     count, n = chains.shape[0], chains.shape[1]
     within, pooled = _variances(chains)
     acov = _autocovariance(chains).mean(dim=0)  # [n, ...]
     rho = 1 - (within - acov) / pooled.clamp_min(1e-300)
     rho[0] = 1.0
-    pairs = rho[0 : n - 1 : 2] + rho[1:n:2]  # rho_{2k} + rho_{2k+1}
-    # initial positive sequence, then made monotone (non-increasing)
-    positive = torch.cumprod((pairs > 0).to(pairs.dtype), dim=0)
-    pairs = pairs * positive
-    pairs = torch.cummin(pairs, dim=0).values
-    tau = -1 + 2 * pairs.sum(dim=0)
-    return count * n / tau.clamp_min(1.0 / math.log10(max(count * n, 10)))
+    pairs = rho[0 : 2 * (n // 2) : 2] + rho[1 : 2 * (n // 2) : 2]  # P_k = rho_2k + rho_2k+1, k < n/2
+    readable = max(0, -(-(n - 2) // 2) - 1)  # P_1 .. P_readable are read (2k - 1 < n - 3)
+    k = torch.arange(len(pairs), device=rho.device).reshape(-1, *[1] * (rho.dim() - 1))
+    read = k <= readable
+    # K: the first k >= 1 read with P_k <= 0, else the last one read (0 when the first pair is not positive)
+    stops = (k >= 1) & read & (pairs <= 0)
+    last = torch.full(pairs.shape[1:], readable, dtype=torch.long, device=rho.device)
+    first_stop = torch.where(stops, k.expand_as(pairs), torch.full_like(k.expand_as(pairs), len(pairs))).min(0).values
+    big_k = torch.where(first_stop < len(pairs), first_stop, last)
+    big_k = torch.where(pairs[0] > 0, big_k, torch.zeros_like(big_k))
+    kept = (k < big_k).to(pairs.dtype)
+    full = (initial_monotone(pairs, kept) * kept).nan_to_num(0.0, posinf=0.0).sum(dim=0)
+    even = torch.gather(rho, 0, (2 * big_k).clamp_max(n - 1).unsqueeze(0)).squeeze(0)
+    last_pair = torch.gather(pairs, 0, big_k.clamp_max(len(pairs) - 1).unsqueeze(0)).squeeze(0)
+    single = torch.where((even > 0) | ((big_k > 0) & (last_pair >= 0)) | (big_k == 0), even, torch.zeros_like(even))
+    tau = -1 + 2 * full + single
+    ess = count * n / tau.clamp_min(1.0 / math.log10(count * n))
+    constant = (draws.amax(dim=(0, 1)) - draws.amin(dim=(0, 1))).double() < torch.finfo(torch.float64).resolution
+    return torch.where(constant, torch.full_like(ess, float(count * n)), ess)
 
 
 def predictive_diagnostics(log_probs: torch.Tensor) -> dict[str, float]:

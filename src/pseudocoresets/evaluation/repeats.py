@@ -21,6 +21,7 @@ from ..utils import progress
 from .checks import check_result
 from .metrics import agreement_metrics
 from .protocols import ProtocolContext
+from .protocols.interface import DRAWS
 from .scoring import Prepare
 from .scoring import METRICS, predictive_metrics
 from .settings import EvalSettings
@@ -46,6 +47,7 @@ def evaluate_coreset(
     reference: dict[str, torch.Tensor] | None = None,
     finished: list[dict] | None = None,
     on_repeat: Callable[[list[dict]], None] | None = None,
+    on_draws: Callable[[int, torch.Tensor], None] | None = None,
     targets: torch.Tensor | None = None,
     target_noise: float | None = None,
 ) -> dict:
@@ -56,6 +58,8 @@ def evaluate_coreset(
     records of the repeats finished so far (JSON-able) after each one, and passing them back as ``finished``
     skips them, with the same final result as an uninterrupted evaluation. ``recorded`` is the coreset posterior
     the coreset was learnt for; ``targets`` its learnt real targets, learnt under the noise ``target_noise``.
+    ``on_draws(seed, draws)`` receives a sampled repeat's diagnostic draws ([chain, draw, point]) before
+    ``on_repeat`` records it.
     """
     settings.validate()
     common, module = settings.common, settings.module
@@ -86,6 +90,7 @@ def evaluate_coreset(
     records = [done[r] for r in sorted(done) if r < common.repeats]
     for r in progress(todo, len(todo), f"evaluate {settings.protocol}", quiet):
         probs, stats = module.predict(ctx, settings.own, common.seed + r)
+        draws = stats.pop(DRAWS, None)
         sets = {}
         for name in test_sets:
             # a corrupted set may hold only the first images of the test split (--evaluate.corruption_subset)
@@ -93,6 +98,8 @@ def evaluate_coreset(
             if reference is not None:
                 sets[name].update(agreement_metrics(probs[name], reference[name]))
         check_result(f"{settings.protocol} repeat {r} (seed {common.seed + r})", sets, stats.get("acceptance_rate"))
+        if draws is not None and on_draws is not None:
+            on_draws(common.seed + r, draws)
         records.append({"sets": sets, "stats": {**stats, "seed": common.seed + r}})
         if on_repeat is not None:
             on_repeat(records)

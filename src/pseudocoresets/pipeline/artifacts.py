@@ -73,13 +73,15 @@ def ceiling_path(out: Path) -> Path:
 
 
 def coreset_path(out: Path, method: str, ipc: int, tag: str = "") -> Path:
-    """``tag``: the coreset posterior's suffix when it is not the default (PosteriorConfig.tag)."""
+    """``tag``: which of the cell's coresets (``-seed<s>``, Workspace.replicate_tag), then the coreset posterior's
+    suffix when it is not the default (PosteriorConfig.tag)."""
     return Path(out) / "coresets" / f"{method}-ipc{ipc}{tag}"
 
 
-def evaluation_path(out: Path, method: str, ipc: int, protocol: str, tag: str = "") -> Path:
-    """``tag``: the coreset's posterior suffix, then the evaluation's own posterior options when set."""
-    return Path(out) / "evals" / f"{method}-ipc{ipc}-{protocol}{tag}"
+def evaluation_path(out: Path, method: str, ipc: int, protocol: str, tag: str = "", replicate: str = "") -> Path:
+    """``tag``: the coreset's posterior suffix, then the evaluation's own posterior options when set;
+    ``replicate``: which of the cell's coresets (``-seed<s>``, Workspace.replicate_tag)."""
+    return Path(out) / "evals" / f"{method}-ipc{ipc}{replicate}-{protocol}{tag}"
 
 
 def is_log(name: str) -> bool:

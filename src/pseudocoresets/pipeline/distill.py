@@ -45,9 +45,10 @@ def _resume_errors(checkpoint: Path):
         raise _mismatch(checkpoint, exc) from None
 
 
-def run_distill(ws: Workspace, method: str, ipc: int) -> Path:
-    """Stage 2: learn (or, for ``random``, draw) the coreset of one (method, ipc) cell."""
-    cell = ws.config.resolve(method, ipc)
+def run_distill(ws: Workspace, method: str, ipc: int, replicate: int = 0) -> Path:
+    """Stage 2: learn (or, for ``random``, draw) the coreset of one (method, ipc) cell (its ``replicate``-th of
+    ``--distill.seeds``)."""
+    cell = ws.config.resolve(method, ipc, replicate=replicate)
     cfg, objective_cfg = cell.distill, cell.objective
     uses_experts = needs_experts(method)
     cfg.validate(ws.config.experts.epochs if uses_experts else None)

@@ -14,16 +14,17 @@ from ..evaluation import EvalConfig, evaluate_coreset
 from ..evaluation.checks import repeat_records_fit
 from ..evaluation.scoring import METRICS
 from ..evaluation.gaussian import exact_comparison
-from ..io import atomic_write_json, read_json, remove_file
+from ..io import atomic_write_json, read_json, remove_file, save_tensors
 from .coreset import check_targets, load_coreset
 from .progress import claim
 from .reference import reference_predictive, reference_samples
 from .workspace import Workspace
 
 
-def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
-    """Stage 3: Bayesian evaluation of one coreset on the test split with one protocol."""
-    cell = ws.config.resolve(method, ipc, protocol)
+def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str, replicate: int = 0) -> Path:
+    """Stage 3: Bayesian evaluation of one coreset (the cell's ``replicate``-th) on the test split with one
+    protocol."""
+    cell = ws.config.resolve(method, ipc, protocol, replicate)
     ev = cell.evaluation
     ev.validate()
     ws.check_eval_cell(cell)
@@ -81,10 +82,19 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
         reference=reference,
         finished=finished,
         on_repeat=lambda records: atomic_write_json(partial, records) if parallel.is_main() else None,
+        on_draws=lambda seed, draws: save_tensors(art.path / draws_file(seed), {"log_predictive": draws}),
         targets=coreset.targets,
         target_noise=coreset.target_noise,
     )
-    results.update({"method": method, "ipc": ipc, "dataset": ws.config.data.name})
+    results.update(
+        {
+            "method": method,
+            "ipc": ipc,
+            "dataset": ws.config.data.name,
+            "coreset_seed": cell.distill.seed,
+            "replicate": replicate,
+        }
+    )
     if ws.config.model.arch == "linear" and ws.is_regression:  # Bayesian linear regression: everything exact
         results["exact"] = exact_comparison(
             ws.train_x(),
@@ -106,6 +116,12 @@ def run_evaluate(ws: Workspace, method: str, ipc: int, protocol: str) -> Path:
         remove_file(partial)
     parallel.barrier()
     return art.path
+
+
+def draws_file(seed: int) -> str:
+    """The file holding the diagnostic draws of an evaluation's repeat with this seed: the log predictive
+    probability of the diagnostic test points' labels, tensor ``log_predictive`` [chain, draw, point]."""
+    return f"diagnostic_draws_seed{seed}.safetensors"
 
 
 def corruption_names(requested: list[str]) -> list[str]:

@@ -30,6 +30,8 @@ from .experts import expert_paths, run_experts
 from .progress import claim, load_checkpoint
 from .workspace import Workspace
 
+DRAWS_FILE = "diagnostic_draws.safetensors"  # the reference's own diagnostic draws (_function_space_diagnostics)
+
 
 CSGHMC_KEYS = {"position", "velocity", "cycle", "generator_state", "samples"}
 MEMBER_KEYS = {"snapshots", "velocity", "generator_state", "losses"}  # an ensemble member's SGD state
@@ -175,7 +177,7 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
         {"test": {k: metrics[k] for k in keys}},
         advice="lower --reference.lr (csghmc) or step_size (hmc)",
     )
-    convergence = _function_space_diagnostics(ws, model, [chain["samples"] for chain in chains])
+    convergence = _function_space_diagnostics(ws, model, [chain["samples"] for chain in chains], art.path)
     results = {
         "method": "full data",
         "protocol": f"reference-{cfg.sampler}",
@@ -198,11 +200,12 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
 
 
 @torch.no_grad()
-def _function_space_diagnostics(ws: Workspace, model, per_chain: list[torch.Tensor]) -> dict:
+def _function_space_diagnostics(ws: Workspace, model, per_chain: list[torch.Tensor], directory: Path) -> dict:
     """Split R-hat and ESS of the reference's own chains in function space (evaluation/diagnostics.py): the log
     predictive probability of the first ``--evaluate.diagnostic_points`` test labels under every kept sample, one
     scalar chain per point. Empty where there is nothing to diagnose: regression, fewer than 4 samples per chain
-    (an ensemble keeps one per member), or chains of unequal length."""
+    (an ensemble keeps one per member), or chains of unequal length. The draws are saved in ``directory`` (tensor
+    ``log_predictive`` [chain, draw, point] of ``diagnostic_draws.safetensors``) for ArviZ or any other tool."""
     points = min(ws.config.evaluate.diagnostic_points, len(ws.data.test_y))
     if model.likelihood.task != "classification" or not points or len({len(s) for s in per_chain}) != 1:
         return {}
@@ -214,6 +217,7 @@ def _function_space_diagnostics(ws: Workspace, model, per_chain: list[torch.Tens
             for s in per_chain
         ]
     )
+    save_tensors(directory / DRAWS_FILE, {"log_predictive": log_probs})
     return {"draws_per_chain": int(log_probs.shape[1]), **predictive_diagnostics(log_probs.cpu())}
 
 

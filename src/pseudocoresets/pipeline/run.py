@@ -24,9 +24,10 @@ def run_all(ws: Workspace) -> dict:
         run_reference(ws)
     for ipc in ws.config.ipcs:
         for method in ws.config.methods:
-            run_distill(ws, method, ipc)
-            for protocol in ws.config.protocols:
-                run_evaluate(ws, method, ipc, protocol)
+            for k in range(ws.config.distill.seeds):  # the cell's coresets, one per seed
+                run_distill(ws, method, ipc, k)
+                for protocol in ws.config.protocols:
+                    run_evaluate(ws, method, ipc, protocol, k)
     report = write_report(ws.out) if parallel.is_main() else {"markdown": ""}
     report["wall_seconds"] = time.perf_counter() - t0
     return report

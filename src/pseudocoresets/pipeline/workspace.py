@@ -169,8 +169,13 @@ class Workspace:
             )
 
     def cells(self) -> list[Cell]:
-        """Every coreset cell (method, ipc) of the run, resolved, in run order."""
-        return [self.config.resolve(m, ipc) for ipc in self.config.ipcs for m in self.config.methods]
+        """Every coreset cell (method, ipc, replicate) of the run, resolved, in run order."""
+        return [
+            self.config.resolve(m, ipc, replicate=k)
+            for ipc in self.config.ipcs
+            for m in self.config.methods
+            for k in range(self.config.distill.seeds)
+        ]
 
     def reference_starts(self) -> str:
         """Where the reference chains start (``--reference.start``): the experts' final snapshots or random
@@ -204,7 +209,8 @@ class Workspace:
 
     def coreset_dir(self, cell: Cell) -> ArtifactDir:
         method, ipc, distill_cfg, objective_cfg = cell.method, cell.ipc, cell.distill, cell.objective
-        run_control = {"checkpoint_every", "snapshot_every"}  # how often to save, not what is computed
+        # how often to save, and how many coresets the run learns per cell: not what this coreset is
+        run_control = {"checkpoint_every", "snapshot_every", "seeds"}
         learning = {k: v for k, v in identity_dict(distill_cfg).items() if k not in run_control}
         if distill_cfg.method == "imported":  # what was imported, by content
             learning["import_sha256"] = source_digest(Path(distill_cfg.import_from))
@@ -217,7 +223,7 @@ class Workspace:
         if needs_reference(method, objective_cfg):
             cfg["reference"] = self.reference_dir().config
         return ArtifactDir(
-            coreset_path(self.out, method, ipc, self.config.posterior.tag()),
+            coreset_path(self.out, method, ipc, self.replicate_tag(cell) + self.config.posterior.tag()),
             "coreset",
             cfg,
             ("coreset.safetensors", "summary.json"),
@@ -230,8 +236,9 @@ class Workspace:
         earlier = {**coreset, "evaluate": self.earlier_evaluation_identity(cell)}
         if ev.common.agreement:
             cfg["reference"] = earlier["reference"] = self.reference_dir().config
-        path = evaluation_path(self.out, cell.method, cell.ipc, ev.protocol, self.posterior_tag(cell))
-        before = evaluation_path(self.out, cell.method, cell.ipc, ev.protocol, self._earlier_posterior_tag(cell))
+        method, which = cell.method, self.replicate_tag(cell)
+        path = evaluation_path(self.out, method, cell.ipc, ev.protocol, self.posterior_tag(cell), which)
+        before = evaluation_path(self.out, method, cell.ipc, ev.protocol, self._earlier_posterior_tag(cell), which)
         return ArtifactDir(
             path,
             "evaluation",
@@ -240,6 +247,12 @@ class Workspace:
             earlier=(earlier,),
             moved_from=(before,) if before != path else (),
         )
+
+    @staticmethod
+    def replicate_tag(cell: Cell) -> str:
+        """``-seed<s>`` for a cell's second and later coresets (``--distill.seeds``): the first keeps the name
+        it has without the option, so a run that grows from one coreset per cell to several keeps its work."""
+        return f"-seed{cell.distill.seed}" if cell.replicate else ""
 
     def earlier_evaluation_identity(self, cell: Cell) -> dict:
         """The identity an evaluation had when every protocol's options were fields of one flat evaluation section

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..io import LOG_LIMIT, TENSOR_LIMIT, atomic_write_text, check_file, read_bytes, read_json, write_root
+from .coresets import cell_rows
 from .results import collect_results
 from . import figures
 from .table import table1_markdown, write_table
@@ -46,13 +47,13 @@ def make_figures(out: Path, bench_json: Path | None = None) -> list[Path]:
     evals: dict[tuple[int, str], dict[str, dict]] = {}
     for path in sorted((out / "evals").glob("*/results.json")):
         r = read_json(path)
-        if "sets" in r:
+        if "sets" in r and not r.get("replicate"):  # a cell's first coreset (--distill.seeds)
             evals.setdefault((r["ipc"], r["protocol"]), {})[r["method"]] = r
     for (ipc, protocol), group in evals.items():
         made += figures.radar_plot(
             group, fig_dir / f"fig4_radar_ipc{ipc}_{protocol}", f"corrupted test sets, ipc {ipc}, {protocol}"
         )
-    rows = [r for r in collect_results(out) if r.get("agreement")]
+    rows = [r for r in cell_rows(collect_results(out)) if r.get("agreement")]
     if rows:
         made += figures.agreement_plot(rows, fig_dir / "agreement", "predictive agreement with the full-data posterior")
     expert_rows = [row for log in sorted((out / "experts").glob("progress*.jsonl")) for row in read_jsonl(log)]
@@ -153,7 +154,7 @@ def _bold(text: str) -> str:
 def write_page(out: Path, bench_json: Path | None = None) -> Path:
     out = Path(out)
     with write_root(out):
-        rows = collect_results(out)
+        rows = cell_rows(collect_results(out))
         write_table(out)
         figs = [p for p in make_figures(out, bench_json) if p.suffix == ".svg"]
         parts = [

@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import integrity
 from ..errors import UserError
 from ..io import atomic_write_json, atomic_write_text, read_json, write_root
+from .coresets import cell_rows, comparisons, comparisons_markdown
 
 # every metric a results file may hold, in table order, with its column title; a table shows the columns that
 # at least one of its rows has (classification: accuracy, NLL, ECE, Brier; regression: RMSE, NLL, coverage;
@@ -35,6 +36,10 @@ COLUMNS = {
     "ess_min": "ESS (min)",
 }
 EXACT = ("forward_kl", "reverse_kl", "w2")
+SPREAD = (
+    "mean ± std over the learnt coresets of a row (each the mean of its evaluation repeats) where it has several "
+    "(--distill.seeds), else over evaluation repeats; a single repeat has no std"
+)
 
 
 def collect_results(out: Path) -> list[dict]:
@@ -66,6 +71,8 @@ def collect_results(out: Path) -> list[dict]:
         _check_summary(r, path, "bpc evaluate")
         try:
             exact = {k: {"mean": r["exact"][k], "std": None} for k in EXACT if k in r.get("exact", {})}
+            repeats = len(r["repeats"])
+            summary = {m: _one_repeat(v, repeats) for m, v in r["summary"].items() if m in COLUMNS}
             rows.append(
                 {
                     "run": str(path.parent.relative_to(out)),
@@ -73,8 +80,9 @@ def collect_results(out: Path) -> list[dict]:
                     "ipc": r["ipc"],
                     "protocol": r["protocol"] + posterior_label(r.get("posterior")),
                     "dataset": r.get("dataset", ""),
-                    "repeats": len(r["repeats"]),
-                    **{m: v for m, v in r["summary"].items() if m in COLUMNS},
+                    "repeats": repeats,
+                    "coreset_seed": r.get("coreset_seed"),  # absent from results written before --distill.seeds
+                    **summary,
                     **exact,
                     "corrupted_mean": r.get("corrupted_mean"),
                 }
@@ -84,6 +92,11 @@ def collect_results(out: Path) -> list[dict]:
                 f"{path} is not a results file bpc wrote (no {exc}); delete {path.parent} and re-run 'bpc evaluate'"
             ) from exc
     return rows
+
+
+def _one_repeat(value: dict, repeats: int) -> dict:
+    """A metric's {"mean", "std"}, with no std for a single repeat (results files record 0 there)."""
+    return {**value, "std": None} if repeats == 1 and isinstance(value, dict) else value
 
 
 def _check_summary(results, path: Path, command: str) -> None:
@@ -131,15 +144,19 @@ def present_columns(rows: list[dict], candidates=COLUMNS) -> list[str]:
 
 
 def markdown_table(rows: list[dict]) -> str:
+    """One line per cell (report/coresets.py: over coresets where a cell has several)."""
+    rows = cell_rows(rows)
     columns = present_columns(rows)
-    head = "| dataset | ipc | method | protocol | " + " | ".join(COLUMNS[m] for m in columns) + " | repeats |"
-    lines = [head, "|" + "---|" * (len(columns) + 5)]
+    head = (
+        "| dataset | ipc | method | protocol | " + " | ".join(COLUMNS[m] for m in columns) + " | coresets | repeats |"
+    )
+    lines = [head, "|" + "---|" * (len(columns) + 6)]
     for r in sorted(rows, key=lambda r: (r["dataset"], r["ipc"], r["protocol"], r["method"])):
         cells = [format_metric(r.get(m)) for m in columns]
         lines.append(
             f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['protocol']} | "
             + " | ".join(cells)
-            + f" | {r['repeats']} |"
+            + f" | {r.get('coresets', 1) if r['ipc'] else '—'} | {r['repeats']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -183,7 +200,8 @@ def write_report(out: Path) -> dict:
         if not rows:
             raise UserError(f"no finished evaluations under {out}/evals; run 'bpc evaluate' or 'bpc run' first")
         table = markdown_table(rows)
-        corrupted = [r for r in rows if r.get("corrupted_mean")]
+        cells = cell_rows(rows)
+        corrupted = [r for r in cells if r.get("corrupted_mean")]
         if corrupted:
             columns = present_columns([r["corrupted_mean"] for r in corrupted])
             table += (
@@ -203,7 +221,12 @@ def write_report(out: Path) -> dict:
         ceiling = (
             read_json(out / "references" / "ceiling.json") if (out / "references" / "ceiling.json").is_file() else {}
         )
-        table += ceiling_markdown(rows, ceiling if isinstance(ceiling, dict) else {})
-        atomic_write_json(out / "report.json", {"rows": rows, **({"ceiling": ceiling} if ceiling else {})})
-        atomic_write_text(out / "report.md", "# Results\n\nmean ± std over repeats\n\n" + table)
-        return {"rows": rows, "markdown": table}
+        table += ceiling_markdown(cells, ceiling if isinstance(ceiling, dict) else {})
+        compared = comparisons(rows)
+        table += comparisons_markdown(compared)
+        atomic_write_json(
+            out / "report.json",
+            {"rows": cells, "evaluations": rows, **compared, **({"ceiling": ceiling} if ceiling else {})},
+        )
+        atomic_write_text(out / "report.md", "# Results\n\n" + SPREAD + "\n\n" + table)
+        return {"rows": cells, "evaluations": rows, "markdown": table, **compared}

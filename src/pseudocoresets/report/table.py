@@ -11,7 +11,8 @@ from pathlib import Path
 from ..io import atomic_write_text, write_root
 from ..evaluation import PROTOCOLS
 from ..objectives import method_names
-from .results import collect_results, format_metric, present_columns
+from .coresets import cell_rows
+from .results import SPREAD, collect_results, format_metric, present_columns
 
 HIGHER_IS_BETTER = {"accuracy", "agreement", "coverage_95"}
 
@@ -73,7 +74,8 @@ def table_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(
-        ["dataset", "ipc", "method", "protocol", "repeats"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+        ["dataset", "ipc", "method", "protocol", "coresets", "repeats"]
+        + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
     )
 
     def cell(r: dict, m: str, s: str) -> str:
@@ -82,7 +84,7 @@ def table_csv(rows: list[dict]) -> str:
 
     for r in sorted(rows, key=lambda r: (r["dataset"], r["ipc"], _method_order(r["method"]), r["protocol"])):
         w.writerow(
-            [r["dataset"], r["ipc"], r["method"], r["protocol"], r["repeats"]]
+            [r["dataset"], r["ipc"], r["method"], r["protocol"], r.get("coresets", 1), r["repeats"]]
             + [cell(r, m, s) for m in metrics for s in ("mean", "std")]
         )
     return buf.getvalue()
@@ -91,10 +93,8 @@ def table_csv(rows: list[dict]) -> str:
 def write_table(out: Path) -> str:
     """table.md and table.csv over every finished evaluation under ``out``; returns the markdown."""
     with write_root(out):
-        rows = collect_results(Path(out))
-        md = "# Table 1\n\nmean ± std over evaluation seeds; best per ipc and protocol in bold\n\n" + table1_markdown(
-            rows
-        )
+        rows = cell_rows(collect_results(Path(out)))
+        md = f"# Table 1\n\n{SPREAD}; best per ipc and protocol in bold\n\n" + table1_markdown(rows)
         atomic_write_text(Path(out) / "table.md", md)
         atomic_write_text(Path(out) / "table.csv", table_csv(rows))
         return md

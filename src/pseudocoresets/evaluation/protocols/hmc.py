@@ -21,6 +21,7 @@ from .sampled import (
     max_iterations_field,
     sample_predictive,
     settle_points_field,
+    settle_rhat_field,
     settle_tv_field,
     validate_chains,
     validate_settling,
@@ -52,6 +53,7 @@ class Config:
     )
     init_std: float = field(default=0.1, metadata={"help": "chains start at theta ~ N(0, init_std^2 I)"})
     settle_tv: float = settle_tv_field()
+    settle_rhat: float = settle_rhat_field()
     max_iterations: int = max_iterations_field()
     settle_points: int = settle_points_field()
 

@@ -58,3 +58,8 @@ class ProtocolContext:
 
 
 Prediction = tuple[dict[str, torch.Tensor], dict[str, Any]]
+"""(predictive of every test set, the repeat's statistics). The statistics are JSON-able except ``DRAWS``."""
+
+DRAWS = "diagnostic_draws"
+"""Key of a repeat's diagnostic draws in its statistics: log p(y_j | x_j, theta) of the fixed diagnostic test
+points, [chain, draw, point] (sampled protocols), saved beside the results rather than in them."""

@@ -10,18 +10,22 @@ predictive averages the softmax over all kept samples of all chains (regression:
 is kept). Split R-hat and ESS of the log predictive probabilities of the first ``diagnostic_points`` test points
 are reported (diagnostics.py).
 
-Stopping rule (``settle_tv`` > 0; classification). A fixed budget ranks the budget as much as the coreset, so
-the chains may instead run until their predictive has settled: after ``iterations``, the predictive of the first
-``settle_points`` test points under the first half of every chain's kept states (pooled over chains) is
-compared with the one under the second half,
+Stopping rule (``settle_tv`` > 0 or ``settle_rhat`` > 0; classification). A fixed budget ranks the budget as
+much as the coreset, so the chains may instead run until their predictive has settled. After ``iterations``, and
+after every doubling of the chains' post-burn-in length, the rule checks
 
     TV_halves = 1/J sum_j 1/2 sum_k | p_first(k | x_j) - p_second(k | x_j) |,                       (S1)
 
-and while it exceeds ``settle_tv`` every chain is continued until its post-burn-in length has doubled, up to
-``max_iterations`` per chain. The budget used, TV_halves and why sampling stopped (``settled`` or ``cap``) are
-recorded with each repeat, with the same TV between the even and the odd kept states (``interleaved_tv``: the
-Monte Carlo floor TV_halves can reach, without the drift); the full test sets are scored once, with every kept
-state, at the end.
+the total variation between the predictive of the first and of the second half of every chain's kept states
+(pooled over chains) on the first ``settle_points`` test points, and the median over the diagnostic points of
+the split R-hat of their log predictive probabilities (diagnostics.py). Sampling stops (``settled``) once every
+criterion set is met, TV_halves <= ``settle_tv`` and R-hat <= ``settle_rhat``, or at ``max_iterations`` per chain
+(``cap``). Both compare the chains' first halves with their second halves; R-hat does it relative to the
+chains' own Monte Carlo spread, so a threshold such as 1.1 means the same at any budget, while (S1) also falls
+with the Monte Carlo error of the pooled predictive and so asks for more draws the lower it is set. Every check
+is recorded (``settle_trace``: budget, TV_halves, the TV between even and odd kept states, R-hat, and accuracy
+and NLL on the settle points), with the budget used and why sampling stopped; the full test sets are scored once,
+with every kept state, at the end.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from ...samplers import (
 from ...utils import generator, progress
 from ..diagnostics import predictive_diagnostics
 from ..scoring import prepared, compile_pays, predictive_average, predictive_samples
-from .interface import Prediction, ProtocolContext
+from .interface import DRAWS, Prediction, ProtocolContext
 
 # (posterior, config) -> (kernel, step-size adapter or None, thinning phase of the driver, mass adapter or None)
 KernelFactory = Callable[[CoresetPosterior, Any], tuple[Any, StepSizeAdapter | None, int, MassAdapter | None]]
@@ -68,6 +72,18 @@ def settle_tv_field() -> Any:
     )
 
 
+def settle_rhat_field() -> Any:
+    return field(
+        default=0.0,
+        metadata={
+            "help": "stopping rule: 0 = no R-hat criterion; else double the chains' post-burn-in length until the "
+            "median split R-hat of the diagnostic points' log predictive is at most this (e.g. 1.1), up to "
+            "max_iterations",
+            "identity": "unless-set",
+        },
+    )
+
+
 def max_iterations_field() -> Any:
     return field(
         default=0,
@@ -83,9 +99,12 @@ def settle_points_field() -> Any:
 
 
 def validate_settling(config: Any, section: str) -> None:
-    """The stopping rule's options (settle_tv, max_iterations, settle_points) of a sampled protocol's Config."""
+    """The stopping rule's options (settle_tv, settle_rhat, max_iterations, settle_points) of a sampled protocol's
+    Config."""
     if not 0 <= config.settle_tv < 1:
         raise UserError(f"--{section}.settle_tv must be in [0, 1) (0: a fixed budget; got {config.settle_tv})")
+    if config.settle_rhat and not 1 < config.settle_rhat < 10:
+        raise UserError(f"--{section}.settle_rhat must be 0 (off) or in (1, 10), e.g. 1.1 (got {config.settle_rhat})")
     if config.max_iterations and config.max_iterations < config.iterations:
         raise UserError(
             f"--{section}.max_iterations ({config.max_iterations}) must be 0 (16 x iterations) or at least "
@@ -97,9 +116,14 @@ def validate_settling(config: Any, section: str) -> None:
 
 def iteration_cap(config: Any) -> int:
     """The most iterations per chain a repeat can run: ``iterations``, or under the stopping rule its cap."""
-    if not getattr(config, "settle_tv", 0):
+    if not settling(config):
         return config.iterations
     return config.max_iterations or 16 * config.iterations
+
+
+def settling(config: Any) -> bool:
+    """Whether the stopping rule is on (a threshold set for settle_tv or settle_rhat)."""
+    return bool(getattr(config, "settle_tv", 0) or getattr(config, "settle_rhat", 0))
 
 
 def halves_tv(ctx: ProtocolContext, chains: list[Chain], points: int, interleaved: bool = False) -> float:
@@ -119,6 +143,29 @@ def halves_tv(ctx: ProtocolContext, chains: list[Chain], points: int, interleave
     p1 = predictive_average(ctx.model, torch.stack(firsts), x, batch, ctx.prepare)
     p2 = predictive_average(ctx.model, torch.stack(seconds), x, batch, ctx.prepare)
     return float(0.5 * (p1 - p2).abs().sum(1).mean())
+
+
+def settle_check(ctx: ProtocolContext, chains: list[Chain], points: int) -> dict[str, float]:
+    """One check of the stopping rule: (S1), the same TV between even and odd kept states, the median split
+    R-hat of the diagnostic points (when observed, at least 4 draws per chain), and the accuracy and NLL of the
+    pooled predictive on the settle points."""
+    out = {"halves_tv": halves_tv(ctx, chains, points), "interleaved_tv": halves_tv(ctx, chains, points, True)}
+    if chains[0].observations and len(chains[0].observations) >= 4:
+        rhat = predictive_diagnostics(torch.stack([torch.stack(c.observations) for c in chains]).cpu())
+        if "rhat_median" in rhat:
+            out["settle_rhat"] = rhat["rhat_median"]
+    kept = torch.stack([s for c in chains for s in c.samples])
+    x, y = ctx.test_sets["test"][:points], ctx.test_y[: min(points, len(ctx.test_sets["test"]))].long()
+    probs = predictive_average(ctx.model, kept, x, ctx.common.test_batch, ctx.prepare)
+    out["accuracy"] = float((probs.argmax(1) == y).double().mean())
+    out["nll"] = float(-probs.gather(1, y.reshape(-1, 1)).clamp_min(1e-40).log().mean())
+    return out
+
+
+def criteria_met(config: Any, check: dict[str, float]) -> bool:
+    """Whether one check meets every criterion set (settle_tv, settle_rhat)."""
+    tv, rhat = getattr(config, "settle_tv", 0), getattr(config, "settle_rhat", 0)
+    return (not tv or check["halves_tv"] <= tv) and (not rhat or check.get("settle_rhat", float("inf")) <= rhat)
 
 
 class _Running:
@@ -168,9 +215,13 @@ def sample_predictive(ctx: ProtocolContext, config: Any, seed: int, name: str, b
         def observe(theta: torch.Tensor) -> torch.Tensor:  # eager: one small batch, not worth a compiled graph
             return torch.log_softmax(model._forward(theta, diag_x), dim=1).gather(1, diag_y).squeeze(1)
 
-    settle = getattr(config, "settle_tv", 0)
+    settle = settling(config)
     if settle and (model.likelihood.task != "classification" or "test" not in ctx.test_sets):
-        raise UserError(f"--{name}.settle_tv compares class predictives on the test set; use a fixed budget here")
+        raise UserError(f"--{name}.settle_tv/settle_rhat compare class predictives on the test set; use a fixed budget")
+    if getattr(config, "settle_rhat", 0) and observe is None:
+        raise UserError(
+            f"--{name}.settle_rhat reads the diagnostic points' R-hat; set --evaluate.diagnostic_points > 0"
+        )
     start = time.perf_counter()
     runs = []
     for _ in progress(range(config.chains), config.chains, f"{name} chains", ctx.quiet):
@@ -179,16 +230,17 @@ def sample_predictive(ctx: ProtocolContext, config: Any, seed: int, name: str, b
         runs.append(_Running(kernel, init, config, adapter, phase, observe, mass))
         runs[-1].run(g, config.iterations)
     chains = [r.chain for r in runs]
-    settling: dict = {}
-    budget, cap = config.iterations, iteration_cap(config)
+    settled: dict = {}
+    budget, cap, trace = config.iterations, iteration_cap(config), []
     while settle:  # the stopping rule (module docstring): double the post-burn-in length until it has settled
-        tv = halves_tv(ctx, chains, config.settle_points)
-        if tv <= settle or budget >= cap:
-            settling = {
+        trace.append({"iterations": budget, **settle_check(ctx, chains, config.settle_points)})
+        met = criteria_met(config, trace[-1])
+        if met or budget >= cap:
+            settled = {
                 "iterations": budget,
-                "halves_tv": tv,
-                "interleaved_tv": halves_tv(ctx, chains, config.settle_points, interleaved=True),
-                "stopped": "settled" if tv <= settle else "cap",
+                **{k: trace[-1][k] for k in ("halves_tv", "interleaved_tv", "settle_rhat") if k in trace[-1]},
+                "stopped": "settled" if met else "cap",
+                "settle_trace": trace,
             }
             break
         more = min(budget - config.burn_in, cap - budget)
@@ -212,7 +264,9 @@ def sample_predictive(ctx: ProtocolContext, config: Any, seed: int, name: str, b
         "sampling_seconds": sampling,
         "prediction_seconds": time.perf_counter() - start - sampling,
     }
-    out.update(settling)
+    out.update(settled)
     if observe is not None:
-        out.update(predictive_diagnostics(torch.stack([torch.stack(c.observations) for c in chains]).cpu()))
+        draws = torch.stack([torch.stack(c.observations) for c in chains]).cpu()
+        out.update(predictive_diagnostics(draws))
+        out[DRAWS] = draws  # not JSON: the caller saves it (repeats.py) and drops it from the record
     return probs, out
