@@ -210,3 +210,42 @@ def test_a_run_stopped_at_any_iteration_resumes_to_the_same_targets(stop_at):
     resumed_images, resumed = distill(cfg, config, ctx, u, t, quiet=True, resume=saved)
     assert int(saved["iteration"][0]) == stop_at
     assert torch.equal(resumed_images, images) and resumed["label_targets"] == full["label_targets"]
+
+
+def objective_step(x, y, u, t, coreset_noise, real_batch=0, seed=0):
+    """One VBPC objective step on BLR (linear model of noise NOISE): (loss, data term) as the outer loop sees it."""
+    model = linear_model(x.shape[1])
+    ctx = DistillContext(model, None, x, y, 0, None, torch.device("cpu"), posterior=PosteriorSpec(1.0, 1.0, PRIOR))
+    ctx.coreset_size, ctx.num_classes = len(u), 0
+    objective = vbpc.build(vbpc.Config(real_batch=real_batch, lr_targets=0.0, coreset_noise=coreset_noise), ctx)
+    out = objective.step(u.clone().requires_grad_(True), t, torch.Generator().manual_seed(seed))
+    return out["loss"], out["data_term"]
+
+
+@pytest.mark.parametrize("coreset_noise", [0.4, 2.5])
+def test_the_coreset_noise_is_the_one_of_the_coresets_likelihood(coreset_noise):
+    """With a coreset noise s_u other than the model's, q_u is the posterior of the coreset under noise s_u (so
+    N x loss + log p(D) is KL(q_u(s_u) || pi_x), pi_x under the model's noise), in the closed form and through
+    the objective's own step. Every other test uses s_u equal to the model's noise, where ignoring s_u (in the
+    last-layer posterior or in the objective's wiring) changes nothing."""
+    x, y, u, t, _ = make_problem(n=300, d=3, m=6, seed=6)
+    post = last_layer_posterior(u, t[:, None], PRIOR, 1.0, 1.0, coreset_noise)
+    m, cov = weight_space(u, t, noise=coreset_noise)
+    mu, var = post.moments(x[:20])
+    assert torch.allclose(mu[:, 0], x[:20] @ m, atol=1e-9)
+    assert torch.allclose(var, torch.einsum("bi,ij,bj->b", x[:20], cov, x[:20]), atol=1e-9)
+    loss, _ = objective_step(x, y, u, t, coreset_noise)
+    mx, cx = BLR(NOISE, PRIOR).posterior(x, y)
+    exact = float(kl_gauss(m, cov, mx, cx) - log_evidence(x, y))
+    assert len(y) * loss == pytest.approx(exact, rel=1e-6)
+
+
+def test_the_kl_is_scaled_by_the_whole_data_set_on_a_mini_batch():
+    """(V5) on a batch of real points: the data term is the batch's mean, the KL is divided by N, the size of the
+    whole training set, not by the batch's (every other test uses the whole set as its batch)."""
+    x, y, u, t, _ = make_problem(n=300, d=3, m=6, seed=7)
+    full_loss, full_data = objective_step(x, y, u, t, NOISE)
+    kl_over_n = full_loss - full_data
+    for seed in range(3):
+        loss, data = objective_step(x, y, u, t, NOISE, real_batch=40, seed=seed)
+        assert loss - data == pytest.approx(kl_over_n, rel=1e-6)
