@@ -54,3 +54,33 @@ def test_a_coreset_beyond_the_seeds_is_refused(tiny_data, tmp_path):
         check=False,
     )
     assert proc.returncode == 2 and "--distill.seeds must be in 1..1000" in proc.stderr
+
+
+def test_independent_expert_sets_give_each_coreset_its_own_experts(finished_run, tiny_data, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run[0], out)
+    args = ("--methods", "fkl", "--distill.seeds", "2", "--distill.expert_sets", "independent")
+    bpc("run", "--out", str(out), "--data.root", str(tiny_data), *TINY, *args)
+    own = json.loads((out / "experts-set1/config.json").read_text())["config"]["experts"]
+    assert own["seed"] == 2  # TINY's 2 experts: set 1 takes seeds 2 and 3
+    coreset = json.loads((out / "coresets/fkl-ipc2-seed1/config.json").read_text())["config"]
+    assert coreset["experts"]["seed"] == 2 and coreset["distill"]["seed"] == 1
+    first = json.loads((out / "coresets/fkl-ipc2/config.json").read_text())["config"]
+    assert first["experts"]["seed"] == 0  # the first coreset keeps the run's experts
+    proc = bpc("verify", "--out", str(out))
+    assert "experts-set1" in proc.stdout and proc.returncode == 0
+    # shared (the default) and independent second coresets are different coresets, refused in one place
+    proc = bpc(
+        "distill",
+        "--out",
+        str(out),
+        "--data.root",
+        str(tiny_data),
+        *TINY,
+        "--methods",
+        "fkl",
+        "--distill.seeds",
+        "2",
+        check=False,
+    )
+    assert proc.returncode == 2 and "different configuration" in proc.stderr

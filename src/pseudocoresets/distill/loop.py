@@ -59,6 +59,14 @@ class DistillConfig:
             "identity": "unless-set",
         },
     )
+    expert_sets: str = field(
+        default="shared",
+        metadata={
+            "help": "with --distill.seeds K: shared (every coreset learns from the run's experts) or independent "
+            "(coreset k learns from its own expert set, trained with seeds shifted by k x num_experts)",
+            "identity": "unless-set",
+        },
+    )
     import_from: str = field(
         default="",
         metadata={
@@ -88,6 +96,8 @@ class DistillConfig:
             raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(methods)}")
         if self.ipc < 1:
             raise UserError(f"--distill.ipc must be >= 1 (got {self.ipc})")
+        if self.expert_sets not in ("shared", "independent"):
+            raise UserError(f"--distill.expert_sets must be shared or independent (got {self.expert_sets!r})")
         if not 1 <= self.seeds <= 1000:
             raise UserError(f"--distill.seeds must be in 1..1000 coresets per cell (got {self.seeds})")
         if min(self.iterations, self.student_steps, self.batch_syn, self.checkpoint_every, self.snapshot_every) < 0:

@@ -54,8 +54,9 @@ def versions() -> dict[str, str]:
     }
 
 
-def experts_path(out: Path) -> Path:
-    return Path(out) / "experts"
+def experts_path(out: Path, expert_set: int = 0) -> Path:
+    """The run's experts, or with ``expert_set`` k >= 1 the k-th independent set (``--distill.expert_sets``)."""
+    return Path(out) / ("experts" if not expert_set else f"experts-set{expert_set}")
 
 
 def reference_path(out: Path) -> Path:
@@ -212,6 +213,7 @@ class ArtifactDir:
 
 ARTIFACT_MANIFESTS = (
     "experts/manifest.json",
+    "experts-set*/manifest.json",
     "reference/manifest.json",
     "references/*/manifest.json",
     "coresets/*/manifest.json",
@@ -244,6 +246,7 @@ def verify_run(out: Path) -> list[tuple[str, str]]:
     finished, which a re-run resumes), or what is damaged (:func:`pseudocoresets.integrity.check`)."""
     out = Path(out)
     dirs = [out / "experts", out / "reference"]
+    dirs += sorted(p for p in out.glob("experts-set*") if p.is_dir() and not p.is_symlink())
     dirs += sorted(p for p in (out / "coresets").glob("*") if p.is_dir() and not p.is_symlink())
     dirs += sorted(p for p in (out / "evals").glob("*") if p.is_dir() and not p.is_symlink())
     dirs += sorted(p for p in (out / "references").glob("*") if p.is_dir() and not p.is_symlink())

@@ -20,7 +20,7 @@ from ..experts import ExpertPool
 from ..io import atomic_write_json, remove_file, save_tensors
 from ..objectives import DistillContext
 from ..utils import generator
-from .experts import expert_paths
+from .experts import expert_paths, run_experts
 from .interop import load_distilled, load_distilled_targets
 from .progress import ProgressLog, StopOnSignal, claim, load_checkpoint
 from .reference import reference_samples
@@ -79,7 +79,9 @@ def run_distill(ws: Workspace, method: str, ipc: int, replicate: int = 0) -> Pat
         idx = random_real_subset(data.train_y, data.num_classes, ipc, generator(cfg.seed))
         init = ws.prepare(data.train_x[idx])
         labels = ws.targets(data.train_y[idx])
-    experts = ExpertPool(expert_paths(ws), ws.device) if uses_experts else None
+    if uses_experts and ws.expert_set(cell):
+        run_experts(ws, ws.expert_set(cell))  # this coreset's own expert set: trained once, then reused
+    experts = ExpertPool(expert_paths(ws, ws.expert_set(cell)), ws.device) if uses_experts else None
     posterior = ws.config.posterior.resolve(len(data.train_y), len(idx))
     reference = reference_samples(ws) if needs_reference(method, objective_cfg) else None
     context = DistillContext(

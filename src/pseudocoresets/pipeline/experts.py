@@ -18,12 +18,13 @@ from .workspace import Workspace
 EXPERT_KEYS = {"snapshots", "velocity", "generator_state", "losses"}
 
 
-def run_experts(ws: Workspace) -> Path:
-    """Stage 1: ``num_experts`` SGD trajectories, one file each (finished experts are kept on re-runs)."""
-    cfg = ws.config.experts
+def run_experts(ws: Workspace, expert_set: int = 0) -> Path:
+    """Stage 1: ``num_experts`` SGD trajectories, one file each (finished experts are kept on re-runs); with
+    ``expert_set`` k >= 1 the k-th independent set (Workspace.experts_dir)."""
+    cfg = ws.expert_config(expert_set)
     cfg.validate()
     ws.check_image_options(augment=cfg.augment)
-    art = ws.experts_dir()
+    art = ws.experts_dir(expert_set)
     if art.is_complete():
         return art.path
     batches = -(-len(ws.data.train_y) // cfg.batch_size)  # loads the data first: a missing dataset leaves no directory
@@ -114,8 +115,8 @@ def _finished(path: Path, shape: tuple[int, int]) -> bool:
     return isinstance(recorded, dict) and recorded.get("sha256") == integrity.sha256(path)
 
 
-def expert_paths(ws: Workspace) -> list[Path]:
-    art = ws.experts_dir()
+def expert_paths(ws: Workspace, expert_set: int = 0) -> list[Path]:
+    art = ws.experts_dir(expert_set)
     if not art.is_complete():
         raise UserError(f"no complete experts in {art.path} for this configuration; run 'bpc experts' first")
     paths = expert_files(art.path, ws.config.experts.num_experts)

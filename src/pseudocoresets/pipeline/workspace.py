@@ -37,7 +37,7 @@ import torch
 from ..config import Cell, RunConfig, renamed_options
 from ..data import FeatureScaler, ImageData, Preprocessor, TabularData, fit_preprocessor, load_dataset
 from ..errors import UserError
-from ..experts import expert_file
+from ..experts import ExpertConfig, expert_file
 from ..models import FlatModel, build_likelihood, build_model, resolve_precision
 from ..models.compiling import should_compile
 from ..reference import ReferenceConfig
@@ -183,14 +183,31 @@ class Workspace:
         return self.config.reference.start
 
     # artifact identities -------------------------------------------------------------------------
-    def experts_dir(self) -> ArtifactDir:
+    def experts_dir(self, expert_set: int = 0) -> ArtifactDir:
+        """The run's experts, or the ``expert_set``-th independent set (``--distill.expert_sets independent``):
+        the same configuration with seeds shifted by ``expert_set x num_experts``, under ``experts-set<k>``."""
         cfg = {
             "data": identity_dict(self.config.data),
             "model": self.model_identity(),
-            "experts": identity_dict(self.config.experts),
+            "experts": identity_dict(self.expert_config(expert_set)),
         }
-        files = tuple(expert_file(experts_path(self.out), e).name for e in range(self.config.experts.num_experts))
-        return ArtifactDir(experts_path(self.out), "experts", cfg, files)
+        path = experts_path(self.out, expert_set)
+        files = tuple(expert_file(path, e).name for e in range(self.config.experts.num_experts))
+        return ArtifactDir(path, "experts", cfg, files)
+
+    def expert_config(self, expert_set: int = 0) -> ExpertConfig:
+        """The experts' configuration of an expert set (its seeds follow the sets before it)."""
+        if not expert_set:
+            return self.config.experts
+        return dataclasses.replace(
+            self.config.experts, seed=self.config.experts.seed + expert_set * self.config.experts.num_experts
+        )
+
+    @staticmethod
+    def expert_set(cell: Cell) -> int:
+        """Which expert set a cell's coreset learns from: its own with ``--distill.expert_sets independent``, else
+        the run's experts (set 0)."""
+        return cell.replicate if cell.distill.expert_sets == "independent" else 0
 
     def reference_dir(self, reference: ReferenceConfig | None = None) -> ArtifactDir:
         """The run's reference posterior, or with ``reference`` another one (a companion that checks it,
@@ -210,11 +227,12 @@ class Workspace:
     def coreset_dir(self, cell: Cell) -> ArtifactDir:
         method, ipc, distill_cfg, objective_cfg = cell.method, cell.ipc, cell.distill, cell.objective
         # how often to save, and how many coresets the run learns per cell: not what this coreset is
-        run_control = {"checkpoint_every", "snapshot_every", "seeds"}
+        run_control = {"checkpoint_every", "snapshot_every", "seeds", "expert_sets"}
         learning = {k: v for k, v in identity_dict(distill_cfg).items() if k not in run_control}
         if distill_cfg.method == "imported":  # what was imported, by content
             learning["import_sha256"] = source_digest(Path(distill_cfg.import_from))
-        cfg = {**self.experts_dir().config, "posterior": identity_dict(self.config.posterior), "distill": learning}
+        experts = self.experts_dir(self.expert_set(cell)).config
+        cfg = {**experts, "posterior": identity_dict(self.config.posterior), "distill": learning}
         if objective_cfg is not None:
             cfg["objective"] = identity_dict(objective_cfg)
             version = getattr(objective_module(distill_cfg.method), "VERSION", 1)

@@ -8,15 +8,25 @@ HMC's mass matrix (mass.py) is one of its arguments. Adding a sampler = one modu
 protocol (evaluation/protocols/).
 """
 
-from . import hmc, mass, sghmc
+from . import batched, hmc, mass, sghmc
 from .adaptation import MassAdapter, StepSizeAdapter
-from .driver import BurnInAdaptation, Chain, ConstantGain, Tuning, acceptance_rate, run_chain, sample
+from .driver import (
+    BurnInAdaptation,
+    Chain,
+    ConstantGain,
+    Tuning,
+    acceptance_rate,
+    run_chain,
+    sample,
+    sample_batched,
+)
 from .hmc import HMCInfo, HMCState, energy_change, metropolis_accept
 from .integrators import leapfrog
 from .posterior import CoresetPosterior, PosteriorConfig, PosteriorSpec
 from .sghmc import SGHMCInfo, SGHMCState
 
 __all__ = [
+    "batched",
     "hmc",
     "mass",
     "sghmc",
@@ -36,6 +46,7 @@ __all__ = [
     "metropolis_accept",
     "run_chain",
     "sample",
+    "sample_batched",
     "BurnInAdaptation",
     "ConstantGain",
     "Tuning",

@@ -15,7 +15,8 @@ reference sampler (reference/sampler.py).
 
 Several chains step in lockstep: at every iteration each chain takes one step, in order, so that chains that
 share a tuning see each other's steps as they happen (the order of random draws is the loop's, for a
-bit-identical resume).
+bit-identical resume). :func:`sample_batched` steps chains with their own kernels and tunings as one batch (one
+vectorised gradient for all of them, samplers/batched.py).
 
 After ``burn_in`` iterations the state of iteration ``it`` is kept when ``(it - burn_in) % thin == phase``:
 phase 0 keeps the first state of every block of ``thin`` (our HMC), phase ``thin - 1`` the last (the official
@@ -61,6 +62,26 @@ def sample(
             states[c], info = kernel.step(state, g)
             kernel = tuning.observe(kernel, it, c, states[c], info)
     return states, kernel
+
+
+def sample_batched(
+    kernels: list,
+    states: list,
+    g: torch.Generator,
+    iterations: int,
+    tunings: list[Tuning],
+    step: Callable[[list, list, torch.Generator], tuple[list, list]],
+    start: int = 0,
+) -> tuple[list, list]:
+    """:func:`sample` for chains stepped as one batch (samplers/batched.py): chain c has its own kernel and tuning
+    (``kernels[c]``, ``tunings[c]``), and ``step(kernels, states, g) -> (states, infos)`` steps them all at once.
+    Returns ``(states, kernels)`` after the last step."""
+    kernels, states = list(kernels), list(states)
+    for it in range(start, start + iterations):
+        kernels = [tuning.kernel(k, it, c) for c, (k, tuning) in enumerate(zip(kernels, tunings))]
+        states, infos = step(kernels, states, g)
+        kernels = [t.observe(k, it, c, s, i) for c, (k, t, s, i) in enumerate(zip(kernels, tunings, states, infos))]
+    return states, kernels
 
 
 @dataclass

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import UserError
-from ...samplers import MassAdapter, StepSizeAdapter, hmc
+from ...samplers import MassAdapter, StepSizeAdapter, batched, hmc
 from .interface import Prediction, ProtocolContext
 from .sampled import (
     iteration_cap,
     kept_per_chain,
     max_iterations_field,
     sample_predictive,
+    BATCH_CHOICES,
+    batch_chains_field,
     settle_points_field,
     settle_rhat_field,
     settle_tv_field,
@@ -56,9 +58,12 @@ class Config:
     settle_rhat: float = settle_rhat_field()
     max_iterations: int = max_iterations_field()
     settle_points: int = settle_points_field()
+    batch_chains: str = batch_chains_field()
 
     def validate(self) -> None:
         validate_chains(self, SECTION)
+        if self.batch_chains not in BATCH_CHOICES:
+            raise UserError(f"--hmc.batch_chains must be one of {', '.join(BATCH_CHOICES)} (got {self.batch_chains!r})")
         validate_settling(self, SECTION)
         if self.leapfrog_steps < 1:
             raise UserError(f"--hmc.leapfrog_steps must be >= 1 (got {self.leapfrog_steps})")
@@ -113,5 +118,15 @@ def _kernel(posterior, config: Config):
     return kernel, adapter, 0, mass
 
 
+def _batched_step(posterior):
+    """All chains' HMC steps at once (samplers/batched.py), each with its own step size and mass matrix."""
+    grad_fn, potential = batched.potential_and_grad(posterior), batched.exact_potential(posterior)
+
+    def step(kernels, states, g):
+        return batched.step(kernels, states, g, grad_fn, potential)
+
+    return step
+
+
 def predict(ctx: ProtocolContext, config: Config, seed: int) -> Prediction:
-    return sample_predictive(ctx, config, seed, NAME, _kernel)
+    return sample_predictive(ctx, config, seed, NAME, _kernel, _batched_step)
