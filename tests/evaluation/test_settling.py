@@ -79,3 +79,32 @@ def test_the_rule_options_are_checked():
     ):
         with pytest.raises(UserError, match=word):
             EvalSettings.build("hmc", **{**BASE, **options}).validate()
+
+
+def test_checks_score_each_kept_state_once_and_agree_with_the_direct_computation(one_thread, monkeypatch):
+    from pseudocoresets.evaluation.protocols import sampled
+
+    model, x, y, sets, test_y = _problem()
+
+    class Ctx:
+        test_sets, prepare = sets, None
+
+        class common:
+            test_batch = 64
+
+    Ctx.model, Ctx.test_y = model, test_y
+    g = torch.Generator().manual_seed(0)
+    chains = [Chain(samples=[torch.randn(model.num_params, generator=g) for _ in range(6)]) for _ in range(2)]
+    calls = []
+    original = sampled.predictive_probs
+    monkeypatch.setattr(sampled, "predictive_probs", lambda *a, **k: calls.append(1) or original(*a, **k))
+    points = sampled.SettlePoints(Ctx, 40)
+    first = points.check(chains)
+    assert len(calls) == 12
+    assert first["halves_tv"] == pytest.approx(halves_tv(Ctx, chains, 40), abs=1e-6)
+    assert first["interleaved_tv"] == pytest.approx(halves_tv(Ctx, chains, 40, interleaved=True), abs=1e-6)
+    for chain in chains:
+        chain.samples += [torch.randn(model.num_params, generator=g) for _ in range(6)]
+    second = points.check(chains)
+    assert len(calls) == 24  # only the 12 new states were scored
+    assert second["halves_tv"] == pytest.approx(halves_tv(Ctx, chains, 40), abs=1e-6)

@@ -50,7 +50,7 @@ from ...samplers import (
 )
 from ...utils import generator, progress
 from ..diagnostics import predictive_diagnostics
-from ..scoring import prepared, compile_pays, predictive_average, predictive_samples
+from ..scoring import prepared, compile_pays, predictive_average, predictive_probs, predictive_samples
 from .interface import DRAWS, Prediction, ProtocolContext
 
 # (posterior, config) -> (kernel, step-size adapter or None, thinning phase of the driver, mass adapter or None)
@@ -128,40 +128,62 @@ def settling(config: Any) -> bool:
     return bool(getattr(config, "settle_tv", 0) or getattr(config, "settle_rhat", 0))
 
 
+def _split(per_chain: list[list], interleaved: bool) -> tuple[list, list]:
+    """Every chain's kept items cut into first and second halves (or even and odd ones), pooled over chains."""
+    if interleaved:
+        return [s for c in per_chain for s in c[0::2]], [s for c in per_chain for s in c[1::2]]
+    return [s for c in per_chain for s in c[: len(c) // 2]], [s for c in per_chain for s in c[len(c) // 2 :]]
+
+
+def _tv(first: torch.Tensor, second: torch.Tensor) -> float:
+    return float(0.5 * (first - second).abs().sum(1).mean())
+
+
 def halves_tv(ctx: ProtocolContext, chains: list[Chain], points: int, interleaved: bool = False) -> float:
     """(S1): the total variation between the predictive of the first and of the second half of every chain's
     kept states, on the first ``points`` test points. ``interleaved``: between its even and odd kept states
-    instead, which share the halves' Monte Carlo error but not their drift (the floor (S1) can reach)."""
-    if interleaved:
-        firsts = [s for c in chains for s in c.samples[0::2]]
-        seconds = [s for c in chains for s in c.samples[1::2]]
-    else:
-        firsts = [s for c in chains for s in c.samples[: len(c.samples) // 2]]
-        seconds = [s for c in chains for s in c.samples[len(c.samples) // 2 :]]
+    instead, which share the halves' Monte Carlo error but not their drift."""
+    firsts, seconds = _split([c.samples for c in chains], interleaved)
     if not firsts or not seconds:
         return 1.0
     x = ctx.test_sets["test"][:points]
     batch = ctx.common.test_batch
     p1 = predictive_average(ctx.model, torch.stack(firsts), x, batch, ctx.prepare)
     p2 = predictive_average(ctx.model, torch.stack(seconds), x, batch, ctx.prepare)
-    return float(0.5 * (p1 - p2).abs().sum(1).mean())
+    return _tv(p1, p2)
 
 
-def settle_check(ctx: ProtocolContext, chains: list[Chain], points: int) -> dict[str, float]:
-    """One check of the stopping rule: (S1), the same TV between even and odd kept states, the median split
-    R-hat of the diagnostic points (when observed, at least 4 draws per chain), and the accuracy and NLL of the
-    pooled predictive on the settle points."""
-    out = {"halves_tv": halves_tv(ctx, chains, points), "interleaved_tv": halves_tv(ctx, chains, points, True)}
-    if chains[0].observations and len(chains[0].observations) >= 4:
-        rhat = predictive_diagnostics(torch.stack([torch.stack(c.observations) for c in chains]).cpu())
-        if "rhat_median" in rhat:
-            out["settle_rhat"] = rhat["rhat_median"]
-    kept = torch.stack([s for c in chains for s in c.samples])
-    x, y = ctx.test_sets["test"][:points], ctx.test_y[: min(points, len(ctx.test_sets["test"]))].long()
-    probs = predictive_average(ctx.model, kept, x, ctx.common.test_batch, ctx.prepare)
-    out["accuracy"] = float((probs.argmax(1) == y).double().mean())
-    out["nll"] = float(-probs.gather(1, y.reshape(-1, 1)).clamp_min(1e-40).log().mean())
-    return out
+class SettlePoints:
+    """The stopping rule's checks on the first ``points`` test points. Every kept state is scored there once, as
+    it is kept (a check scores only the states kept since the last one), and (S1), the even/odd TV and the pooled
+    predictive's accuracy and NLL follow from the saved per-state predictives."""
+
+    def __init__(self, ctx: ProtocolContext, points: int):
+        self.ctx, self.x = ctx, ctx.test_sets["test"][:points]
+        self.y = ctx.test_y[: len(self.x)].long()
+        self.scored: list[list[torch.Tensor]] = []
+
+    def check(self, chains: list[Chain]) -> dict[str, float]:
+        """One check (module docstring): TV of the halves and of even/odd states, the median split R-hat of the
+        diagnostic points (when observed, at least 4 draws per chain), and accuracy and NLL on the points."""
+        ctx = self.ctx
+        while len(self.scored) < len(chains):
+            self.scored.append([])
+        for scored, chain in zip(self.scored, chains):
+            for theta in chain.samples[len(scored) :]:
+                scored.append(predictive_probs(ctx.model, theta, self.x, ctx.common.test_batch, ctx.prepare))
+        out = {}
+        for key, interleaved in (("halves_tv", False), ("interleaved_tv", True)):
+            firsts, seconds = _split(self.scored, interleaved)
+            out[key] = _tv(torch.stack(firsts).mean(0), torch.stack(seconds).mean(0)) if firsts and seconds else 1.0
+        if chains[0].observations and len(chains[0].observations) >= 4:
+            rhat = predictive_diagnostics(torch.stack([torch.stack(c.observations) for c in chains]).cpu())
+            if "rhat_median" in rhat:
+                out["settle_rhat"] = rhat["rhat_median"]
+        probs = torch.stack([p for scored in self.scored for p in scored]).mean(0)
+        out["accuracy"] = float((probs.argmax(1) == self.y).double().mean())
+        out["nll"] = float(-probs.gather(1, self.y.reshape(-1, 1)).clamp_min(1e-40).log().mean())
+        return out
 
 
 def criteria_met(config: Any, check: dict[str, float]) -> bool:
@@ -314,8 +336,9 @@ def sample_predictive(
     chains = [r.chain for r in runs]
     settled: dict = {}
     budget, cap, trace = config.iterations, iteration_cap(config), []
+    points = SettlePoints(ctx, config.settle_points) if settle else None
     while settle:  # the stopping rule (module docstring): double the post-burn-in length until it has settled
-        trace.append({"iterations": budget, **settle_check(ctx, chains, config.settle_points)})
+        trace.append({"iterations": budget, **points.check(chains)})
         met = criteria_met(config, trace[-1])
         if met or budget >= cap:
             settled = {
