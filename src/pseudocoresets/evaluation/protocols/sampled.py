@@ -234,7 +234,7 @@ _MEASURED: dict[tuple, dict] = {}  # batching_pays per (device, model, coreset s
 
 def batch_chains_field() -> Any:
     return field(
-        default="off",
+        default="auto",
         metadata={
             "help": "step the chains as one batch (one vectorised gradient): on, off, or auto (measured once on "
             "this device: batched when at least 1.2x faster than one chain after another)",
@@ -243,18 +243,21 @@ def batch_chains_field() -> Any:
     )
 
 
-def _batching(ctx: ProtocolContext, config: Any, posterior, inits: list[torch.Tensor], name: str) -> dict:
-    """Whether this repeat batches its chains (``batch_chains``), with the measurement behind an ``auto``."""
+def _batching(ctx: ProtocolContext, config: Any, posterior, name: str) -> dict:
+    """Whether this repeat batches its chains (``batch_chains``), with the measurement behind an ``auto`` (made
+    on weights of its own generator: the repeat's random draws are those of a run without it)."""
     mode = getattr(config, "batch_chains", "off")
     if mode not in BATCH_CHOICES:
         raise UserError(f"--{name}.batch_chains must be one of {', '.join(BATCH_CHOICES)} (got {mode!r})")
-    if mode == "off" or len(inits) < 2:
+    if mode == "off" or config.chains < 2:
         return {"chains_batched": False}
     if mode == "on":
         return {"chains_batched": True}
-    key = (str(ctx.coreset_x.device), ctx.model.num_params, tuple(ctx.coreset_x.shape), len(inits))
+    key = (str(ctx.coreset_x.device), ctx.model.num_params, tuple(ctx.coreset_x.shape), config.chains)
     if key not in _MEASURED:
-        _MEASURED[key] = batched.batching_pays(posterior, torch.stack(inits))
+        device = ctx.coreset_x.device
+        probe = torch.randn(config.chains, ctx.model.num_params, generator=generator(0, device), device=device)
+        _MEASURED[key] = batched.batching_pays(posterior, config.init_std * probe)
     found = _MEASURED[key]
     return {
         "chains_batched": found["batched"],
@@ -314,13 +317,13 @@ def sample_predictive(
     runs = []
     batching: dict = {"chains_batched": False}
     if getattr(config, "batch_chains", "off") != "off" and batched_step is not None:
+        batching = _batching(ctx, config, posterior, name)
+    if batching["chains_batched"]:
         # the chains start from draws made before any of them moves, so that every chain is stepped together
         inits = [
             config.init_std * torch.randn(model.num_params, generator=g, device=ctx.coreset_x.device)
             for _ in range(config.chains)
         ]
-        batching = _batching(ctx, config, posterior, inits, name)
-    if batching["chains_batched"]:
         for init in inits:
             kernel, adapter, phase, mass = build(posterior, config)
             runs.append(_Running(kernel, init, config, adapter, phase, observe, mass))
