@@ -11,7 +11,8 @@ DATA=${1:-/usr/share/datasets/fashion-mnist}
 WORK=$(mktemp -d)
 ARGS=(run --preset quick --data.root "$DATA" --quiet --threads 1 --methods random,fkl --ipcs 2
       --experts.num_experts 2 --experts.epochs 1 --distill.max_start_epoch 0 --distill.iterations 2
-      --fkl.num_samples 4 --hmc.chains 2 --hmc.iterations 6 --hmc.burn_in 2 --evaluate.repeats 2)
+      --fkl.num_samples 4 --hmc.chains 2 --hmc.iterations 6 --hmc.burn_in 2 --hmc.settle_rhat 0
+      --evaluate.repeats 2)
 PORT=$((29500 + RANDOM % 400))
 start=$SECONDS
 for node in 0 1; do

@@ -42,6 +42,8 @@ TINY = [
     "1",
     "--evaluate.repeats",
     "2",
+    "--hmc.settle_rhat",
+    "0",
     "--quiet",
 ]
 

@@ -76,6 +76,7 @@ def workspace(tmp_path):
             "evaluate.burn_in": 1,
             "evaluate.thin": 1,
             "evaluate.repeats": 1,
+            "hmc.settle_rhat": 0,  # a fixed budget of 3 iterations
         },
     )
     return Workspace(cfg, tmp_path / "run", torch.device("cpu"), quiet=True)

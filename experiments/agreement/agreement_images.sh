@@ -14,8 +14,9 @@ cd "$(dirname "$0")/../.."
 BPC=${BPC:-.venv/bin/bpc}
 CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
 what=${1:-fmnist}
-common=(--preset quick --methods "${METHODS:-random,rkl,wasserstein,fkl,fkl_mcmc}" --ipcs 10 --evaluate.agreement --quiet
-        --threads "${THREADS:-0}")
+# --hmc.settle_rhat 0: the fixed budget these results were measured with (the quick preset now settles)
+common=(--preset quick --hmc.settle_rhat 0 --methods "${METHODS:-random,rkl,wasserstein,fkl,fkl_mcmc}" --ipcs 10
+        --evaluate.agreement --quiet --threads "${THREADS:-0}")
 RESULTS=experiments/agreement/results
 mkdir -p $RESULTS
 run() {  # name, N/M, extra args...

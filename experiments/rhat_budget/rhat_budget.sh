@@ -31,8 +31,11 @@ for it in ${ITERATIONS:-40 160 640 2560}; do
   if [[ ! -e $out ]]; then
     mkdir -p "$out.tmp" && cp -a "$SOURCE"/{experts,reference,coresets,.bpc.lock} "$out.tmp/" && mv "$out.tmp" "$out"
   fi
+  # each budget fixed (--hmc.settle_rhat 0: the quick preset now settles; --hmc.max_iterations 0: its cap of 640
+  # would refuse 2560 iterations)
   $BPC evaluate --preset quick --data.name cifar10 --data.root "$CIFAR" --methods "$METHOD" --ipcs 10 \
     --protocols hmc --evaluate.agreement --hmc.iterations "$it" --hmc.burn_in $((it / 2)) \
+    --hmc.settle_rhat 0 --hmc.max_iterations 0 \
     --hmc.thin $((it / 64 > 10 ? it / 64 : 10)) --evaluate.repeats 1 --evaluate.coreset_weight 500 --quiet \
     $([[ $MASS == identity ]] || echo "--hmc.mass $MASS") --out "$out" > /dev/null
   names+=("$out")

@@ -232,3 +232,21 @@ def test_the_reference_reports_its_own_convergence(tiny_data, tmp_path):
     assert draws.shape[1:] == (4, 30)
     again = predictive_diagnostics(draws)
     assert all(abs(again[k] - convergence[k]) < 1e-9 * max(1.0, abs(convergence[k])) for k in again)
+
+
+@pytest.mark.parametrize("threshold, cycles, stopped", [(9.9, 2, "settled"), (1.0001, 4, "cap")])
+def test_csghmc_cycles_double_until_its_own_rhat_settles(tiny_data, tmp_path, threshold, cycles, stopped):
+    """--reference.settle_rhat: the reference's budget set by its own diagnostics (cycles double up to the cap)."""
+    import json
+
+    from helpers import TINY, bpc
+
+    out = tmp_path / "run"
+    args = ("--reference.cycles", "2", "--reference.samples_per_cycle", "2", "--reference.sample_spacing", "2")
+    args += ("--reference.epochs_per_cycle", "2", "--reference.batch_size", "64", "--evaluate.diagnostic_points", "30")
+    args += ("--reference.settle_rhat", str(threshold), "--reference.max_cycles", "4")
+    bpc("reference", "--out", str(out), "--data.root", str(tiny_data), *TINY, *args)
+    convergence = json.loads((out / "reference" / "results.json").read_text())["convergence"]
+    assert convergence["settling"]["cycles"] == cycles and convergence["settling"]["stopped"] == stopped
+    assert convergence["draws_per_chain"] == 2 * cycles  # two kept states per cycle
+    assert [t["cycles"] for t in convergence["settling"]["trace"]] == [2, 4][: len(convergence["settling"]["trace"])]

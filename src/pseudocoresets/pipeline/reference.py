@@ -3,6 +3,7 @@ predictive per test set; the 'Full data' row and the yardstick of agreement."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -103,22 +104,9 @@ def reference_ceiling(ws: Workspace) -> dict:
     return record
 
 
-def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
-    if cfg.sampler == "csghmc":
-        calls = cfg.chains * cfg.cycles * cfg.steps_per_cycle(len(ws.data.train_y))
-    elif cfg.sampler == "ensemble":
-        calls = cfg.chains * cfg.epochs * -(-len(ws.data.train_y) // cfg.batch_size)
-    else:
-        calls = cfg.chains * cfg.iterations * (cfg.leapfrog_steps + 1)
-    model = ws.model(planned_calls=calls)
-    x, y = ws.train_x(), ws.targets(ws.data.train_y)
-    if cfg.sampler == "csghmc":
-        cfg.check_schedule(len(y))
-    claim(art)
-    prior = float(ws.config.posterior.prior_std)
-    g = generator(cfg.seed, ws.device)
-    starts = _chain_starts(ws, cfg.chains, g, cfg.init_std) if cfg.sampler != "ensemble" else []
-    t0 = time.perf_counter()
+def _run_chains(ws: Workspace, cfg, art: ArtifactDir, model, x, y, prior: float, starts: list) -> None:
+    """Every chain (member) of this rank up to ``cfg``'s length, each resumed from its file; then waits for the
+    other ranks' chains."""
     for c in range(cfg.chains):
         if not parallel.mine(c):
             continue
@@ -162,6 +150,40 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
 
             sample_csghmc(model, x, y, prior, cfg, state, on_cycle=checkpoint)  # its file then holds all its samples
     parallel.barrier()  # every rank's chains are in their files
+
+
+def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
+    if cfg.sampler == "csghmc":
+        calls = cfg.chains * cfg.cycles * cfg.steps_per_cycle(len(ws.data.train_y))
+    elif cfg.sampler == "ensemble":
+        calls = cfg.chains * cfg.epochs * -(-len(ws.data.train_y) // cfg.batch_size)
+    else:
+        calls = cfg.chains * cfg.iterations * (cfg.leapfrog_steps + 1)
+    model = ws.model(planned_calls=calls)
+    x, y = ws.train_x(), ws.targets(ws.data.train_y)
+    if cfg.sampler == "csghmc":
+        cfg.check_schedule(len(y))
+    claim(art)
+    prior = float(ws.config.posterior.prior_std)
+    g = generator(cfg.seed, ws.device)
+    starts = _chain_starts(ws, cfg.chains, g, cfg.init_std) if cfg.sampler != "ensemble" else []
+    t0 = time.perf_counter()
+    settling: dict = {}
+    cycles, trace = cfg.cycles, []
+    while True:  # csghmc under settle_rhat: double the cycles until the chains agree (one pass otherwise)
+        _run_chains(ws, dataclasses.replace(cfg, cycles=cycles), art, model, x, y, prior, starts)
+        if cfg.sampler != "csghmc" or not cfg.settle_rhat:
+            break
+        per_chain = [
+            load_tensors(art.path / f"chain_{c:03d}.safetensors", ws.device)["samples"] for c in range(cfg.chains)
+        ]
+        rhat = _function_space_diagnostics(ws, model, per_chain, None).get("rhat_median", float("inf"))
+        trace.append({"cycles": cycles, "rhat_median": rhat})
+        cap = cfg.max_cycles or 8 * cfg.cycles
+        if rhat <= cfg.settle_rhat or cycles >= cap:
+            settling = {"cycles": cycles, "stopped": "settled" if rhat <= cfg.settle_rhat else "cap", "trace": trace}
+            break
+        cycles = min(2 * cycles, cap)
     if not parallel.is_main():
         return art.path
     chains = [load_tensors(art.path / f"chain_{c:03d}.safetensors", ws.device) for c in range(cfg.chains)]
@@ -181,7 +203,7 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
     results = {
         "method": "full data",
         "protocol": f"reference-{cfg.sampler}",
-        "convergence": convergence,
+        "convergence": {**convergence, **({"settling": settling} if settling else {})},
         "ipc": 0,
         "dataset": ws.config.data.name,
         "samples": len(thetas),
@@ -200,7 +222,7 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
 
 
 @torch.no_grad()
-def _function_space_diagnostics(ws: Workspace, model, per_chain: list[torch.Tensor], directory: Path) -> dict:
+def _function_space_diagnostics(ws: Workspace, model, per_chain: list[torch.Tensor], directory: Path | None) -> dict:
     """Split R-hat and ESS of the reference's own chains in function space (evaluation/diagnostics.py): the log
     predictive probability of the first ``--evaluate.diagnostic_points`` test labels under every kept sample, one
     scalar chain per point. Empty where there is nothing to diagnose: regression, fewer than 4 samples per chain
@@ -217,7 +239,8 @@ def _function_space_diagnostics(ws: Workspace, model, per_chain: list[torch.Tens
             for s in per_chain
         ]
     )
-    save_tensors(directory / DRAWS_FILE, {"log_predictive": log_probs})
+    if directory is not None:
+        save_tensors(directory / DRAWS_FILE, {"log_predictive": log_probs})
     return {"draws_per_chain": int(log_probs.shape[1]), **predictive_diagnostics(log_probs.cpu())}
 
 

@@ -50,11 +50,14 @@ from .interop import source_digest
 def identity_dict(x) -> dict:
     """A config section as it defines artifacts: every field, except those marked ``identity: "unless-set"`` while at
     their default (options added after artifacts existed, whose default keeps the old behaviour, so run directories
-    made before the option stay valid), and those marked ``identity: "never"`` (how fast, not what is computed)."""
+    made before the option stay valid), those marked ``identity: "never"`` (how fast, not what is computed), and
+    those marked ``only_with: (names...)`` while every field they name is off (a stopping rule's cap without the
+    rule)."""
     out = dataclasses.asdict(x)
     for f in dataclasses.fields(x):
         never = f.metadata.get("identity") == "never"
-        if never or (f.metadata.get("identity") == "unless-set" and out.get(f.name) == f.default):
+        idle = "only_with" in f.metadata and not any(getattr(x, name) for name in f.metadata["only_with"])
+        if never or idle or (f.metadata.get("identity") == "unless-set" and out.get(f.name) == f.default):
             del out[f.name]
     return out
 

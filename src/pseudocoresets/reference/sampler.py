@@ -63,6 +63,22 @@ class ReferenceConfig:
     )
     chains: int = field(default=2, metadata={"help": "independent chains (ensemble: members)"})
     cycles: int = field(default=4, metadata={"help": "csghmc: cycles per chain"})
+    settle_rhat: float = field(
+        default=0.0,
+        metadata={
+            "help": "csghmc: 0 = exactly `cycles`; else double the cycles until the median split R-hat of the "
+            "chains' log predictive on the diagnostic test points is at most this (e.g. 1.1), up to max_cycles",
+            "identity": "unless-set",
+        },
+    )
+    max_cycles: int = field(
+        default=0,
+        metadata={
+            "help": "csghmc: most cycles under settle_rhat (0 = 8 x cycles)",
+            "identity": "unless-set",
+            "only_with": ("settle_rhat",),
+        },
+    )
     epochs_per_cycle: float = field(default=2.0, metadata={"help": "csghmc: passes over the data per cycle"})
     batch_size: int = field(default=128, metadata={"help": "csghmc: mini-batch size"})
     lr: float = field(default=0.01, metadata={"help": "csghmc: peak learning rate on the mean loss (eta = lr / N)"})
@@ -120,6 +136,10 @@ class ReferenceConfig:
             raise UserError("--reference.friction must be in (0, 1] and exploration in [0, 1)")
         if self.epochs < 1 or not 0 <= self.momentum < 1:
             raise UserError("--reference.epochs must be >= 1 and momentum in [0, 1)")
+        if self.settle_rhat and not 1 < self.settle_rhat < 10:
+            raise UserError(f"--reference.settle_rhat must be 0 (off) or in (1, 10), e.g. 1.1 (got {self.settle_rhat})")
+        if self.settle_rhat and self.max_cycles and self.max_cycles < self.cycles:
+            raise UserError(f"--reference.max_cycles ({self.max_cycles}) must be 0 (8 x cycles) or at least cycles")
         if not 0 <= self.burn_in < self.iterations:
             raise UserError(
                 f"--reference.burn_in ({self.burn_in}) must be >= 0 and below iterations ({self.iterations})"

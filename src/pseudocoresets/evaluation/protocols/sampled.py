@@ -86,17 +86,28 @@ def settle_rhat_field() -> Any:
     )
 
 
+RULE = ("settle_tv", "settle_rhat")  # the stopping rule's thresholds: its other options matter only with one set
+
+
 def max_iterations_field() -> Any:
     return field(
         default=0,
-        metadata={"help": "stopping rule: most iterations per chain (0 = 16 x iterations)", "identity": "unless-set"},
+        metadata={
+            "help": "stopping rule: most iterations per chain (0 = 16 x iterations)",
+            "identity": "unless-set",
+            "only_with": RULE,
+        },
     )
 
 
 def settle_points_field() -> Any:
     return field(
         default=1000,
-        metadata={"help": "stopping rule: test points its total variation is measured on", "identity": "unless-set"},
+        metadata={
+            "help": "stopping rule: test points its total variation is measured on",
+            "identity": "unless-set",
+            "only_with": RULE,
+        },
     )
 
 
@@ -107,7 +118,7 @@ def validate_settling(config: Any, section: str) -> None:
         raise UserError(f"--{section}.settle_tv must be in [0, 1) (0: a fixed budget; got {config.settle_tv})")
     if config.settle_rhat and not 1 < config.settle_rhat < 10:
         raise UserError(f"--{section}.settle_rhat must be 0 (off) or in (1, 10), e.g. 1.1 (got {config.settle_rhat})")
-    if config.max_iterations and config.max_iterations < config.iterations:
+    if settling(config) and config.max_iterations and config.max_iterations < config.iterations:
         raise UserError(
             f"--{section}.max_iterations ({config.max_iterations}) must be 0 (16 x iterations) or at least "
             f"iterations ({config.iterations})"
