@@ -81,3 +81,12 @@ def test_interval_of_a_single_value_and_of_known_values():
     assert interval([0.3]) == {"mean": 0.3, "low": None, "high": None, "n": 1}
     v = interval([1.0, 2.0, 3.0])
     assert v["high"] - v["mean"] == pytest.approx(T_975_2 * 1.0 / math.sqrt(3))
+
+
+def test_two_evaluations_of_one_coreset_are_neither_merged_nor_paired():
+    """Two evaluations of the same coreset under one protocol label (e.g. another evaluation-time temperature)
+    are not two coresets: both rows stay, and nothing is paired with them."""
+    twice = [row("fkl", 0, 0.6), {**row("fkl", 0, 0.7), "run": "evals/fkl-T"}, row("random", 0, 0.5)]
+    cells = [r for r in cell_rows(twice) if r["method"] == "fkl"]
+    assert sorted(r["accuracy"]["mean"] for r in cells) == [0.6, 0.7] and all(r["coresets"] == 1 for r in cells)
+    assert comparisons(twice) == {"differences": [], "gap_shares": []}

@@ -56,6 +56,9 @@ def cell_rows(rows: list[dict]) -> list[dict]:
     for group in groups.values():
         group = sorted(group, key=_seed)
         first = group[0]
+        if len({_seed(r) for r in group}) < len(group):  # not coresets of one cell (e.g. another evaluation-time T)
+            out += [{**r, "coresets": 1, "coreset_seeds": [_seed(r)]} for r in group]
+            continue
         if len(group) == 1:
             out.append({**first, "coresets": 1, "coreset_seeds": [_seed(first)]})
             continue
@@ -94,11 +97,16 @@ def comparisons(rows: list[dict]) -> dict:
     ``rows`` (module docstring): ``{"differences": [...], "gap_shares": [...]}``."""
     per_cell: dict[tuple, dict[str, dict[int, dict]]] = {}
     references = {r["dataset"]: r for r in rows if r["ipc"] == 0 and r["method"] == "full data"}
+    ambiguous = set()
     for r in rows:
         if r["ipc"] == 0:
             continue
         cell = per_cell.setdefault((r["dataset"], r["ipc"], r["protocol"]), {})
-        cell.setdefault(r["method"], {})[_seed(r)] = r
+        if _seed(r) in cell.setdefault(r["method"], {}):  # two evaluations of one coreset under one label
+            ambiguous.add((r["dataset"], r["ipc"], r["protocol"]))
+        cell[r["method"]][_seed(r)] = r
+    for key in ambiguous:  # which of them to pair is not known: no comparison rather than a wrong one
+        del per_cell[key]
     differences, shares = [], []
     for (dataset, ipc, protocol), methods in sorted(per_cell.items(), key=lambda kv: tuple(map(str, kv[0]))):
         for a, b in combinations(sorted(methods, key=lambda m: (m != "random", m)), 2):
