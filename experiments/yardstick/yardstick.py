@@ -5,8 +5,8 @@ reference checked against a second one of each kind.
     python experiments/yardstick/yardstick.py [--data fashion-mnist|cifar10|all] [--out runs/yardstick]
     python experiments/yardstick/yardstick.py --summarise    # the results files from whatever has finished
 
-Work runs in the order the results need it: the experts and the references, then coreset seed 0 of every method
-with both protocols, then seed 1, then seed 2. Every stage resumes after a kill (finished stages are reused, an
+Work runs in the order the results need it: the experts and the run's reference, coreset seed 0 of every method
+with both protocols, the companion references (the ceiling), then seeds 1 and 2. Every stage resumes after a kill (finished stages are reused, an
 interrupted one continues), so the study can run in chunks; after every evaluation the results files are
 rewritten from what has finished, marked ``partial`` with the cells still missing until the grid is complete.
 Each step's wall time is logged to ``<out>/<data>.steps.jsonl``.
@@ -71,11 +71,16 @@ def step(log: Path, name: str, fn) -> None:
 
 
 def run(data: str, out: Path) -> None:
-    run = bpc.Run(config(data), out / data, quiet=True)
+    cfg = config(data)
+    run = bpc.Run(cfg, out / data, quiet=True)
     log = out / f"{data}.steps.jsonl"
     step(log, "experts", run.experts)
-    step(log, "reference", run.reference)
+    compare, cfg.reference.compare = cfg.reference.compare, []
+    step(log, "reference", run.reference)  # the run's own reference first: the evaluations' agreement needs it
     for k in range(SEEDS):
+        if k == 1:  # the ceiling (companion references) once the first coreset of every method is evaluated
+            cfg.reference.compare = compare
+            step(log, "reference ceiling", run.reference)
         for method in METHODS:
             step(log, f"distill {method} seed {k}", lambda: run.distill(method, IPC, k))
             for protocol in PROTOCOLS:

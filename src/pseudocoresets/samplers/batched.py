@@ -9,7 +9,8 @@ batched evaluation is another, equally valid, draw of the same chains, not the l
 
 Whether batching pays depends on the device: a coreset of 100 images leaves a GPU launch-bound, where C chains
 cost about one; on a CPU the arithmetic is already the bottleneck and vmap's batched kernels are slower than the
-loop (benchmarks/chains_batched.py measures both). :func:`batching_pays` measures it on the spot.
+loop (benchmarks/bench_chains_batched.py measures both); :func:`batching_pays` times both on the spot. The
+evaluation's ``auto`` decides by the device's type, never by a timing, so that results never depend on load.
 """
 
 from __future__ import annotations

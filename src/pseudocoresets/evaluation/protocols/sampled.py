@@ -44,7 +44,6 @@ from ...samplers import (
     MassAdapter,
     StepSizeAdapter,
     acceptance_rate,
-    batched,
     sample,
     sample_batched,
 )
@@ -240,40 +239,29 @@ class _Lockstep:
 
 
 BATCH_CHOICES = ("auto", "on", "off")
-_MEASURED: dict[tuple, dict] = {}  # batching_pays per (device, model, coreset shape, chains), once per process
 
 
 def batch_chains_field() -> Any:
     return field(
         default="auto",
         metadata={
-            "help": "step the chains as one batch (one vectorised gradient): on, off, or auto (measured once on "
-            "this device: batched when at least 1.2x faster than one chain after another)",
+            "help": "step the chains as one batch (one vectorised gradient): on, off, or auto (by device: the loop "
+            "on a CPU, where the batch measured 2.2-4x slower, benchmarks/results/chains_batched_cpu.md; the "
+            "batch on an accelerator)",
             "identity": "unless-set",
         },
     )
 
 
-def _batching(ctx: ProtocolContext, config: Any, posterior, name: str) -> dict:
-    """Whether this repeat batches its chains (``batch_chains``), with the measurement behind an ``auto`` (made
-    on weights of its own generator: the repeat's random draws are those of a run without it)."""
+def _batching(ctx: ProtocolContext, config: Any, name: str) -> dict:
+    """Whether this repeat batches its chains (``batch_chains``). ``auto`` decides by the device's type, never
+    by a timing, so that a run's results do not depend on how busy the machine was."""
     mode = getattr(config, "batch_chains", "off")
     if mode not in BATCH_CHOICES:
         raise UserError(f"--{name}.batch_chains must be one of {', '.join(BATCH_CHOICES)} (got {mode!r})")
     if mode == "off" or config.chains < 2:
         return {"chains_batched": False}
-    if mode == "on":
-        return {"chains_batched": True}
-    key = (str(ctx.coreset_x.device), ctx.model.num_params, tuple(ctx.coreset_x.shape), config.chains)
-    if key not in _MEASURED:
-        device = ctx.coreset_x.device
-        probe = torch.randn(config.chains, ctx.model.num_params, generator=generator(0, device), device=device)
-        _MEASURED[key] = batched.batching_pays(posterior, config.init_std * probe)
-    found = _MEASURED[key]
-    return {
-        "chains_batched": found["batched"],
-        "batch_measured": {"loop_seconds": found["loop_seconds"], "batched_seconds": found["batched_seconds"]},
-    }
+    return {"chains_batched": mode == "on" or ctx.coreset_x.device.type != "cpu"}
 
 
 def validate_chains(config: Any, section: str) -> None:
@@ -328,7 +316,7 @@ def sample_predictive(
     runs = []
     batching: dict = {"chains_batched": False}
     if getattr(config, "batch_chains", "off") != "off" and batched_step is not None:
-        batching = _batching(ctx, config, posterior, name)
+        batching = _batching(ctx, config, name)
     if batching["chains_batched"]:
         # the chains start from draws made before any of them moves, so that every chain is stepped together
         inits = [
