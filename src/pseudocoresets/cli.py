@@ -302,7 +302,7 @@ def run_stage(args: argparse.Namespace, run) -> None:
                 for k in range(seeds):
                     for protocol in cfg.protocols:
                         ev = run.evaluate(method, ipc, protocol, k)
-                        which = f" (coreset seed {ev.results['coreset_seed']})" if seeds > 1 else ""
+                        which = f" (coreset seed {ev.results.get('coreset_seed', '?')})" if seeds > 1 else ""
                         line = f"{method} ipc {ipc}{which} {protocol}: {summary_line(ev.summary)}"
                         if "corrupted_mean" in ev.results:
                             line += f"; corrupted sets: {summary_line(ev.results['corrupted_mean'])}"

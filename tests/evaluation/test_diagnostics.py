@@ -151,3 +151,14 @@ def test_the_monotone_step_matters_on_the_oscillating_case():
     finally:
         diagnostics.initial_monotone = kept
     assert (without / effective_sample_size(wave) - 1).abs().max() > 0.1
+
+
+def test_draws_that_do_not_vary_have_no_rhat():
+    """A point whose log predictive never changes (saturated at 0 in float32) has no R-hat (NaN, as arviz-stats
+    gives), not 0: a 0 would pull the median under any threshold and stop the stopping rule at once."""
+    g = torch.Generator().manual_seed(2)
+    draws = torch.randn(4, 40, 5, generator=g, dtype=torch.float64).cumsum(1)  # drifting: R-hat well above 1
+    draws[..., :3] = 0.0
+    assert torch.isnan(split_rhat(draws)[:3]).all()
+    summary = predictive_diagnostics(draws)
+    assert summary["rhat_median"] > 1.1  # the median of the two points that vary

@@ -108,3 +108,24 @@ def test_checks_score_each_kept_state_once_and_agree_with_the_direct_computation
     second = points.check(chains)
     assert len(calls) == 24  # only the 12 new states were scored
     assert second["halves_tv"] == pytest.approx(halves_tv(Ctx, chains, 40), abs=1e-6)
+
+
+def test_a_check_before_any_state_is_kept_does_not_settle():
+    from pseudocoresets.evaluation.protocols import sampled
+
+    model, x, y, sets, test_y = _problem()
+
+    class Ctx:
+        test_sets, prepare = sets, None
+
+        class common:
+            test_batch = 64
+
+    Ctx.model, Ctx.test_y = model, test_y
+    check = sampled.SettlePoints(Ctx, 40).check([Chain(), Chain()])
+    assert check["kept"] == 0 and "accuracy" not in check
+
+    class Rule:
+        settle_tv, settle_rhat = 0.5, 1.1
+
+    assert not sampled.criteria_met(Rule, {**check, "settle_rhat": 1.0})

@@ -51,7 +51,8 @@ def split_rhat(draws: torch.Tensor) -> torch.Tensor:
     """Split R-hat of [C, n, ...] draws (C >= 1 chains, n >= 4 draws), one value per trailing index."""
     chains = split_chains(draws.double())
     within, pooled = _variances(chains)
-    return torch.sqrt(pooled / within.clamp_min(1e-300))
+    nan = torch.full_like(within, float("nan"))  # draws that do not vary: nothing to compare (arviz: NaN)
+    return torch.where(within > 0, torch.sqrt(pooled / within.clamp_min(1e-300)), nan)
 
 
 def _autocovariance(chains: torch.Tensor) -> torch.Tensor:

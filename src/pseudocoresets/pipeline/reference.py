@@ -59,6 +59,11 @@ def run_reference(ws: Workspace, reference: ReferenceConfig | None = None) -> Pa
     cfg = reference or ws.config.reference
     cfg.validate()
     ws.config.posterior.validate()
+    if cfg.sampler == "csghmc" and cfg.settle_rhat and (ws.is_regression or not ws.config.evaluate.diagnostic_points):
+        raise UserError(
+            "--reference.settle_rhat reads the R-hat of the class predictive on the diagnostic points; it needs "
+            "classification data and --evaluate.diagnostic_points > 0"
+        )
     art = ws.reference_dir(reference)
     if not art.is_complete():
         try:  # under torchrun the chains are split round robin; rank 0 gathers them from their files and writes
@@ -170,14 +175,22 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
     t0 = time.perf_counter()
     settling: dict = {}
     cycles, trace = cfg.cycles, []
+    kept = None  # under settle_rhat: the samples per chain of the cycles the rule settled on
     while True:  # csghmc under settle_rhat: double the cycles until the chains agree (one pass otherwise)
         _run_chains(ws, dataclasses.replace(cfg, cycles=cycles), art, model, x, y, prior, starts)
         if cfg.sampler != "csghmc" or not cfg.settle_rhat:
             break
-        per_chain = [
-            load_tensors(art.path / f"chain_{c:03d}.safetensors", ws.device)["samples"] for c in range(cfg.chains)
-        ]
-        rhat = _function_space_diagnostics(ws, model, per_chain, None).get("rhat_median", float("inf"))
+        # each check reads the first `cycles` cycles of every chain, so a resumed run (whose chains may hold more
+        # cycles) makes the same checks as one never stopped; the main rank decides for every rank
+        kept = cycles * cfg.samples_per_cycle
+        rhat = None
+        if parallel.is_main():
+            per_chain = [
+                load_tensors(art.path / f"chain_{c:03d}.safetensors", ws.device)["samples"][:kept]
+                for c in range(cfg.chains)
+            ]
+            rhat = _function_space_diagnostics(ws, model, per_chain, None).get("rhat_median", float("inf"))
+        rhat = parallel.broadcast_object(rhat)
         trace.append({"cycles": cycles, "rhat_median": rhat})
         cap = cfg.max_cycles or 8 * cfg.cycles
         if rhat <= cfg.settle_rhat or cycles >= cap:
@@ -187,6 +200,8 @@ def _sample_reference(ws: Workspace, cfg, art: ArtifactDir) -> Path:
     if not parallel.is_main():
         return art.path
     chains = [load_tensors(art.path / f"chain_{c:03d}.safetensors", ws.device) for c in range(cfg.chains)]
+    if kept is not None:
+        chains = [{**chain, "samples": chain["samples"][:kept]} for chain in chains]
     accepts = [float(chain["accept"][0]) for chain in chains if "accept" in chain]
     thetas = torch.cat([chain["samples"] for chain in chains])
     sampling = time.perf_counter() - t0

@@ -165,6 +165,17 @@ class Workspace:
         if not self.config.data.is_image and ev.common.corruptions:
             raise UserError("corrupted test sets exist for images only; drop --evaluate.corruptions for tabular data")
         ev.module.check_data(ev.own, self.config.data.is_image, self.is_regression)
+        section = ev.module.SECTION
+        if (getattr(ev.own, "settle_tv", 0) or getattr(ev.own, "settle_rhat", 0)) and self.is_regression:
+            raise UserError(
+                f"the stopping rule (--{section}.settle_tv / settle_rhat) compares class predictives; give "
+                f"--{section}.settle_rhat 0 (and settle_tv 0) for a fixed budget on regression data"
+            )
+        if getattr(ev.own, "settle_rhat", 0) and not ev.common.diagnostic_points:
+            raise UserError(
+                f"--{section}.settle_rhat reads the R-hat of the diagnostic points; set --evaluate.diagnostic_points "
+                f"> 0 or --{section}.settle_rhat 0"
+            )
         if ev.common.agreement and self.is_regression:
             raise UserError(
                 "--evaluate.agreement compares class predictives; for regression with --model.arch "
@@ -208,9 +219,10 @@ class Workspace:
 
     @staticmethod
     def expert_set(cell: Cell) -> int:
-        """Which expert set a cell's coreset learns from: its own with ``--distill.expert_sets independent``, else
-        the run's experts (set 0)."""
-        return cell.replicate if cell.distill.expert_sets == "independent" else 0
+        """Which expert set a cell's coreset learns from: its own with ``--distill.expert_sets independent`` (for
+        a method that reads experts), else the run's experts (set 0)."""
+        independent = cell.distill.expert_sets == "independent" and needs_experts(cell.method)
+        return cell.replicate if independent else 0
 
     def reference_dir(self, reference: ReferenceConfig | None = None) -> ArtifactDir:
         """The run's reference posterior, or with ``reference`` another one (a companion that checks it,
@@ -221,6 +233,8 @@ class Workspace:
             "model": self.model_identity(),
             "reference": identity_dict(own),
         }
+        if own.sampler == "csghmc" and own.settle_rhat:  # its diagnostic points set its budget
+            cfg["reference"]["diagnostic_points"] = self.config.evaluate.diagnostic_points
         cfg["prior_std"] = self.config.posterior.prior_std
         if self.reference_starts() == "random" and own.sampler != "ensemble":  # chains from random weights, not
             cfg["chain_starts"] = "random"  # the experts' (a weaker reference at the same budget): another artifact
@@ -254,6 +268,8 @@ class Workspace:
         ev = cell.evaluation
         coreset = self.coreset_dir(cell).config
         cfg = {**coreset, "evaluate": identity_dict(ev.common), ev.module.SECTION: identity_dict(ev.own)}
+        if getattr(ev.own, "settle_rhat", 0):  # the diagnostic points then set the budget: part of what is computed
+            cfg[ev.module.SECTION]["diagnostic_points"] = ev.common.diagnostic_points
         earlier = {**coreset, "evaluate": self.earlier_evaluation_identity(cell)}
         if ev.common.agreement:
             cfg["reference"] = earlier["reference"] = self.reference_dir().config

@@ -136,6 +136,10 @@ class ReferenceConfig:
             raise UserError("--reference.friction must be in (0, 1] and exploration in [0, 1)")
         if self.epochs < 1 or not 0 <= self.momentum < 1:
             raise UserError("--reference.epochs must be >= 1 and momentum in [0, 1)")
+        if self.settle_rhat and self.sampler != "csghmc":
+            raise UserError(
+                "--reference.settle_rhat sets the cycles of cyclical SGHMC; use it with --reference.sampler csghmc"
+            )
         if self.settle_rhat and not 1 < self.settle_rhat < 10:
             raise UserError(f"--reference.settle_rhat must be 0 (off) or in (1, 10), e.g. 1.1 (got {self.settle_rhat})")
         if self.settle_rhat and self.max_cycles and self.max_cycles < self.cycles:
@@ -148,7 +152,8 @@ class ReferenceConfig:
     def companion(self, sampler: str) -> "ReferenceConfig":
         """The reference of kind ``sampler`` that checks this one: its chains' and members' seeds follow this one's
         (``seed + chains``), so no generator of the two is the same."""
-        return dataclasses.replace(self, sampler=sampler, seed=self.seed + self.chains, compare=[])
+        settle = {} if sampler == "csghmc" else {"settle_rhat": 0.0, "max_cycles": 0}  # cycles are cSGHMC's
+        return dataclasses.replace(self, sampler=sampler, seed=self.seed + self.chains, compare=[], **settle)
 
     def steps_per_cycle(self, num_data: int) -> int:
         return max(1, math.ceil(self.epochs_per_cycle * num_data / self.batch_size))

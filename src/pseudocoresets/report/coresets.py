@@ -49,6 +49,8 @@ def cell_rows(rows: list[dict]) -> list[dict]:
     """One row per (dataset, ipc, method, protocol) from the per-evaluation ``rows`` (results.collect_results):
     over coresets where the cell has several (module docstring), else the evaluation's own row. Every row gets
     ``coresets`` (how many) and ``coreset_seeds``."""
+    if all("coresets" in row for row in rows):  # already one row per cell
+        return list(rows)
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault(_key(row), []).append(row)
@@ -127,11 +129,12 @@ def comparisons(rows: list[dict]) -> dict:
             if method == "random":
                 continue
             seeds = sorted(set(by_seed) & set(methods["random"]))
-            values = []
+            values, used = [], []
             for s in seeds:
                 base, acc = methods["random"][s].get("accuracy"), by_seed[s].get("accuracy")
-                if base and acc and target - base["mean"] > 0:
+                if base and acc and target - base["mean"] > 0:  # a Random above the reference has no gap to close
                     values.append((acc["mean"] - base["mean"]) / (target - base["mean"]))
+                    used.append(s)
             if values:
                 shares.append(
                     {
@@ -140,7 +143,7 @@ def comparisons(rows: list[dict]) -> dict:
                         "protocol": protocol,
                         "method": method,
                         "reference": ref["protocol"],
-                        "seeds": seeds,
+                        "seeds": used,
                         "share": interval(values),
                     }
                 )

@@ -81,7 +81,7 @@ def collect_results(out: Path) -> list[dict]:
                     "protocol": r["protocol"] + posterior_label(r.get("posterior")),
                     "dataset": r.get("dataset", ""),
                     "repeats": repeats,
-                    "coreset_seed": r.get("coreset_seed"),  # absent from results written before --distill.seeds
+                    "coreset_seed": r.get("coreset_seed", _identity_seed(path.parent)),
                     **summary,
                     **exact,
                     "corrupted_mean": r.get("corrupted_mean"),
@@ -92,6 +92,15 @@ def collect_results(out: Path) -> list[dict]:
                 f"{path} is not a results file bpc wrote (no {exc}); delete {path.parent} and re-run 'bpc evaluate'"
             ) from exc
     return rows
+
+
+def _identity_seed(directory: Path) -> int | None:
+    """The coreset seed in an evaluation's identity (config.json), for results written before they recorded it."""
+    try:
+        seed = read_json(directory / "config.json")["config"]["distill"]["seed"]
+    except (UserError, KeyError, TypeError):
+        return None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 def _one_repeat(value: dict, repeats: int) -> dict:

@@ -190,7 +190,11 @@ class SettlePoints:
             rhat = predictive_diagnostics(torch.stack([torch.stack(c.observations) for c in chains]).cpu())
             if "rhat_median" in rhat:
                 out["settle_rhat"] = rhat["rhat_median"]
-        probs = torch.stack([p for scored in self.scored for p in scored]).mean(0)
+        everything = [p for scored in self.scored for p in scored]
+        out["kept"] = len(everything)
+        if not everything:  # no state kept yet (A-SGHMC keeps the last of every block of thin): go on
+            return out
+        probs = torch.stack(everything).mean(0)
         out["accuracy"] = float((probs.argmax(1) == self.y).double().mean())
         out["nll"] = float(-probs.gather(1, self.y.reshape(-1, 1)).clamp_min(1e-40).log().mean())
         return out
@@ -199,6 +203,8 @@ class SettlePoints:
 def criteria_met(config: Any, check: dict[str, float]) -> bool:
     """Whether one check meets every criterion set (settle_tv, settle_rhat)."""
     tv, rhat = getattr(config, "settle_tv", 0), getattr(config, "settle_rhat", 0)
+    if check.get("kept", 0) < 2:  # both halves need a kept state
+        return False
     return (not tv or check["halves_tv"] <= tv) and (not rhat or check.get("settle_rhat", float("inf")) <= rhat)
 
 
