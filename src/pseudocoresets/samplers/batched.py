@@ -37,7 +37,8 @@ def potential_and_grad(posterior: CoresetPosterior) -> BatchedPotentialAndGrad:
     gradient = vmap(grad_and_value(one))
 
     def both(thetas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        grad, value = gradient(thetas.detach())
+        with posterior.model.eager():  # vmap over the eager network, never through a compiled graph
+            grad, value = gradient(thetas.detach())
         return value.detach(), grad.detach()
 
     return both
@@ -51,7 +52,7 @@ def exact_potential(posterior: CoresetPosterior) -> Callable[[torch.Tensor], tor
 
     @torch.no_grad()
     def potential(thetas: torch.Tensor) -> torch.Tensor:
-        return torch.stack([single(t) for t in thetas])
+        return torch.stack([single(t) for t in thetas])  # one forward pass each, compiled where the model is
 
     return potential
 
