@@ -145,3 +145,20 @@ def test_a_moved_option_read_from_the_shared_section_says_where_it_went():
         EvalConfig().vbpc_noise
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         EvalConfig().nonsense
+
+
+def test_the_diagnostic_points_enter_the_identity_when_they_set_the_budget(tmp_path):
+    """Under settle_rhat the diagnostic points decide how long the chains run, so two values are two evaluations;
+    an evaluation written before they were recorded (at the default 100) is still found."""
+    ws = _workspace(tmp_path)  # the quick preset: HMC with settle_rhat 1.1
+    art = ws.eval_dir(ws.config.resolve("random", 10, "hmc"))
+    assert art.config["hmc"]["diagnostic_points"] == 100
+    before = {**art.config, "hmc": {k: v for k, v in art.config["hmc"].items() if k != "diagnostic_points"}}
+    assert art._defines({"kind": "evaluation", "config": before})
+    other = _workspace(tmp_path, **{"evaluate.diagnostic_points": 30})
+    art30 = other.eval_dir(other.config.resolve("random", 10, "hmc"))
+    assert art30.config["hmc"]["diagnostic_points"] == 30 and not art30._defines(
+        {"kind": "evaluation", "config": before}
+    )
+    fixed = _workspace(tmp_path, **{"hmc.settle_rhat": 0})
+    assert "diagnostic_points" not in fixed.eval_dir(fixed.config.resolve("random", 10, "hmc")).config["hmc"]

@@ -29,6 +29,7 @@ refuses to overwrite an artifact made with a different identity.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -268,11 +269,14 @@ class Workspace:
         ev = cell.evaluation
         coreset = self.coreset_dir(cell).config
         cfg = {**coreset, "evaluate": identity_dict(ev.common), ev.module.SECTION: identity_dict(ev.own)}
-        if getattr(ev.own, "settle_rhat", 0):  # the diagnostic points then set the budget: part of what is computed
-            cfg[ev.module.SECTION]["diagnostic_points"] = ev.common.diagnostic_points
         earlier = {**coreset, "evaluate": self.earlier_evaluation_identity(cell)}
         if ev.common.agreement:
             cfg["reference"] = earlier["reference"] = self.reference_dir().config
+        earliers = [earlier]
+        if getattr(ev.own, "settle_rhat", 0):  # the diagnostic points then set the budget: part of what is computed
+            if ev.common.diagnostic_points == EvalConfig.diagnostic_points:  # as written before they were recorded
+                earliers.append(copy.deepcopy(cfg))
+            cfg[ev.module.SECTION]["diagnostic_points"] = ev.common.diagnostic_points
         method, which = cell.method, self.replicate_tag(cell)
         path = evaluation_path(self.out, method, cell.ipc, ev.protocol, self.posterior_tag(cell), which)
         before = evaluation_path(self.out, method, cell.ipc, ev.protocol, self._earlier_posterior_tag(cell), which)
@@ -281,7 +285,7 @@ class Workspace:
             "evaluation",
             cfg,
             ("results.json",),
-            earlier=(earlier,),
+            earlier=tuple(earliers),
             moved_from=(before,) if before != path else (),
         )
 
