@@ -81,10 +81,9 @@ def test_the_rule_options_are_checked():
             EvalSettings.build("hmc", **{**BASE, **options}).validate()
 
 
-def test_checks_score_each_kept_state_once_and_agree_with_the_direct_computation(one_thread, monkeypatch):
-    from pseudocoresets.evaluation.protocols import sampled
-
-    model, x, y, sets, test_y = _problem()
+def _context():
+    """(model, a protocol context with what the stopping rule's checks read)."""
+    model, _, _, sets, test_y = _problem()
 
     class Ctx:
         test_sets, prepare = sets, None
@@ -93,6 +92,13 @@ def test_checks_score_each_kept_state_once_and_agree_with_the_direct_computation
             test_batch = 64
 
     Ctx.model, Ctx.test_y = model, test_y
+    return model, Ctx
+
+
+def test_checks_score_each_kept_state_once_and_agree_with_the_direct_computation(one_thread, monkeypatch):
+    from pseudocoresets.evaluation.protocols import sampled
+
+    model, Ctx = _context()
     g = torch.Generator().manual_seed(0)
     chains = [Chain(samples=[torch.randn(model.num_params, generator=g) for _ in range(6)]) for _ in range(2)]
     calls = []
@@ -113,15 +119,7 @@ def test_checks_score_each_kept_state_once_and_agree_with_the_direct_computation
 def test_a_check_before_any_state_is_kept_does_not_settle():
     from pseudocoresets.evaluation.protocols import sampled
 
-    model, x, y, sets, test_y = _problem()
-
-    class Ctx:
-        test_sets, prepare = sets, None
-
-        class common:
-            test_batch = 64
-
-    Ctx.model, Ctx.test_y = model, test_y
+    _, Ctx = _context()
     check = sampled.SettlePoints(Ctx, 40).check([Chain(), Chain()])
     assert check["kept"] == 0 and "accuracy" not in check
 
