@@ -6,7 +6,7 @@ import torch
 
 from pseudocoresets import UserError
 from pseudocoresets.evaluation import EvalSettings, evaluate_coreset
-from pseudocoresets.evaluation.protocols.sampled import halves_tv
+from pseudocoresets.evaluation.protocols.sampled import SettlePoints
 from pseudocoresets.models import ModelConfig, build_model
 from pseudocoresets.samplers import Chain
 
@@ -60,7 +60,7 @@ def test_halves_tv_is_the_total_variation_of_the_two_halves():
         class common:
             test_batch = 8
 
-    Ctx.model = model
+    Ctx.model, Ctx.test_y = model, torch.tensor([0, 1])
     big = torch.zeros(model.num_params)
     big[0], big[1] = 50.0, -50.0  # weight rows: class 0 <- +50 x_0, class 1 <- -50 x_0 (layout of nn.Linear)
     chain = Chain(samples=[big, -big])
@@ -79,6 +79,11 @@ def test_the_rule_options_are_checked():
     ):
         with pytest.raises(UserError, match=word):
             EvalSettings.build("hmc", **{**BASE, **options}).validate()
+
+
+def halves_tv(ctx, chains, points, interleaved=False):
+    """(S1) by the stopping rule's own checks (the even/odd TV with ``interleaved``)."""
+    return SettlePoints(ctx, points).check(chains)["interleaved_tv" if interleaved else "halves_tv"]
 
 
 def _context():
@@ -105,15 +110,15 @@ def test_checks_score_each_kept_state_once_and_agree_with_the_direct_computation
     original = sampled.predictive_probs
     monkeypatch.setattr(sampled, "predictive_probs", lambda *a, **k: calls.append(1) or original(*a, **k))
     points = sampled.SettlePoints(Ctx, 40)
-    first = points.check(chains)
+    points.check(chains)
     assert len(calls) == 12
-    assert first["halves_tv"] == pytest.approx(halves_tv(Ctx, chains, 40), abs=1e-6)
-    assert first["interleaved_tv"] == pytest.approx(halves_tv(Ctx, chains, 40, interleaved=True), abs=1e-6)
     for chain in chains:
         chain.samples += [torch.randn(model.num_params, generator=g) for _ in range(6)]
     second = points.check(chains)
     assert len(calls) == 24  # only the 12 new states were scored
-    assert second["halves_tv"] == pytest.approx(halves_tv(Ctx, chains, 40), abs=1e-6)
+    fresh = sampled.SettlePoints(Ctx, 40).check(chains)  # every state scored at once
+    for key in ("halves_tv", "interleaved_tv", "accuracy", "nll"):
+        assert second[key] == pytest.approx(fresh[key], abs=1e-6)
 
 
 def test_a_check_before_any_state_is_kept_does_not_settle():

@@ -124,9 +124,3 @@ def test_auto_keeps_the_loop_on_a_cpu_to_the_bit(one_thread):
     assert out["auto"]["chains_batched"] is False
     for key in ("accuracy", "nll", "acceptance_rate", "final_step_size_mean"):
         assert out["auto"][key] == out["off"][key]
-
-
-def test_batching_pays_times_both_ways():
-    post, _, _ = _posterior()
-    found = batched.batching_pays(post, torch.zeros(3, post.model.num_params, dtype=torch.float64), repeats=1)
-    assert found["loop_seconds"] > 0 and found["batched_seconds"] > 0 and isinstance(found["batched"], bool)

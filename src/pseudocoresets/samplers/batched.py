@@ -9,14 +9,13 @@ batched evaluation is another, equally valid, draw of the same chains, not the l
 
 Whether batching pays depends on the device: a coreset of 100 images leaves a GPU launch-bound, where C chains
 cost about one; on a CPU the arithmetic is already the bottleneck and vmap's batched kernels are slower than the
-loop (benchmarks/bench_chains_batched.py measures both); :func:`batching_pays` times both on the spot. The
-evaluation's ``auto`` decides by the device's type, never by a timing, so that results never depend on load.
+loop (benchmarks/bench_chains_batched.py measures both). The evaluation's ``auto`` decides by the device's type,
+never by a timing, so that results never depend on load.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable
 
 import torch
@@ -115,28 +114,3 @@ def step(
         new_states.append(HMCState(q[c], u1[c], grad[c]) if accepted else state)
         infos.append(HMCInfo(accepted, prob, dh))
     return new_states, infos
-
-
-def batching_pays(posterior: CoresetPosterior, thetas: torch.Tensor, margin: float = 1.2, repeats: int = 3) -> dict:
-    """Time the chains' gradients ``thetas`` [C, P] batched and one after another (best of ``repeats`` after a
-    warm-up); batched is chosen when it is at least ``margin`` times faster. Returns the choice and both times."""
-    batched = potential_and_grad(posterior)
-
-    def synchronise() -> None:
-        if thetas.device.type == "cuda":
-            torch.cuda.synchronize(thetas.device)
-
-    def best(fn) -> float:
-        fn()
-        synchronise()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            synchronise()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    loop_s = best(lambda: [posterior.potential_and_grad(t) for t in thetas])
-    batch_s = best(lambda: batched(thetas))
-    return {"batched": loop_s >= margin * batch_s, "loop_seconds": loop_s, "batched_seconds": batch_s}

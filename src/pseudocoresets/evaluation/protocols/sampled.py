@@ -149,20 +149,6 @@ def _tv(first: torch.Tensor, second: torch.Tensor) -> float:
     return float(0.5 * (first - second).abs().sum(1).mean())
 
 
-def halves_tv(ctx: ProtocolContext, chains: list[Chain], points: int, interleaved: bool = False) -> float:
-    """(S1): the total variation between the predictive of the first and of the second half of every chain's
-    kept states, on the first ``points`` test points. ``interleaved``: between its even and odd kept states
-    instead, which share the halves' Monte Carlo error but not their drift."""
-    firsts, seconds = _split([c.samples for c in chains], interleaved)
-    if not firsts or not seconds:
-        return 1.0
-    x = ctx.test_sets["test"][:points]
-    batch = ctx.common.test_batch
-    p1 = predictive_average(ctx.model, torch.stack(firsts), x, batch, ctx.prepare)
-    p2 = predictive_average(ctx.model, torch.stack(seconds), x, batch, ctx.prepare)
-    return _tv(p1, p2)
-
-
 class SettlePoints:
     """The stopping rule's checks on the first ``points`` test points. Every kept state is scored there once, as
     it is kept (a check scores only the states kept since the last one), and (S1), the even/odd TV and the pooled
