@@ -35,6 +35,7 @@ from pseudocoresets import reference  # noqa: E402
 from pseudocoresets.evaluation import diagnostics  # noqa: E402
 from pseudocoresets.models import last_layer  # noqa: E402
 from pseudocoresets.objectives import vbpc  # noqa: E402
+from pseudocoresets.distill import watch  # noqa: E402
 from pseudocoresets.samplers import CoresetPosterior, MassAdapter, mass as mass_matrix, sghmc  # noqa: E402
 
 THRESHOLD = {(label, weight): least for label, weight, least in CHECKS}
@@ -264,8 +265,26 @@ TEMPERED = "tests/samplers/test_tempered_posterior.py"
 REFERENCE = "tests/reference/test_reference.py"
 METRIC = "tests/samplers/test_mass.py"
 DIAGNOSTICS = "tests/evaluation/test_diagnostics.py"
+compare_original = watch.compare
+FLIP = {"higher": "lower", "lower": "higher"}
 VBPC_TESTS = "tests/objectives/test_vbpc.py"
+WATCH_TESTS = "tests/objectives/test_watch.py"
 TEST_MUTANTS = [
+    (
+        "watch: the better direction flipped",
+        f"{WATCH_TESTS}::test_the_loop_says_once_when_the_watched_metric_got_worse",
+        mock.patch.object(watch, "compare", lambda values, better: compare_original(values, FLIP[better])),
+    ),
+    (
+        "watch: rKL watches its covariance monitor instead of the real data's log-likelihood",
+        f"{WATCH_TESTS}::test_rkl_chains_going_the_wrong_way_are_caught",
+        mock.patch.object(rkl.ReverseKL, "watch", dataclasses.replace(rkl.ReverseKL.watch, metric="covariance")),
+    ),
+    (
+        "VBPC: no guard against a diverging loss",
+        f"{WATCH_TESTS}::test_vbpc_with_the_image_defaults_diverges_on_blr_and_is_refused",
+        mock.patch.object(vbpc.VBPC, "loss_is_divergence", False),
+    ),
     (
         "VBPC: the coreset's noise ignored in the last-layer posterior",
         f"{VBPC_TESTS}::test_the_coreset_noise_is_the_one_of_the_coresets_likelihood",

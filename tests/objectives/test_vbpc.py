@@ -193,7 +193,7 @@ def test_a_run_stopped_at_any_iteration_resumes_to_the_same_targets(stop_at):
         linear_model(3), None, x, y, 0, None, torch.device("cpu"), posterior=PosteriorSpec(1.0, 1.0, PRIOR)
     )
     cfg = DistillConfig(method="vbpc", ipc=4, iterations=5, optimizer="adam", lr_images=0.05, checkpoint_every=0)
-    config = vbpc.Config(real_batch=0, coreset_noise=NOISE)
+    config = vbpc.Config(real_batch=0, coreset_noise=NOISE, lr_targets=0.05)
     images, full = distill(cfg, config, ctx, u, t, quiet=True)
     saved, calls = {}, []
     with pytest.raises(KeyboardInterrupt):

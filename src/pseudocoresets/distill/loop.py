@@ -7,6 +7,7 @@ It knows nothing of the divergence: each iteration it asks the objective for the
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -16,6 +17,7 @@ import torch
 from ..errors import ResumeMismatch, UserError
 from ..objectives import DistillContext, Objective, StudentSettings, build_objective, has_objective, method_names
 from ..utils import generator, progress
+from . import watch as watching
 
 
 @dataclass
@@ -155,15 +157,28 @@ def prepare_objective(config: DistillConfig, objective_config: Any, context: Dis
 
 
 def loop_state(
-    k: int, images: torch.Tensor, optimisers: list, objective: Objective, g: torch.Generator, elapsed: float
+    k: int,
+    images: torch.Tensor,
+    optimisers: list,
+    objective: Objective,
+    g: torch.Generator,
+    elapsed: float,
+    watched: list[float] | None = None,
+    first_loss: float | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Everything iteration ``k`` (the next to run) depends on, as named tensors (a checkpoint)."""
+    """Everything iteration ``k`` (the next to run) depends on, as named tensors (a checkpoint); ``watched``: the
+    values of the objective's watched metric so far, ``first_loss`` the first value of a divergence loss
+    (distill/watch.py)."""
     state = {
         "iteration": torch.tensor([k]),
         "images": images.detach(),
         "generator": g.get_state(),
         "elapsed": torch.tensor([elapsed], dtype=torch.float64),
     }
+    if watched:
+        state["watch"] = torch.tensor(watched, dtype=torch.float64)
+    if first_loss is not None:
+        state["first_loss"] = torch.tensor([first_loss], dtype=torch.float64)
     for i, opt in enumerate(optimisers):
         for pid, entries in opt.state_dict()["state"].items():
             for key, value in entries.items():
@@ -296,6 +311,10 @@ def distill(
         check_state(resume, images, optimisers, objective, g, config.iterations)
     first, before = restore_state(resume, images, optimisers, objective, g) if resume is not None else (0, 0.0)
     start = time.perf_counter() - before
+    watch = getattr(objective, "watch", None)
+    # a checkpoint written before the loop watched anything resumes with the values from there on
+    watched: list[float] = resume["watch"].tolist() if resume is not None and "watch" in resume else []
+    first_loss = float(resume["first_loss"][0]) if resume is not None and "first_loss" in resume else None
     for k in progress(
         range(first, config.iterations), config.iterations - first, f"distill {config.method}", quiet, initial=first
     ):
@@ -311,6 +330,16 @@ def distill(
                 f"{config.method}: non-finite gradient of the objective's own learnt values at iteration "
                 f"{k}; lower its learning rates (e.g. --{config.method}.lr_weights)"
             )
+        if watch is not None and watch.metric in metrics:
+            watched.append(float(metrics[watch.metric]))
+        if getattr(objective, "loss_is_divergence", False) and "loss" in metrics:
+            first_loss = metrics["loss"] if first_loss is None else first_loss
+            if watching.diverging(first_loss, metrics["loss"]):
+                options = " or ".join(f"--{o}" for o in getattr(objective, "guard_options", ()))
+                raise UserError(
+                    f"{config.method}: the run diverges (its loss, the divergence up to a constant, went from "
+                    f"{first_loss:.4g} to {metrics['loss']:.4g} by iteration {k}); lower {options}"
+                )
         if config.lr_schedule == "linear":
             pixels.param_groups[0]["lr"] = config.lr_images * (1 - k / config.iterations)
         for opt in optimisers:
@@ -323,7 +352,9 @@ def distill(
         stop = stop_requested is not None and stop_requested()
         periodic = config.checkpoint_every and (k + 1) % config.checkpoint_every == 0 and k + 1 < config.iterations
         if on_checkpoint is not None and (stop or periodic):
-            on_checkpoint(loop_state(k + 1, images, optimisers, objective, g, time.perf_counter() - start))
+            on_checkpoint(
+                loop_state(k + 1, images, optimisers, objective, g, time.perf_counter() - start, watched, first_loss)
+            )
         if stop:
             raise KeyboardInterrupt
     elapsed = time.perf_counter() - start
@@ -332,5 +363,16 @@ def distill(
         "seconds_per_iteration": elapsed / config.iterations,
         "last_metrics": metrics,
     }
+    if watch is not None:
+        verdict = watching.compare(watched, watch.better)
+        if verdict is not None:
+            summary["watch"] = {"metric": watch.metric, "better": watch.better, **verdict}
+            if verdict["worse"]:
+                print(
+                    f"bpc: warning: {config.method}: {watch.meaning} ({watch.metric} {verdict['first']:.4g} over "
+                    f"the first {verdict['window']} iterations, {verdict['last']:.4g} over the last); the coreset is "
+                    f"returned as learnt: check it, or change {', '.join('--' + o for o in watch.options)}",
+                    file=sys.stderr,
+                )
     summary.update(objective.summary())
     return images.detach(), summary

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import torch
 
 from ..distill import DistillConfig, distill, prepare_objective
+from ..distill import watch as watching
 from ..evaluation.gaussian import kl_gaussian, linear_gaussian_posterior, w2_squared_gaussian
 from ..experts import ExpertConfig, ExpertPool, expert_file, expert_files, save_trajectory, sgd_trajectory
 from ..models import FlatModel, ModelConfig, build_model
@@ -176,23 +177,32 @@ def descend_objective(
     seed: int = 0,
     reference: torch.Tensor | None = None,
     patch: Callable[[Any], None] | None = None,
+    report: dict | None = None,
 ) -> torch.Tensor:
     """Adam on the coreset inputs with the gradient the objective ``method`` writes into ``images.grad``;
     ``reference``: full-data posterior samples for objectives that read them (fkl_mcmc's x_source reference);
-    ``patch(objective)`` is called once before the descent (diagnostics swap a part, e.g. chains for exact draws)."""
+    ``patch(objective)`` is called once before the descent (diagnostics swap a part, e.g. chains for exact draws);
+    ``report`` receives the outer loop's verdict on the objective's watched metric (distill/watch.py) as
+    ``report["watch"]`` (None when the objective watches nothing)."""
     distill_config.method = method
     context = problem_context(problem, pool, reference)
     objective = prepare_objective(distill_config, objective_config, context)
     if patch is not None:
         patch(objective)
     g = generator(seed)
+    watch, watched = getattr(objective, "watch", None), []
 
     def grad(u: torch.Tensor) -> torch.Tensor:
         u.grad = None
-        objective.step(u, problem.v, g)
+        metrics = objective.step(u, problem.v, g)
+        if watch is not None:
+            watched.append(float(metrics[watch.metric]))
         return u.grad
 
-    return _adam(problem.u0, grad, steps, lr, after=lambda u: objective.after_update(u, problem.v))
+    learnt = _adam(problem.u0, grad, steps, lr, after=lambda u: objective.after_update(u, problem.v))
+    if report is not None:
+        report["watch"] = None if watch is None else watching.compare(watched, watch.better)
+    return learnt
 
 
 _EXPERT_DIRS: dict[tuple, Path] = {}
@@ -253,16 +263,36 @@ def reduction_share(
     - share = (D_0 - D_obj) / (D_0 - D_exact): the share of the exact reduction;
     - log_share = (log D_0 - log D_obj) / (log D_0 - log D_exact): the same on a log scale, which does not call a
       descent good because the start was far (at w = N/M a start of 1000 makes every share ~100%);
-    - end_ratio = D_obj / D_exact: how many times the exact descent's end value the objective ends at.
+    - end_ratio = D_obj / D_exact: how many times the exact descent's end value the objective ends at;
+    - warned: whether the outer loop would have said that the run made the coreset worse (None: the objective
+      watches nothing), with the comparison under ``watch`` (distill/watch.py).
     """
     kind = DIVERGENCES[method]
     pool = cached_experts(problem, experts or EXPERTS) if objective_module(method).NEEDS_EXPERTS else None
+    report: dict = {}
     learnt = descend_objective(
-        problem, method, distill_config, objective_config, pool, steps, lr, seed, reference=reference, patch=patch
+        problem,
+        method,
+        distill_config,
+        objective_config,
+        pool,
+        steps,
+        lr,
+        seed,
+        reference=reference,
+        patch=patch,
+        report=report,
     )
     exact = cached_exact_descent(problem, kind, steps, lr)
     start, obj, best = (float(problem.divergence(kind, u)) for u in (problem.u0, learnt, exact))
-    return {"method": method, "divergence": kind, **compare(start, obj, best)}
+    verdict = report["watch"]
+    return {
+        "method": method,
+        "divergence": kind,
+        **compare(start, obj, best),
+        "watch": verdict,
+        "warned": None if verdict is None else verdict["worse"],
+    }
 
 
 def compare(start: float, objective: float, exact: float) -> dict:
@@ -342,7 +372,9 @@ CHECKS = [
 
 # ---------------------------------------------------------------------------------------------------------------
 # A family of problems the objectives were never tuned to: three sizes, up to 16 features, 5,000 points and 32
-# pseudo-points, with growing conditioning of the features (experiments/blr_fidelity/fidelity_family.py).
+# pseudo-points, with growing conditioning of the features, and two harder regimes: fewer pseudo-points than
+# features (the coreset posterior keeps the prior's width in d - M directions), and strongly correlated features
+# (experiments/blr_fidelity/fidelity_family.py).
 
 
 @dataclass(frozen=True)
@@ -358,6 +390,8 @@ FAMILY = (
     FamilyMember("small", 500, 4, 8, 1.0),
     FamilyMember("medium", 2000, 8, 16, 10.0),
     FamilyMember("large", 5000, 16, 32, 100.0),
+    FamilyMember("wide", 2000, 12, 8, 300.0),  # M < d
+    FamilyMember("correlated", 2000, 8, 16, 1000.0),
 )
 
 
@@ -397,7 +431,16 @@ def family_cases() -> list[tuple[str, str, DistillConfig, Any]]:
         ),
         ("rkl, samples gaussian (paper)", "rkl", student(), objective_module("rkl").Config()),
         ("rkl, samples chains", "rkl", student(), objective_module("rkl").Config(samples="chains", **chains)),
+        ("rkl, samples chains (defaults)", "rkl", student(), objective_module("rkl").Config(samples="chains")),
         ("wasserstein (MTT)", "wasserstein", student(), objective_module("wasserstein").Config()),
+        (
+            "fkl_mcmc, CD-k, dense mass, 10 transitions",
+            "fkl_mcmc",
+            student(),
+            fkl_mcmc(
+                **{**chains, "chain_steps": 10}, x_source="reference", noise_x=0.0, chain_start="x", chain_mass="dense"
+            ),
+        ),
     ]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import UserError
 from . import dc, fkl, fkl_mcmc, rkl, vbpc, wasserstein
-from .interface import DistillContext, Objective, ObjectiveBase, StudentSettings
+from .interface import DistillContext, Objective, ObjectiveBase, StudentSettings, Watch
 
 OBJECTIVES: dict[str, ModuleType] = {m.NAME: m for m in (dc, rkl, wasserstein, fkl, fkl_mcmc, vbpc)}
 
@@ -51,6 +51,7 @@ __all__ = [
     "method_names",
     "DistillContext",
     "Objective",
+    "Watch",
     "ObjectiveBase",
     "StudentSettings",
     "build_objective",

@@ -41,6 +41,18 @@ class StudentSettings:
     max_start_epoch: int  # T+: start epoch r ~ U{0..T+}
 
 
+@dataclass(frozen=True)
+class Watch:
+    """A metric of the objective's ``step`` that tells, from its own samples, whether the coreset got worse over a
+    run (distill/watch.py): ``metric`` the key in the step's metrics, ``better`` "higher" or "lower", ``meaning``
+    what a worse value says about the divergence, ``options`` what the user may change (``--section.option``)."""
+
+    metric: str
+    better: str
+    meaning: str
+    options: tuple[str, ...]
+
+
 @dataclass
 class DistillContext:
     """Everything an objective may use. ``real_x`` is preprocessed; ``augment`` is DSA or None; the outer loop
@@ -86,9 +98,17 @@ class Objective(Protocol):
 
 
 class ObjectiveBase:
-    """Defaults for the interface: no extra learnable tensors, nothing after an update, nothing to report."""
+    """Defaults for the interface: no extra learnable tensors, nothing after an update, nothing to report,
+    nothing watched.
+
+    ``watch``: a :class:`Watch` the outer loop compares between the first and the last iterations of a run;
+    ``loss_is_divergence``: the step's metric ``loss`` is the divergence up to a constant, so a run whose loss
+    shoots up is refused, naming ``guard_options`` (distill/watch.py)."""
 
     name = "base"
+    watch: Watch | None = None
+    loss_is_divergence = False
+    guard_options: tuple[str, ...] = ()
 
     def __init__(self, config: Any, context: DistillContext):
         self.c = config

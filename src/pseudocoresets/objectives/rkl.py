@@ -37,7 +37,7 @@ from .. import parallel
 from ..errors import UserError
 from ..samplers import PosteriorSpec
 from .chains import ChainOptions, PersistentChains
-from .interface import DistillContext, ObjectiveBase
+from .interface import DistillContext, ObjectiveBase, Watch
 from .student import paper_student_schedule, siamese, student_endpoint
 
 NAME = "rkl"
@@ -122,12 +122,23 @@ def rkl_surrogate(
 
 class ReverseKL(ObjectiveBase):
     name = "rkl"
+    # E_{pi_u}[mean real log-likelihood], from the samples the step already scores: -N times it is the term of
+    # KL(pi_u || pi_x) that grows when pi_u spreads where the data pin theta down (module docstring)
+    watch = Watch(
+        "data_log_lik",
+        "higher",
+        "the coreset posterior's expected log-likelihood of the real data fell: its reverse KL to the full-data "
+        "posterior has likely risen (a gradient estimate dominated by noise, or chains that do not mix)",
+        ("rkl.samples", "rkl.chains", "rkl.chain_mass", "distill.lr_images"),
+    )
 
     def __init__(self, config: Config, context: DistillContext):
         super().__init__(config, context)
         self.chains = None
         if config.samples == "chains":
             self.chains = PersistentChains.from_options(context, config)
+        else:  # q_u's samples sit around the student endpoint and never see pi_u: nothing to tell from them
+            self.watch = None
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.chains.state_dict() if self.chains is not None else {}
@@ -163,8 +174,12 @@ class ReverseKL(ObjectiveBase):
         def coreset_ll(theta, s):
             return -model.nll(theta, views(s)[1], labels)
 
+        scored: list[float] = []
+
         def data_ll(theta, s):
-            return -model.nll(theta, views(s)[0], real_y)
+            value = -model.nll(theta, views(s)[0], real_y)
+            scored.append(float(value))
+            return value
 
         cov = rkl_surrogate(
             coreset_ll,
@@ -181,7 +196,8 @@ class ReverseKL(ObjectiveBase):
             if images.grad is None:
                 images.grad = torch.zeros_like(images)
             parallel.all_reduce_sum_(images.grad)
-        return {"covariance": float(cov), **info}
+        # this rank's samples (all of them without torch.distributed)
+        return {"covariance": float(cov), "data_log_lik": sum(scored) / max(len(scored), 1), **info}
 
 
 def build(config: Config, context: DistillContext) -> ReverseKL:
