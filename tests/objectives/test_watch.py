@@ -12,7 +12,7 @@ from pseudocoresets.distill import watch as watching
 from pseudocoresets.distill.loop import DistillConfig, distill
 from pseudocoresets.errors import UserError
 from pseudocoresets.evaluation.gaussian import kl_gaussian, linear_gaussian_posterior
-from pseudocoresets.fidelity.blr import FAMILY, family_problem, run_family_check
+from pseudocoresets.fidelity.blr import FAMILY, family_cases, family_problem, run_family_check
 from pseudocoresets.models import ModelConfig, build_model
 from pseudocoresets.objectives import DistillContext, ObjectiveBase, Watch
 
@@ -127,3 +127,10 @@ def test_vbpc_with_the_image_defaults_diverges_on_blr_and_is_refused():
     small = FAMILY[0]
     with pytest.raises(UserError, match="diverges.*--vbpc.lr_targets"):
         blr_vbpc(small, "1", coreset_noise=0.1, lr_targets=10.0)
+
+
+def test_the_blr_preset_rkl_is_the_family_bench_case_with_chains():
+    """The family bench's numbers for rKL with chains are the blr preset's: the same options."""
+    (case,) = [c for c in family_cases() if c[0] == "rkl, samples chains"]
+    _, own = preset("blr").cell("rkl", 20)
+    assert own == case[3]
