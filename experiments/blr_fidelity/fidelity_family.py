@@ -50,6 +50,10 @@ def run_one(job: tuple[str, int, str, str, int]) -> dict:
     }
 
 
+def picks(pattern: str, label: str) -> bool:
+    return label == pattern[1:] if pattern.startswith("=") else pattern in label
+
+
 def key(r: dict) -> tuple:
     return (r["member"], r["seed"], r["weight"], r["case"])
 
@@ -60,14 +64,18 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--members", default=",".join(m.name for m in FAMILY))
     p.add_argument("--weights", default=",".join(WEIGHTS))
-    p.add_argument("--cases", default="", help="only the cases whose label contains this text (or one of A|B|...)")
+    p.add_argument(
+        "--cases",
+        default="",
+        help="only the cases whose label contains this text, or is it exactly with a leading '=' (or one of A|B|...)",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--name", default="fidelity_family")
     args = p.parse_args()
     path = RESULTS / f"{args.name}.json"
     rows = json.loads(path.read_text())["rows"] if path.exists() else []
     done = {key(r) for r in rows}
-    labels = [lab for lab, *_ in family_cases() if any(part in lab for part in args.cases.split("|"))]
+    labels = [lab for lab, *_ in family_cases() if any(picks(part, lab) for part in args.cases.split("|"))]
     jobs = [
         (m, int(s), w, lab, args.steps)
         for m in args.members.split(",")
