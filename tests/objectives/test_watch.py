@@ -10,7 +10,7 @@ from pseudocoresets.config import preset
 from pseudocoresets.distill import loop
 from pseudocoresets.distill import watch as watching
 from pseudocoresets.distill.loop import DistillConfig, distill
-from pseudocoresets.errors import UserError
+from pseudocoresets.errors import ResumeMismatch, UserError
 from pseudocoresets.evaluation.gaussian import kl_gaussian, linear_gaussian_posterior
 from pseudocoresets.fidelity.blr import FAMILY, family_cases, family_problem, run_family_check
 from pseudocoresets.models import ModelConfig, build_model
@@ -134,3 +134,36 @@ def test_the_blr_preset_rkl_is_the_family_bench_case_with_chains():
     (case,) = [c for c in family_cases() if c[0] == "rkl, samples chains"]
     _, own = preset("blr").cell("rkl", 20)
     assert own == case[3]
+
+
+class Rising(Drifting):
+    """A divergence loss that rises by 3 per step from 1: refused once it is 10 above the first value."""
+
+    loss_is_divergence = True
+    guard_options = ("rising.option",)
+
+    def step(self, images, labels, g):
+        metrics = super().step(images, labels, g)
+        return {**metrics, "loss": 1.0 + 3.0 * (self.k - 1)}
+
+
+def test_a_resumed_run_keeps_the_guards_first_loss(monkeypatch):
+    def run(**kw):
+        monkeypatch.setattr(loop, "build_objective", lambda method, cfg, ctx: Rising(0.0))
+        monkeypatch.setattr(loop, "has_objective", lambda method: True)
+        x = torch.randn(20, 3)
+        model = build_model(ModelConfig(arch="linear", likelihood="gaussian"), (3,), 1)
+        ctx = DistillContext(model, None, x, x[:, 0], 0, None, torch.device("cpu"))
+        cfg = DistillConfig(method="fkl", ipc=2, iterations=60, checkpoint_every=0)
+        return distill(cfg, None, ctx, torch.zeros(2, 3), torch.zeros(2), quiet=True, **kw)
+
+    with pytest.raises(UserError, match=r"from 1 to 13 by iteration 4.*--rising.option"):
+        run()
+    saved, calls = {}, []
+    with pytest.raises(KeyboardInterrupt):
+        run(on_checkpoint=saved.update, stop_requested=lambda: calls.append(1) or len(calls) == 3)
+    with pytest.raises(UserError, match=r"from 1 to 13 by iteration 4"):
+        run(resume=saved)
+    saved["watch"] = torch.tensor([float("nan")], dtype=torch.float64)
+    with pytest.raises(ResumeMismatch, match="watched values"):
+        run(resume=saved)

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import ResumeMismatch, UserError
 from ..objectives import DistillContext, Objective, StudentSettings, build_objective, has_objective, method_names
+from .. import parallel
 from ..utils import generator, progress
 from . import watch as watching
 
@@ -241,6 +242,20 @@ def check_state(
     for name, like in objective.state_dict().items():
         if f"objective.{name}" in state and torch.is_tensor(like):
             _check_like(state, f"objective.{name}", like)
+    watched = state.get("watch")
+    if watched is not None and (
+        not torch.is_tensor(watched)
+        or watched.dim() != 1
+        or not watched.dtype.is_floating_point
+        or len(watched) > k
+        or not torch.isfinite(watched).all()
+    ):
+        raise ResumeMismatch("its watched values are not one finite value per iteration run")
+    first_loss = state.get("first_loss")
+    if first_loss is not None and (
+        not torch.is_tensor(first_loss) or first_loss.numel() != 1 or not torch.isfinite(first_loss.double()).all()
+    ):
+        raise ResumeMismatch("its first loss is not one finite number")
     return k
 
 
@@ -366,8 +381,9 @@ def distill(
     if watch is not None:
         verdict = watching.compare(watched, watch.better)
         if verdict is not None:
-            summary["watch"] = {"metric": watch.metric, "better": watch.better, **verdict}
-            if verdict["worse"]:
+            # values < iterations: resumed from a checkpoint written before the loop watched (the tail only)
+            summary["watch"] = {"metric": watch.metric, "better": watch.better, "values": len(watched), **verdict}
+            if verdict["worse"] and parallel.is_main():
                 print(
                     f"bpc: warning: {config.method}: {watch.meaning} ({watch.metric} {verdict['first']:.4g} over "
                     f"the first {verdict['window']} iterations, {verdict['last']:.4g} over the last); the coreset is "

@@ -178,11 +178,11 @@ class ReverseKL(ObjectiveBase):
         def coreset_ll(theta, s):
             return -model.nll(theta, views(s)[1], labels)
 
-        scored: list[float] = []
+        scored: list[torch.Tensor] = []
 
         def data_ll(theta, s):
             value = -model.nll(theta, views(s)[0], real_y)
-            scored.append(float(value))
+            scored.append(value.detach().reshape(()))
             return value
 
         cov = rkl_surrogate(
@@ -200,8 +200,19 @@ class ReverseKL(ObjectiveBase):
             if images.grad is None:
                 images.grad = torch.zeros_like(images)
             parallel.all_reduce_sum_(images.grad)
-        # this rank's samples (all of them without torch.distributed)
-        return {"covariance": float(cov), "data_log_lik": sum(scored) / max(len(scored), 1), **info}
+        # the mean over every sample, whichever rank scored it
+        total = (
+            torch.stack(
+                [
+                    torch.stack(scored).sum().double(),
+                    torch.tensor(float(len(scored)), dtype=torch.float64, device=images.device),
+                ]
+            )
+            if scored
+            else torch.zeros(2, dtype=torch.float64, device=images.device)
+        )
+        total = parallel.all_reduce_sum_(total) if parallel.active() else total
+        return {"covariance": float(cov), "data_log_lik": float(total[0] / total[1]), **info}
 
 
 def build(config: Config, context: DistillContext) -> ReverseKL:

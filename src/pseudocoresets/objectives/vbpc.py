@@ -135,12 +135,11 @@ class Config:
 
 def preset_values(preset: str, ipc: int) -> dict[str, Any]:
     """Adam on the pixels (the data term is a mean over a batch: its scale is unrelated to the paper's SGD rates).
-    On the blr preset (regression, a linear model) the coreset's likelihood is the model's own (noise 0) and the
-    targets move at 0.05: the image defaults (s_u 0.1, lr_targets 10) make the last layer 100 times sharper than
-    the data's and diverge within a few steps (measured on the closed-form family, docs/fidelity.md)."""
+    On the blr preset (regression, a linear model) the targets move at 0.05: the image default lr_targets 10 makes
+    the targets, and the loss, diverge within a few steps on the closed-form family (docs/fidelity.md)."""
     out = {"distill.optimizer": "adam", "distill.lr_images": 0.01}
     if preset == "blr":
-        out.update({"vbpc.coreset_noise": 0.0, "vbpc.lr_targets": 0.05})
+        out["vbpc.lr_targets"] = 0.05
     return out
 
 
