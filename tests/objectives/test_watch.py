@@ -58,8 +58,8 @@ class Drifting(ObjectiveBase):
         self.k = int(state["k"][0])
 
 
-def run_drifting(monkeypatch, slope, **kw):
-    monkeypatch.setattr(loop, "build_objective", lambda method, cfg, ctx: Drifting(slope))
+def run_drifting(monkeypatch, slope, objective=Drifting, **kw):
+    monkeypatch.setattr(loop, "build_objective", lambda method, cfg, ctx: objective(slope))
     monkeypatch.setattr(loop, "has_objective", lambda method: True)
     x = torch.randn(20, 3)
     model = build_model(ModelConfig(arch="linear", likelihood="gaussian"), (3,), 1)
@@ -149,13 +149,7 @@ class Rising(Drifting):
 
 def test_a_resumed_run_keeps_the_guards_first_loss(monkeypatch):
     def run(**kw):
-        monkeypatch.setattr(loop, "build_objective", lambda method, cfg, ctx: Rising(0.0))
-        monkeypatch.setattr(loop, "has_objective", lambda method: True)
-        x = torch.randn(20, 3)
-        model = build_model(ModelConfig(arch="linear", likelihood="gaussian"), (3,), 1)
-        ctx = DistillContext(model, None, x, x[:, 0], 0, None, torch.device("cpu"))
-        cfg = DistillConfig(method="fkl", ipc=2, iterations=60, checkpoint_every=0)
-        return distill(cfg, None, ctx, torch.zeros(2, 3), torch.zeros(2), quiet=True, **kw)
+        return run_drifting(monkeypatch, 0.0, Rising, **kw)
 
     with pytest.raises(UserError, match=r"from 1 to 13 by iteration 4.*--rising.option"):
         run()
