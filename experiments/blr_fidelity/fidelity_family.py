@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # common.py
 RESULTS = Path(__file__).resolve().parent / "results"
 from common import machine, write_results  # noqa: E402
+from family_diagnosis import picks  # noqa: E402  (this folder is on the path of a script run from it)
 
 from pseudocoresets.fidelity.blr import FAMILY, family_cases, run_family_check  # noqa: E402
 
@@ -48,10 +49,6 @@ def run_one(job: tuple[str, int, str, str, int]) -> dict:
         **r,
         "seconds": time.perf_counter() - t0,
     }
-
-
-def picks(pattern: str, label: str) -> bool:
-    return label == pattern[1:] if pattern.startswith("=") else pattern in label
 
 
 def key(r: dict) -> tuple:

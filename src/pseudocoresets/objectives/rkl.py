@@ -201,17 +201,10 @@ class ReverseKL(ObjectiveBase):
                 images.grad = torch.zeros_like(images)
             parallel.all_reduce_sum_(images.grad)
         # the mean over every sample, whichever rank scored it
-        total = (
-            torch.stack(
-                [
-                    torch.stack(scored).sum().double(),
-                    torch.tensor(float(len(scored)), dtype=torch.float64, device=images.device),
-                ]
-            )
-            if scored
-            else torch.zeros(2, dtype=torch.float64, device=images.device)
-        )
-        total = parallel.all_reduce_sum_(total) if parallel.active() else total
+        total = torch.zeros(2, dtype=torch.float64, device=images.device)  # sum, count
+        if scored:
+            total[0], total[1] = torch.stack(scored).sum(), len(scored)
+        parallel.all_reduce_sum_(total)
         return {"covariance": float(cov), "data_log_lik": float(total[0] / total[1]), **info}
 
 
