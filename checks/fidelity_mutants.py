@@ -15,6 +15,7 @@ Writes checks/results/fidelity_mutants.{json,md} (fidelity_mutants_partial.* whe
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -279,6 +280,11 @@ TEST_MUTANTS = [
         "watch: rKL watches its covariance monitor instead of the real data's log-likelihood",
         f"{WATCH_TESTS}::test_rkl_chains_going_the_wrong_way_are_caught",
         mock.patch.object(rkl.ReverseKL, "watch", dataclasses.replace(rkl.ReverseKL.watch, metric="covariance")),
+    ),
+    (
+        "watch: standard errors of independent values (no batch means)",
+        f"{WATCH_TESTS}::test_correlated_values_without_a_trend_are_rarely_called_worse",
+        mock.patch.object(watch, "mean_variance", lambda values: statistics.variance(values) / len(values)),
     ),
     (
         "VBPC: no guard against a diverging loss",

@@ -10,10 +10,17 @@ tell from its own samples (``ObjectiveBase.watch``, objectives/interface.py):
   (each the larger of 5 iterations and a tenth of the run). The run is called worse when the difference, in the
   bad direction, exceeds ``Z`` standard errors of the difference of the two means (W1):
 
-      worse = s (mean_last - mean_first),  se = sqrt(var_first / n_first + var_last / n_last),  worse > Z se,
+      worse = s (mean_last - mean_first),  se = sqrt(v_first + v_last),  worse > Z se,
 
-  with s = +1 when lower is better and -1 when higher is better. The loop then says so in one line and records
-  the comparison in the coreset's summary; the coreset is still returned, as learnt.
+  with s = +1 when lower is better and -1 when higher is better. The values come from persistent chains and a
+  slowly moving coreset, so consecutive values are correlated and var / n understates a window mean's variance.
+  Each window's variance of its mean is therefore the batch-means estimate (W3), floored at the independent one:
+
+      v = max(var(window) / n,  var(batch means) / b),  b = floor(sqrt(n)) batches of floor(n / b) values,
+
+  the batches taken from the window's last b floor(n / b) values (Flegal & Jones 2010: batches of about sqrt(n)
+  values). The loop then says so in one line and records the comparison in the coreset's summary; the coreset is
+  still returned, as learnt.
 - a **divergence loss** (``ObjectiveBase.loss_is_divergence``: the loss is the divergence up to a constant, as
   VBPC's): a run whose loss leaves its first value by more than ``GUARD`` times max(|first|, 1) upwards, or
   turns non-finite, is diverging and is refused at that iteration (W2), naming the options to change.
@@ -36,6 +43,15 @@ def window(count: int) -> int:
     return max(MIN_WINDOW, count // 10)
 
 
+def mean_variance(values: list[float]) -> float:
+    """(W3): the variance of the mean of ``values`` (at least 4 of them), by batch means floored at var / n."""
+    n = len(values)
+    b = math.isqrt(n)
+    size = n // b
+    batches = [statistics.fmean(values[n - (j + 1) * size : n - j * size]) for j in range(b)]
+    return max(statistics.variance(values) / n, statistics.variance(batches) / b)
+
+
 def compare(values: list[float], better: str) -> dict[str, Any] | None:
     """(W1) on the watched metric's values, one per iteration; None when the run is too short for two windows
     (fewer than 2 x MIN_WINDOW iterations) or a value is not finite."""
@@ -45,7 +61,7 @@ def compare(values: list[float], better: str) -> dict[str, Any] | None:
     first, last = values[:n], values[-n:]
     sign = 1.0 if better == "lower" else -1.0
     worse = sign * (statistics.fmean(last) - statistics.fmean(first))
-    se = math.sqrt((statistics.variance(first) + statistics.variance(last)) / n)
+    se = math.sqrt(mean_variance(first) + mean_variance(last))
     return {
         "first": statistics.fmean(first),
         "last": statistics.fmean(last),
