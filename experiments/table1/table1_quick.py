@@ -39,6 +39,7 @@ from common import machine, write_results  # noqa: E402
 from yardstick import SETTLE, config  # noqa: E402  (the yardstick's settings: its cells are this grid's)
 
 import pseudocoresets as bpc  # noqa: E402
+from pseudocoresets.report import figures  # noqa: E402
 
 LEARNT = ["wasserstein", "fkl", "rkl", "vbpc"]
 ROWS = ["random", *LEARNT]
@@ -301,6 +302,15 @@ def summarise(data: str, out: Path) -> None:
         "steps": steps,
     }
     write_results(f"table1_quick_{data}", payload, text, HERE / "results")
+    lines = [{**g, "method": g["row"]} for g in grid]
+    for metric in ("accuracy", "nll"):
+        if any(isinstance(g.get(metric), dict) for g in lines):
+            figures.table1_plot(
+                lines,
+                HERE / "results" / "figures" / f"table1_quick_{data}_{metric}",
+                f"Table 1, quick preset, {data}: {metric} over {SEEDS} coresets (95% intervals)",
+                metric,
+            )
 
 
 def main() -> None:

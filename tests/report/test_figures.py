@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from pseudocoresets.report import figures
@@ -62,3 +63,19 @@ def test_curves_and_agreement_plots_write_png_and_svg(tmp_path):
     made += figures.agreement_plot(rows, tmp_path / "agreement", "test")
     assert sorted(p.name for p in made) == ["agreement.png", "agreement.svg", "curves.png", "curves.svg"]
     assert all(p.stat().st_size > 1000 for p in made)
+
+
+def test_table1_plot_draws_intervals_over_coresets(tmp_path):
+    assert figures.half_interval(0.1, 3) == pytest.approx(4.302653 * 0.1 / 3**0.5, rel=1e-6)  # t_{0.975, 2}
+    assert figures.half_interval(0.1, 1) == 0.0 and figures.half_interval(None, 3) == 0.0
+    rows = [
+        {"column": c, "method": m, "ipc": i, "coresets": 3, "accuracy": {"mean": 0.2 + 0.01 * i, "std": 0.01}}
+        for c in ("HMC", "A-SGHMC (+Aug)")
+        for m in ("random", "fkl")
+        for i in (1, 10, 20)
+    ]
+    rows.append({"column": "HMC", "method": "rkl", "ipc": 10, "coresets": 1, "accuracy": None})  # not measured yet
+    made = figures.table1_plot(rows, tmp_path / "table1")
+    assert sorted(p.name for p in made) == ["table1.png", "table1.svg"] and all(p.stat().st_size > 0 for p in made)
+    with pytest.raises(ValueError, match="no row has accuracy"):
+        figures.table1_plot(rows[-1:], tmp_path / "none")

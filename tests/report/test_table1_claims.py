@@ -34,9 +34,7 @@ def test_a_claim_holds_only_when_every_interval_is_above_zero():
 
 def test_the_claims_read_the_grid_the_paper_describes():
     diffs = [
-        pair("rkl", "wasserstein", -0.03, -0.05, -0.01, ipc, protocol)
-        for ipc in (1, 10, 20)
-        for protocol in ("hmc",)
+        pair("rkl", "wasserstein", -0.03, -0.05, -0.01, ipc, protocol) for ipc in (1, 10, 20) for protocol in ("hmc",)
     ]
     diffs += [pair("rkl", "fkl", -0.02, -0.04, -0.005, ipc, "hmc") for ipc in (1, 10, 20)]
     diffs += [pair("wasserstein", "fkl", 0.001, -0.01, 0.012, 1, "hmc")]

@@ -5,6 +5,8 @@
   diagonal frequencies (k, k), averaged over images and channels.
 - Figure 3, :func:`cost_plot`: memory and time per iteration against ipc per method (benchmark JSON).
 - Figure 4, :func:`radar_plot`: per-corruption accuracy and NLL per method (evaluations with corruptions).
+- Table 1 as a picture, :func:`table1_plot`: accuracy per ipc, one line per method and one panel per column, with
+  95% Student-t intervals over the learnt coresets.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from safetensors import safe_open  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from ..data.preprocess import Preprocessor  # noqa: E402
 from ..io import atomic_write_bytes, load_tensors  # noqa: E402
+from .coresets import LEVEL  # noqa: E402
 
 
 def _save(fig, path: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
@@ -184,6 +188,45 @@ def agreement_plot(rows: list[dict], out: Path, title: str = "") -> list[Path]:
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(labels, fontsize=6)
         ax.set_title(f"{'agreement' if metric == 'agreement' else 'total variation'} ({better} is better)", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def half_interval(std: float | None, n: int) -> float:
+    """Half the width of the 95% Student-t interval of a mean of n values with standard deviation ``std``:
+    t_{0.975, n-1} std / sqrt(n), as the report's intervals (report/coresets.py); 0 for fewer than 2 values."""
+    if n < 2 or not std:
+        return 0.0
+    return float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * std / math.sqrt(n)
+
+
+def table1_plot(rows: list[dict], out: Path, title: str = "", metric: str = "accuracy") -> list[Path]:
+    """``rows``: dicts with ``column`` (a panel), ``method`` (a line), ``ipc``, ``coresets`` (n) and ``metric`` as
+    ``{"mean", "std"}`` over the coresets; a point's bar is the 95% Student-t interval of the mean over its n
+    coresets (mean +- t_{n-1} std / sqrt(n)), none when n = 1. Rows without the metric are left out."""
+    rows = [r for r in rows if isinstance(r.get(metric), dict) and r[metric].get("mean") is not None]
+    columns = list(dict.fromkeys(r["column"] for r in rows))
+    if not columns:
+        raise ValueError(f"no row has {metric}")
+    ipcs = sorted({r["ipc"] for r in rows})
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 3.2), squeeze=False, sharey=True)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for ax, column in zip(axes[0], columns):
+        for j, method in enumerate(methods):
+            rs = sorted((r for r in rows if r["column"] == column and r["method"] == method), key=lambda r: r["ipc"])
+            if not rs:
+                continue
+            xs = [ipcs.index(r["ipc"]) + 0.06 * (j - (len(methods) - 1) / 2) for r in rs]
+            means = [r[metric]["mean"] for r in rs]
+            half = [half_interval(r[metric].get("std"), r.get("coresets", 1)) for r in rs]
+            ax.errorbar(xs, means, yerr=half, marker="o", ms=4, capsize=3, lw=1, label=method)
+        ax.set_xticks(range(len(ipcs)))
+        ax.set_xticklabels([str(i) for i in ipcs])
+        ax.set_xlim(-0.5, len(ipcs) - 0.5)
+        ax.set(xlabel="images per class", title=column)
+    axes[0][0].set_ylabel(metric)
+    axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, out)
