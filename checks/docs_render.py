@@ -40,6 +40,7 @@ PAGES = {
     "methods/vbpc.html": ["VBPC: variational Bayesian pseudocoreset", "The maths (pseudocoresets.objectives.vbpc)"],
     "cli-and-configuration.html": ["CLI and configuration", "Commands", "Configuration reference"],
     "results/experiments/table1/index.html": ["Scaled-down Table 1", "Question", "Result"],
+    "results/index.html": ["Results", "In pictures"],  # its figures live beside the results (docs/hooks)
     "getting-started.html": ["Getting started", "From Python"],
 }
 # an include the snippets extension did not expand, also when a formatter spaced it out ("--8 < --"): searched in

@@ -207,6 +207,25 @@ def fmt(x: dict | None, digits: int = 4) -> str:
     return f"{x['mean']:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
 
 
+def draw_coresets(directory: Path, data: str, ipc: int = 10) -> None:
+    """Figures 1 and 2 from each row's first learnt coreset at ``ipc``: its images (a grid per method, without and
+    with DSA) and the log amplitude of the diagonal of their 2-D Fourier transform, per method."""
+    folder = HERE / "results" / "figures"
+    for augmented in (False, True):
+        found = {}
+        for row in ROWS:
+            path = directory / "coresets" / f"{method_name(row, augmented)}-ipc{ipc}"
+            if (path / "manifest.json").is_file() and (path / "coreset.safetensors").is_file():
+                found[method_name(row, augmented)] = path
+        for method, path in found.items():
+            classes = json.loads((path / "manifest.json").read_text()).get("classes")
+            figures.coreset_grid(
+                path, folder / f"fig1_{data}_{method}_ipc{ipc}", f"{method}, ipc {ipc}, {data}", classes
+            )
+        if len(found) > 1:
+            figures.fourier_amplitude(found, folder / f"fig2_fourier_{data}_ipc{ipc}{'_aug' if augmented else ''}")
+
+
 def summarise(data: str, out: Path) -> None:
     directory = out / data
     if not (directory / "evals").is_dir():
@@ -302,6 +321,7 @@ def summarise(data: str, out: Path) -> None:
         "steps": steps,
     }
     write_results(f"table1_quick_{data}", payload, text, HERE / "results")
+    draw_coresets(directory, data)
     lines = [{**g, "method": g["row"]} for g in grid]
     for metric in ("accuracy", "nll"):
         if any(isinstance(g.get(metric), dict) for g in lines):

@@ -18,6 +18,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.hashsalt"] = "pseudocoresets"  # SVG element ids from a fixed salt: reproducible files
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from safetensors import safe_open  # noqa: E402
@@ -34,7 +35,8 @@ def _save(fig, path: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Pa
     for ext in formats:
         target = path.with_suffix(f".{ext}")
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=120, bbox_inches="tight")
+        metadata = {"Date": None} if ext in ("svg", "pdf") else None  # the same figure, the same bytes
+        fig.savefig(buf, format=ext, dpi=120, bbox_inches="tight", metadata=metadata)
         atomic_write_bytes(target, buf.getvalue())
         out.append(target)
     plt.close(fig)
@@ -72,6 +74,7 @@ def coreset_grid(
                     cmap="gray" if img.shape[-1] == 1 else None,
                     vmin=0,
                     vmax=1,
+                    interpolation="nearest",  # the pixels as learnt, no smoothing
                 )
         if classes:
             axes[c][0].set_title(classes[c], fontsize=6, loc="left")
