@@ -7,7 +7,7 @@ covariance. Each run descends 1500 Adam steps as the family bench does (the benc
 W2) and records along the run: the mean term and the Bures term of W2, MTT's matching loss, and the cosine of
 MTT's gradient with the exact W2 gradient (and with the gradient of each term alone).
 
-    python experiments/blr_fidelity/w_wrong_way.py                  # small s0, medium s1 (W2 rose), small s1, medium s2
+    python experiments/blr_fidelity/w_wrong_way.py                  # small and medium, seeds 0-2
     python experiments/blr_fidelity/w_wrong_way.py --runs small:0 medium:1
 
 Writes experiments/blr_fidelity/results/w_wrong_way.{json,md}; runs already there are kept.
@@ -137,7 +137,7 @@ def run(member_name: str, seed: int) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| problem, seed (w = 1) | W2: start -> MTT end (exact descent's end) | mean term: start -> end (exact) | "
+        "| problem, seed (w = 1) | W2^2: start -> MTT end (exact descent's end) | mean term: start -> end (exact) | "
         "Bures term: start -> end (exact) | MTT matching loss first -> last quarter | cosine of MTT's gradient with "
         "exact W2's: mean (first / last quarter) | ... with the mean term's / Bures term's | coreset norm start -> "
         "end (exact) | log precision ratio start -> end (exact) |",
@@ -165,7 +165,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", nargs="*", default=["small:0", "medium:1", "small:1", "medium:2"])
+    p.add_argument("--runs", nargs="*", default=["small:0", "medium:1", "small:1", "medium:2", "small:2", "medium:0"])
     args = p.parse_args()
     torch.set_num_threads(1)
     path = RESULTS / "w_wrong_way.json"

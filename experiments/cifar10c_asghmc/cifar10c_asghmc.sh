@@ -21,8 +21,9 @@ BPC=${BPC:-.venv/bin/bpc}
 CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
 OUT=${OUT:-runs/cifar10c-asghmc}
 RESULTS=experiments/cifar10c_asghmc/results
-# --hmc.settle_rhat 0: the fixed budget these results were measured with (the quick preset now settles)
-common=(--preset quick --hmc.settle_rhat 0 --methods "${METHODS:-random,fkl,wasserstein,vbpc}" --ipcs 10
+# --hmc.settle_rhat 0, --asghmc.settle_tv 0: the fixed budgets these results were measured with (the quick preset now
+# settles both protocols)
+common=(--preset quick --hmc.settle_rhat 0 --asghmc.settle_tv 0 --methods "${METHODS:-random,fkl,wasserstein,vbpc}" --ipcs 10
         --evaluate.agreement --quiet --data.name cifar10 --data.root "$CIFAR"
         --evaluate.corruptions standard --evaluate.corruption_subset "${CORRUPTION_SUBSET:-200}")
 mkdir -p $RESULTS

@@ -25,8 +25,9 @@ mkdir -p "$RUNS"
 $PY -c "import json, sys; sys.path.insert(0, 'benchmarks'); from common import machine; print(json.dumps(machine()))" \
   > "$RUNS/machine.json"
 read -r -a extra <<< "${EXTRA:-}"
-# --hmc.settle_rhat 0: the fixed budget these results were measured with (the quick preset now settles)
-common=(--preset quick --hmc.settle_rhat 0 --ipcs 10 --evaluate.agreement --quiet "${extra[@]}")
+# --hmc.settle_rhat 0, --asghmc.settle_tv 0 --asghmc.thin 5: the fixed budgets these results were measured with
+# (the quick preset now settles both protocols and keeps one A-SGHMC state per 50 steps)
+common=(--preset quick --hmc.settle_rhat 0 --asghmc.settle_tv 0 --asghmc.thin 5 --ipcs 10 --evaluate.agreement --quiet "${extra[@]}")
 cifar=(--data.name cifar10 --data.root ../shared/data/cifar10-jpeg.tar.gz)
 run() {  # name, source run, dataset, what it varies, extra args...
   local out=$RUNS/$1 source=runs/$2

@@ -24,8 +24,9 @@ cd "$(dirname "$0")/../.."
 BPC=${BPC:-.venv/bin/bpc}
 CIFAR=${CIFAR:-../shared/data/cifar10-jpeg.tar.gz}
 what=${1:-all}
-# --hmc.settle_rhat 0: the fixed budget these results were measured with (the quick preset now settles)
-common=(--preset quick --hmc.settle_rhat 0 --methods "${METHODS:-random,vbpc}" --ipcs 10
+# --hmc.settle_rhat 0, --asghmc.settle_tv 0 --asghmc.thin 5: the fixed budgets these results were measured with
+# (the quick preset now settles both protocols and keeps one A-SGHMC state per 50 steps)
+common=(--preset quick --hmc.settle_rhat 0 --asghmc.settle_tv 0 --asghmc.thin 5 --methods "${METHODS:-random,vbpc}" --ipcs 10
         --protocols "${PROTOCOLS:-vbpc,hmc}" --evaluate.agreement --quiet ${ITERATIONS:+--distill.iterations $ITERATIONS}
         ${EXTRA:-})
 RESULTS=experiments/vbpc_images/results

@@ -47,6 +47,8 @@ def test_earlier_evaluations_keep_their_identity(tmp_path, name, protocol):
     if name == "paper":  # the paper preset at ipc 1 (its official HMC schedule), with options in three sections
         ipc = 1
         overrides = {"evaluate.friction": 0.2, "evaluate.vbpc_steps": 50, "evaluate.mass": "diagonal"}
+    if name == "quick":  # the fixed budgets and A-SGHMC's thinning the quick preset had then
+        overrides = {"hmc.settle_rhat": 0, "asghmc.settle_tv": 0, "asghmc.thin": 5}
     ws = _workspace(tmp_path, name, **overrides)
     cell = ws.config.resolve("random", ipc, protocol)
     assert json.dumps(ws.earlier_evaluation_identity(cell), sort_keys=True) == EARLIER[(name, protocol)]
@@ -111,12 +113,29 @@ def test_unknown_protocols_and_bad_protocol_options_are_refused(tmp_path):
             validate_run(apply_overrides(preset("quick"), {key: value, "protocols": "hmc,asghmc"}))
 
 
+def test_a_settled_evaluation_never_takes_a_fixed_budgets_earlier_identity(tmp_path):
+    """The flat section predates the stopping rule: an evaluation it identifies ran a fixed budget, so a cell
+    under the rule does not adopt it (the same cell with a fixed budget does)."""
+    for protocol, rule in (("hmc", "hmc.settle_rhat"), ("asghmc", "asghmc.settle_tv")):
+        fixed = _workspace(tmp_path, protocols=protocol, **{"hmc.settle_rhat": 0, "asghmc.settle_tv": 0})
+        settled = _workspace(
+            tmp_path,
+            protocols=protocol,
+            **{"hmc.settle_rhat": 0, "asghmc.settle_tv": 0, rule: 1.05 if protocol == "hmc" else 0.06},
+        )
+        cell_fixed, cell_settled = (ws.config.resolve("random", 10, protocol) for ws in (fixed, settled))
+        flat = fixed.earlier_evaluation_identity(cell_fixed)
+        assert flat == settled.earlier_evaluation_identity(cell_settled)  # the flat section cannot tell them apart
+        assert any(e.get("evaluate") == flat for e in fixed.eval_dir(cell_fixed).earlier)
+        assert not any(e.get("evaluate") == flat for e in settled.eval_dir(cell_settled).earlier)
+
+
 def test_an_evaluation_at_its_earlier_location_is_moved_with_one_line(tmp_path, capsys):
     """Written where the earlier version put A-SGHMC's typed temperature (``-eval-T0.01``), with the earlier flat
     identity: found, moved to its location now, reused; one line says so."""
     from pseudocoresets.io import atomic_write_json
 
-    ws = _workspace(tmp_path, protocols="asghmc", **{"evaluate.temperature": 0.01})
+    ws = _workspace(tmp_path, protocols="asghmc", **{"evaluate.temperature": 0.01, "asghmc.settle_tv": 0})
     cell = ws.config.resolve("random", 10, "asghmc")
     art = ws.eval_dir(cell)
     old = art.moved_from[0]
@@ -130,7 +149,9 @@ def test_an_evaluation_at_its_earlier_location_is_moved_with_one_line(tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "moved" in err and old.name in err
     # an artifact of another identity at the earlier location stays where it is
-    other = _workspace(tmp_path / "b", protocols="asghmc", **{"evaluate.temperature": 0.01, "asghmc.chains": 9})
+    other = _workspace(
+        tmp_path / "b", protocols="asghmc", **{"evaluate.temperature": 0.01, "asghmc.chains": 9, "asghmc.settle_tv": 0}
+    )
     art2 = other.eval_dir(other.config.resolve("random", 10, "asghmc"))
     atomic_write_json(art2.moved_from[0] / "config.json", {"kind": "evaluation", "config": art.earlier[0]})
     assert not art2.is_complete() and art2.moved_from[0].exists() and not art2.path.exists()

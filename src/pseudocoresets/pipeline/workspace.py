@@ -272,7 +272,9 @@ class Workspace:
         earlier = {**coreset, "evaluate": self.earlier_evaluation_identity(cell)}
         if ev.common.agreement:
             cfg["reference"] = earlier["reference"] = self.reference_dir().config
-        earliers = [earlier]
+        # the flat section predates the stopping rule: what it identifies ran a fixed budget, never a settled one
+        settles = getattr(ev.own, "settle_rhat", 0) or getattr(ev.own, "settle_tv", 0)
+        earliers = [] if settles else [earlier]
         if getattr(ev.own, "settle_rhat", 0):  # the diagnostic points then set the budget: part of what is computed
             if ev.common.diagnostic_points == EvalConfig.diagnostic_points:  # as written before they were recorded
                 earliers.append(copy.deepcopy(cfg))
