@@ -3,8 +3,9 @@
 # features, known noise 1, coresets of 20 points learnt with Adam for 300 iterations): every objective, HMC
 # evaluation, and the exact KL / W2 between each coreset posterior and the full-data posterior.
 # Three settings: the paper's unweighted coreset posterior (w = 1), the full data's scale (w = N/M), and
-# rKL with persistent chains (--rkl.samples chains) at w = 1. The rKL options are pinned to what the committed
-# results were made with (the paper's q_u; then 4 chains from step 0.01), not the blr preset's chains of today.
+# rKL with persistent chains (--rkl.samples chains) at w = 1. The rKL and fkl_mcmc options are pinned to what the
+# committed results were made with (the paper's q_u; then 4 chains from step 0.01; fkl_mcmc's chains from step
+# 0.01), not the blr preset's chains of today.
 # Writes experiments/blr_fidelity/results/blr_pipeline.{md,json}.
 #   bash experiments/blr_fidelity/blr_pipeline.sh
 set -euo pipefail
@@ -13,8 +14,9 @@ BPC=${BPC:-.venv/bin/bpc}
 RESULTS=experiments/blr_fidelity/results
 mkdir -p $RESULTS
 start=$SECONDS
-$BPC table --preset blr --out runs/blr --rkl.samples gaussian --quiet > /dev/null
-$BPC table --preset blr --out runs/blr --posterior.weight n/m --rkl.samples gaussian --quiet > /dev/null
+$BPC table --preset blr --out runs/blr --rkl.samples gaussian --fkl_mcmc.chain_step_size 0.01 --quiet > /dev/null
+$BPC table --preset blr --out runs/blr --posterior.weight n/m --rkl.samples gaussian --fkl_mcmc.chain_step_size 0.01 \
+  --quiet > /dev/null
 $BPC table --preset blr --out runs/blr-rkl-chains --methods random,rkl --rkl.samples chains --rkl.chains 4 \
   --rkl.chain_step_size 0.01 --quiet > /dev/null
 {

@@ -284,8 +284,11 @@ def preset(name: str) -> RunConfig:
             protocol_options=_protocol_sections(
                 {"hmc": {"chains": 4, "iterations": 400, "burn_in": 200, "thin": 5}, "asghmc": {"chains": 4}}
             ),
-            # fkl_mcmc: more chains, and pi_x from the reference posterior's samples (HMC), without noise
-            objectives=_objective_sections({"fkl_mcmc": {"chains": 8, "x_source": "reference", "noise_x": 0.0}}),
+            # fkl_mcmc: more chains starting at step size 0.1 (as the closed-form family measured them), and pi_x
+            # from the reference posterior's samples (HMC), without noise
+            objectives=_objective_sections(
+                {"fkl_mcmc": {"chains": 8, "chain_step_size": 0.1, "x_source": "reference", "noise_x": 0.0}}
+            ),
             methods=["random", "fkl", "fkl_mcmc", "rkl", "wasserstein"],
             ipcs=[20],
             preset="blr",

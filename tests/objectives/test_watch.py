@@ -146,11 +146,23 @@ def test_vbpc_with_the_image_defaults_diverges_on_blr_and_is_refused():
         blr_vbpc(small, "1", coreset_noise=0.1, lr_targets=10.0)
 
 
-def test_the_blr_preset_rkl_is_the_family_bench_case_with_chains():
-    """The family bench's numbers for rKL with chains are the blr preset's: the same options."""
-    (case,) = [c for c in family_cases() if c[0] == "rkl, samples chains"]
-    _, own = preset("blr").cell("rkl", 20)
+@pytest.mark.parametrize(
+    "method, label",
+    [
+        ("rkl", "rkl, samples chains"),
+        ("fkl_mcmc", "fkl_mcmc"),
+        ("fkl", "fkl (Algorithm 1)"),
+        ("wasserstein", "wasserstein (MTT)"),
+    ],
+)
+def test_the_blr_preset_is_the_family_benchs_case(method, label):
+    """The family bench's numbers (experiments/blr_fidelity/results/fidelity_family.md) are the blr preset's for
+    these objectives: the same objective options and the same student."""
+    (case,) = [c for c in family_cases() if c[0] == label]
+    distill, own = preset("blr").cell(method, 20)
     assert own == case[3]
+    keys = ("lr_student", "student_steps", "expert_epochs", "max_start_epoch", "batch_syn")
+    assert {k: getattr(distill, k) for k in keys} == {k: getattr(case[2], k) for k in keys}
 
 
 class Rising(Drifting):
