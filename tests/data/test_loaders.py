@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from pseudocoresets.data import DataConfig, Normalizer, load_dataset
-from pseudocoresets.data import imagefolder
+from pseudocoresets.data import datasets, imagefolder
 from pseudocoresets.data.idx import read_idx
 from pseudocoresets.errors import UserError
 from helpers import make_fashion_dir, write_idx
@@ -343,3 +343,27 @@ def test_an_empty_training_split_is_one_line_without_a_warning():
         warnings.simplefilter("error")  # std()'s warning before the error would make two lines
         with pytest.raises(UserError, match="holds no examples"):
             fit_preprocessor(empty, DataConfig())
+
+
+def test_an_image_folders_test_split_comes_in_a_seeded_order_covering_every_class(tmp_path):
+    """Image folders list their files class by class; the first test points (diagnostic points, a stopping rule's
+    points, a corrupted subset) must be a sample of every class, as in the IDX files and CIFAR-10's batches. The
+    test split is the same set of (image, label) pairs, the training split is in file order."""
+    rng = np.random.default_rng(1)
+    tree = tmp_path / "tree"
+    for split, n in (("train", 2), ("test", 20)):
+        for cls in ("a", "b", "c", "d"):
+            d = tree / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                (d / f"{i:02d}.png").write_bytes(_png(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)))
+    cfg = DataConfig(name="imagefolder", root=str(tree), cache_dir=str(tmp_path / "cache"))
+    assert datasets.test_order(cfg) == "seeded"
+    data, decoded = load_dataset(cfg), imagefolder.load_imagefolder(tree, None)
+    assert torch.equal(torch.from_numpy(decoded[1]), data.train_y) and data.train_y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert torch.from_numpy(decoded[3]).tolist() == sorted(data.test_y.tolist())  # in files: class by class
+    assert len(set(data.test_y[:8].tolist())) >= 3  # the first 8 of 80 are not one class
+    pairs = lambda x, y: sorted((int(c), bytes(i.numpy().tobytes())) for i, c in zip(x, y))  # noqa: E731
+    assert pairs(data.test_x, data.test_y) == pairs(torch.from_numpy(decoded[2]), torch.from_numpy(decoded[3]))
+    assert torch.equal(load_dataset(cfg).test_y, data.test_y)  # the same order every time (and from the cache)
+    assert datasets.test_order(DataConfig(name="fashion-mnist")) == "file"

@@ -183,3 +183,16 @@ def test_the_diagnostic_points_enter_the_identity_when_they_set_the_budget(tmp_p
     )
     fixed = _workspace(tmp_path, **{"hmc.settle_rhat": 0})
     assert "diagnostic_points" not in fixed.eval_dir(fixed.config.resolve("random", 10, "hmc")).config["hmc"]
+
+
+def test_what_reads_test_points_one_by_one_follows_the_test_order(tmp_path):
+    """On an image folder (test split reordered when loaded) the reference and the evaluations are other artifacts
+    than those made in the files' order; experts and coresets are the same ones."""
+    folder = _workspace(tmp_path, **{"data.name": "imagefolder", "data.root": str(tmp_path / "tree")})
+    fmnist = _workspace(tmp_path)
+    cell = folder.config.resolve("fkl", 10, "hmc")
+    assert folder.reference_dir().config["test_order"] == "seeded"
+    assert folder.eval_dir(cell).config["test_order"] == "seeded"
+    assert "test_order" not in folder.coreset_dir(cell).config and "test_order" not in folder.experts_dir().config
+    f_cell = fmnist.config.resolve("fkl", 10, "hmc")
+    assert "test_order" not in fmnist.reference_dir().config and "test_order" not in fmnist.eval_dir(f_cell).config

@@ -167,6 +167,30 @@ def train_subset(data: ImageData | TabularData, size: int, seed: int) -> ImageDa
     return dataclasses.replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
 
 
+TEST_ORDER_SEED = 0
+
+
+def test_order(config: DataConfig) -> str:
+    """How the test split is ordered: ``"file"`` (as the files hold it: the IDX files and CIFAR-10's batches are
+    already in mixed class order) or ``"seeded"`` for image folders, whose files come class by class and whose
+    test split is therefore put in a fixed random order (:data:`TEST_ORDER_SEED`) when loaded. The first n test
+    points (the diagnostic points, the stopping rule's points, a corrupted subset, a snapshot's quick score) are
+    then a sample of every class, not of the first class listed. Only the test split is reordered: the training
+    split, and with it experts and coresets, are as before."""
+    if config.name == "imagefolder":
+        return "seeded"
+    if config.name == "cifar10":
+        root = Path(config.root or DEFAULT_ROOTS.get(config.name, ""))
+        if not (root.is_dir() and find_cifar_root(root) is not None):
+            return "seeded"
+    return "file"
+
+
+def _seeded_test_order(data: ImageData) -> ImageData:
+    order = torch.randperm(len(data.test_y), generator=torch.Generator().manual_seed(TEST_ORDER_SEED))
+    return dataclasses.replace(data, test_x=data.test_x[order].contiguous(), test_y=data.test_y[order].contiguous())
+
+
 def _load(config: DataConfig) -> ImageData | TabularData:
     config.validate()
     if config.name == "synthetic-regression":
@@ -188,4 +212,4 @@ def _load(config: DataConfig) -> ImageData | TabularData:
             "cifar-10-python.tar.gz) or to an image-folder tree/.tar.gz"
         )
     *arrays, classes = load_imagefolder(root, cache)
-    return _check(config.name, arrays, classes)
+    return _seeded_test_order(_check(config.name, arrays, classes))  # test_order(config) == "seeded"

@@ -37,6 +37,7 @@ import torch
 
 from ..config import Cell, RunConfig, renamed_options
 from ..data import FeatureScaler, ImageData, Preprocessor, TabularData, fit_preprocessor, load_dataset
+from ..data.datasets import test_order
 from ..errors import UserError
 from ..experts import ExpertConfig, expert_file
 from ..models import FlatModel, build_likelihood, build_model, resolve_precision
@@ -225,6 +226,13 @@ class Workspace:
         independent = cell.distill.expert_sets == "independent" and needs_experts(cell.method)
         return cell.replicate if independent else 0
 
+    def test_order_identity(self) -> dict:
+        """``{"test_order": "seeded"}`` where the loader reorders the test split (image folders: data/datasets.py
+        ``test_order``), else nothing: what reads test points one by one (the reference's predictive, which
+        agreement compares point by point; diagnostics, stopping rules, corrupted subsets) is then another
+        artifact than one made in the files' class-by-class order, while experts and coresets stay the same."""
+        return {"test_order": "seeded"} if test_order(self.config.data) == "seeded" else {}
+
     def reference_dir(self, reference: ReferenceConfig | None = None) -> ArtifactDir:
         """The run's reference posterior, or with ``reference`` another one (a companion that checks it,
         ``ReferenceConfig.companion``), under ``references/<sampler>-seed<seed>``."""
@@ -237,6 +245,7 @@ class Workspace:
         if own.sampler == "csghmc" and own.settle_rhat:  # its diagnostic points set its budget
             cfg["reference"]["diagnostic_points"] = self.config.evaluate.diagnostic_points
         cfg["prior_std"] = self.config.posterior.prior_std
+        cfg.update(self.test_order_identity())
         if self.reference_starts() == "random" and own.sampler != "ensemble":  # chains from random weights, not
             cfg["chain_starts"] = "random"  # the experts' (a weaker reference at the same budget): another artifact
         path = reference_path(self.out) if reference is None else companion_path(self.out, own.sampler, own.seed)
@@ -269,6 +278,7 @@ class Workspace:
         ev = cell.evaluation
         coreset = self.coreset_dir(cell).config
         cfg = {**coreset, "evaluate": identity_dict(ev.common), ev.module.SECTION: identity_dict(ev.own)}
+        cfg.update(self.test_order_identity())
         earlier = {**coreset, "evaluate": self.earlier_evaluation_identity(cell)}
         if ev.common.agreement:
             cfg["reference"] = earlier["reference"] = self.reference_dir().config
