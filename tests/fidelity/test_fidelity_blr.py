@@ -4,7 +4,8 @@ what exact-gradient descent reaches from the same start (pseudocoresets.fidelity
 
 Thresholds are in ``fidelity.blr.CHECKS``; ``checks/fidelity_mutants.py`` runs deliberately broken copies of
 the objectives (a deleted term, a flipped sign, a mean/sum or weight mix-up) through the same checks and shows
-that each one fails (results in checks/results/fidelity_mutants.md). Two of those mutants run here too.
+that each one fails (results in checks/results/fidelity_mutants.md); the suite checks that every mutant still fits
+the code it replaces, so that the script stays runnable.
 """
 
 import pytest
@@ -12,7 +13,6 @@ import torch
 
 from pseudocoresets.evaluation.gaussian import linear_gaussian_posterior
 from pseudocoresets.fidelity.blr import CHECKS, BLRProblem, run_check
-from pseudocoresets.objectives import fkl_mcmc, rkl
 from pseudocoresets.samplers import PosteriorSpec
 
 
@@ -25,41 +25,6 @@ def test_objective_step_reaches_a_large_share_of_the_exact_reduction(label, weig
     r = run_check(label, weight)
     assert r["exact_reduction"] > 0.5  # the bench itself: exact descent makes real progress
     assert r["share"] >= least, r
-
-
-def _rkl_without_coreset_term(coreset_log_lik, data_log_lik, thetas, coreset_size, data_size, posterior, **shares):
-    """Mutant: c(theta) = -f_x only (Eq. 4's -f_u term deleted); one process (``shares`` unused)."""
-    num = len(thetas)
-    with torch.no_grad():
-        full = torch.stack([data_log_lik(t, s).detach() for s, t in enumerate(thetas)])
-    c = -data_size * full
-    weights = c - c.mean()
-    for s in range(num):
-        ((weights[s] * coreset_size / (num * data_size)) * coreset_log_lik(thetas[s].detach(), s)).backward()
-    return weights.mean()
-
-
-def _contrastive_flipped(log_lik, thetas_u, thetas_x):
-    """Mutant: the pi_u and pi_x terms with swapped signs."""
-    total = torch.zeros((), dtype=thetas_u.dtype)
-    for thetas, sign in ((thetas_u, -1.0), (thetas_x, 1.0)):
-        for theta in thetas:
-            term = sign * log_lik(theta.detach()) / len(thetas)
-            term.backward()
-            total = total + term.detach()
-    return total
-
-
-def test_a_deleted_term_in_rkl_fails_its_check(monkeypatch):
-    # at w = N/M the coreset and full-data terms of c balance (at w = 1 the coreset term is M/N of the other and
-    # its deletion hardly moves the exact gradient either)
-    monkeypatch.setattr(rkl, "rkl_surrogate", _rkl_without_coreset_term)
-    assert run_check("rkl, samples gaussian (paper)", "N/M")["share"] < 0.9
-
-
-def test_a_flipped_sign_in_fkl_mcmc_fails_its_check(monkeypatch):
-    monkeypatch.setattr(fkl_mcmc, "contrastive_backward", _contrastive_flipped)
-    assert run_check("fkl_mcmc", "1")["share"] < 0.7
 
 
 def test_exact_divergences_are_zero_between_equal_posteriors_and_positive_otherwise():
