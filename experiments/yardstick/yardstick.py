@@ -115,7 +115,18 @@ def summarise(data: str, out: Path) -> None:
             {
                 **{k: e[k] for k in ("method", "protocol", "coreset_seed") if k in e},
                 **{k: e[k]["mean"] for k in ("accuracy", "nll", "agreement", "tv") if isinstance(e.get(k), dict)},
-                **{k: repeat.get(k) for k in ("iterations", "stopped", "settle_rhat", "halves_tv", "rhat_max")},
+                **{
+                    k: repeat.get(k)
+                    for k in (
+                        "iterations",
+                        "stopped",
+                        "settle_rhat",
+                        "halves_tv",
+                        "rhat_max",
+                        "sampling_seconds",
+                        "prediction_seconds",
+                    )
+                },
             }
         )
     payload = {
@@ -138,8 +149,9 @@ def summarise(data: str, out: Path) -> None:
         else "Complete.\n\n"
     )
     per_eval = [
-        "| method | coreset seed | protocol | accuracy | NLL | agreement | iterations per chain | stopped | R-hat |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | coreset seed | protocol | accuracy | NLL | agreement | iterations per chain | stopped | R-hat | "
+        "sampling s | scoring s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in sorted(
         evaluations, key=lambda e: (str(e.get("protocol")), str(e.get("method")), e.get("coreset_seed") or 0)
@@ -150,7 +162,8 @@ def summarise(data: str, out: Path) -> None:
         per_eval.append(
             f"| {e['method']} | {e['coreset_seed']} | {e['protocol']} | {e.get('accuracy', float('nan')):.4f} | "
             f"{e.get('nll', float('nan')):.4f} | {e.get('agreement', float('nan')):.4f} | {e.get('iterations')} | "
-            f"{e.get('stopped')} | {'—' if rhat is None else f'{rhat:.3f}'} |"
+            f"{e.get('stopped')} | {'—' if rhat is None else f'{rhat:.3f}'} | {whole_seconds(e.get('sampling_seconds'))} | "
+            f"{whole_seconds(e.get('prediction_seconds'))} |"
         )
     targets = target_lines(data, report, ceiling)
     seconds = sum(s["seconds"] for s in steps)
@@ -165,6 +178,10 @@ def summarise(data: str, out: Path) -> None:
         + "\n"
     )
     write_results(f"yardstick_{data}", payload, text, HERE / "results")
+
+
+def whole_seconds(value) -> str:
+    return "—" if value is None else f"{value:.0f}"
 
 
 def target_lines(data: str, report: dict, ceiling: dict) -> str:
