@@ -58,7 +58,7 @@ def test_halves_tv_is_the_total_variation_of_the_two_halves():
         prepare = None
 
         class common:
-            test_batch = 8
+            test_batch, compile = 8, False
 
     Ctx.model, Ctx.test_y = model, torch.tensor([0, 1])
     big = torch.zeros(model.num_params)
@@ -94,7 +94,7 @@ def _context():
         test_sets, prepare = sets, None
 
         class common:
-            test_batch = 64
+            test_batch, compile = 64, False
 
     Ctx.model, Ctx.test_y = model, test_y
     return model, Ctx
@@ -107,8 +107,8 @@ def test_checks_score_each_kept_state_once_and_agree_with_the_direct_computation
     g = torch.Generator().manual_seed(0)
     chains = [Chain(samples=[torch.randn(model.num_params, generator=g) for _ in range(6)]) for _ in range(2)]
     calls = []
-    original = sampled.predictive_probs
-    monkeypatch.setattr(sampled, "predictive_probs", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = sampled.predictive_average
+    monkeypatch.setattr(sampled, "predictive_average", lambda *a, **k: calls.append(1) or original(*a, **k))
     points = sampled.SettlePoints(Ctx, 40)
     points.check(chains)
     assert len(calls) == 12
@@ -132,3 +132,26 @@ def test_a_check_before_any_state_is_kept_does_not_settle():
         settle_tv, settle_rhat = 0.5, 1.1
 
     assert not sampled.criteria_met(Rule, {**check, "settle_rhat": 1.0})
+
+
+def test_the_checks_score_compiled_when_the_kept_states_make_it_pay(monkeypatch):
+    """The stopping rule's points are scored by the same compiled network as the final scoring when the states
+    kept up to the cap give it enough forwards (evaluation/scoring.py compile_pays), eagerly otherwise."""
+    from pseudocoresets.evaluation import scoring
+    from pseudocoresets.evaluation.protocols import sampled
+    from pseudocoresets.models import compiling
+
+    model, Ctx = _context()
+    Ctx.common.compile = True
+    monkeypatch.setattr(compiling, "can_compile", lambda module, device: True)
+    assert sampled.SettlePoints(Ctx, 40, states=scoring.COMPILE_MIN_FORWARDS).compile
+    assert not sampled.SettlePoints(Ctx, 40, states=1).compile
+    Ctx.common.compile = False  # --no-evaluate.compile
+    assert not sampled.SettlePoints(Ctx, 40, states=scoring.COMPILE_MIN_FORWARDS).compile
+    seen = []
+    points = sampled.SettlePoints(Ctx, 40, states=scoring.COMPILE_MIN_FORWARDS)
+    points.compile = True
+    eager = sampled.predictive_average
+    monkeypatch.setattr(sampled, "predictive_average", lambda *a: seen.append(a[-1]) or eager(*a[:-1], False))
+    points.check([Chain(samples=[torch.zeros(model.num_params)] * 4) for _ in range(2)])
+    assert seen == [True] * 8

@@ -49,7 +49,7 @@ from ...samplers import (
 )
 from ...utils import generator, progress
 from ..diagnostics import predictive_diagnostics
-from ..scoring import prepared, compile_pays, predictive_average, predictive_probs, predictive_samples
+from ..scoring import prepared, compile_pays, predictive_average, predictive_samples
 from .interface import DRAWS, Prediction, ProtocolContext
 
 # (posterior, config) -> (kernel, step-size adapter or None, thinning phase of the driver, mass adapter or None)
@@ -154,10 +154,14 @@ class SettlePoints:
     it is kept (a check scores only the states kept since the last one), and (S1), the even/odd TV and the pooled
     predictive's accuracy and NLL follow from the saved per-state predictives."""
 
-    def __init__(self, ctx: ProtocolContext, points: int):
+    def __init__(self, ctx: ProtocolContext, points: int, states: int = 0):
         self.ctx, self.x = ctx, ctx.test_sets["test"][:points]
         self.y = ctx.test_y[: len(self.x)].long()
         self.scored: list[list[torch.Tensor]] = []
+        # compiled where the kept states at the cap (``states``) make it pay, as the final scoring: the same
+        # compiled network, the points padded to its batch
+        common = ctx.common
+        self.compile = compile_pays(common.compile, ctx.model, states, len(self.x), common.test_batch, self.x.device)
 
     def check(self, chains: list[Chain]) -> dict[str, float]:
         """One check (module docstring): TV of the halves and of even/odd states, the median split R-hat of the
@@ -167,7 +171,9 @@ class SettlePoints:
             self.scored.append([])
         for scored, chain in zip(self.scored, chains):
             for theta in chain.samples[len(scored) :]:
-                scored.append(predictive_probs(ctx.model, theta, self.x, ctx.common.test_batch, ctx.prepare))
+                scored.append(
+                    predictive_average(ctx.model, theta[None], self.x, ctx.common.test_batch, ctx.prepare, self.compile)
+                )
         out = {}
         for key, interleaved in (("halves_tv", False), ("interleaved_tv", True)):
             firsts, seconds = _split(self.scored, interleaved)
@@ -330,7 +336,7 @@ def sample_predictive(
     chains = [r.chain for r in runs]
     settled: dict = {}
     budget, cap, trace = config.iterations, iteration_cap(config), []
-    points = SettlePoints(ctx, config.settle_points) if settle else None
+    points = SettlePoints(ctx, config.settle_points, kept_per_chain(config) * config.chains) if settle else None
     while settle:  # the stopping rule (module docstring): double the post-burn-in length until it has settled
         trace.append({"iterations": budget, **points.check(chains)})
         met = criteria_met(config, trace[-1])
