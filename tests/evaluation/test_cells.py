@@ -194,5 +194,12 @@ def test_what_reads_test_points_one_by_one_follows_the_test_order(tmp_path):
     assert folder.reference_dir().config["test_order"] == "seeded"
     assert folder.eval_dir(cell).config["test_order"] == "seeded"
     assert "test_order" not in folder.coreset_dir(cell).config and "test_order" not in folder.experts_dir().config
+    fixed = folder.config.resolve("fkl", 10, "vbpc")  # no stopping rule: only the order keeps the flat identity out
+    flat = folder.earlier_evaluation_identity(fixed)
+    assert not any(e.get("evaluate") == flat for e in folder.eval_dir(fixed).earlier)
+    f_fixed = fmnist.config.resolve("fkl", 10, "vbpc")
+    assert any(
+        e.get("evaluate") == fmnist.earlier_evaluation_identity(f_fixed) for e in fmnist.eval_dir(f_fixed).earlier
+    )
     f_cell = fmnist.config.resolve("fkl", 10, "hmc")
     assert "test_order" not in fmnist.reference_dir().config and "test_order" not in fmnist.eval_dir(f_cell).config

@@ -282,9 +282,10 @@ class Workspace:
         earlier = {**coreset, "evaluate": self.earlier_evaluation_identity(cell)}
         if ev.common.agreement:
             cfg["reference"] = earlier["reference"] = self.reference_dir().config
-        # the flat section predates the stopping rule: what it identifies ran a fixed budget, never a settled one
+        # the flat section predates the stopping rule (what it identifies ran a fixed budget, never a settled one)
+        # and the seeded test order (on an image folder it read the files' class-by-class order)
         settles = getattr(ev.own, "settle_rhat", 0) or getattr(ev.own, "settle_tv", 0)
-        earliers = [] if settles else [earlier]
+        earliers = [] if settles or self.test_order_identity() else [earlier]
         if getattr(ev.own, "settle_rhat", 0):  # the diagnostic points then set the budget: part of what is computed
             if ev.common.diagnostic_points == EvalConfig.diagnostic_points:  # as written before they were recorded
                 earliers.append(copy.deepcopy(cfg))
