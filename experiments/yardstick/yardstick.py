@@ -125,6 +125,7 @@ def summarise(data: str, out: Path) -> None:
                         "rhat_max",
                         "sampling_seconds",
                         "prediction_seconds",
+                        "settle_trace",
                     )
                 },
             }
